@@ -1,0 +1,90 @@
+"""The database handle: one async engine per process, with SQLite tuned for concurrent writers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+READ_ONLY = "ropos_read_only"
+
+
+class Database:
+    """Engine plus the rules for opening read and write transactions.
+
+    SQLite allows one writer at a time: writes start with BEGIN IMMEDIATE (so a transaction never
+    upgrades from a read lock and dies with "database is locked"), and writers of this process
+    queue on an asyncio lock instead of spinning in SQLite's busy handler. Other processes on the
+    same file are kept in line by busy_timeout.
+    """
+
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        pool_size: int = 10,
+        max_overflow: int = 10,
+        sqlite_busy_timeout_ms: int = 30_000,
+        echo: bool = False,
+    ) -> None:
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        options: dict[str, Any] = {"echo": echo, "pool_pre_ping": not self.is_sqlite}
+        if not self.is_sqlite:
+            options.update(pool_size=pool_size, max_overflow=max_overflow, pool_timeout=30)
+        self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        if self.is_sqlite:
+            _tune_sqlite(self.engine, sqlite_busy_timeout_ms)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a write transaction; the caller commits, anything else rolls back."""
+        if self._write_lock is None:
+            async with self.engine.connect() as conn:
+                await conn.begin()
+                yield conn
+            return
+        async with self._write_lock, self.engine.connect() as conn:
+            await conn.begin()
+            yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads: one consistent snapshot, never a write lock."""
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(**{READ_ONLY: True})
+            await conn.begin()
+            yield conn
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")

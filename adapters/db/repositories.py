@@ -1,0 +1,611 @@
+"""Repositories: every SQL statement of the write side. Each works on the connection of one unit of
+work; none commits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters.db.tables import (
+    customer_holds,
+    customer_sku_holds,
+    outbox,
+    reservation_groups,
+    reservation_lines,
+    reservation_policy,
+    reservations,
+    skus,
+    stock_levels,
+    stock_movements,
+    stores,
+)
+from domain.events import Event, ReservationEvent, StockChanged
+from domain.geo import GeoPoint, bounding_box, distance_km
+from domain.policy import ReservationPolicy
+from domain.reservations import Line, Reservation, Status
+from domain.sourcing import Candidate
+from domain.stock import Movement, StockLevel
+
+
+class InvariantViolated(RuntimeError):
+    """The database disagrees with what the code knows must hold; never expected."""
+
+
+def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+# --- stock ----------------------------------------------------------------------------------------
+
+_available = stock_levels.c.on_hand - stock_levels.c.reserved - stock_levels.c.safety_stock
+_key = (stock_levels.c.store_id == sa.bindparam("b_store")) & (
+    stock_levels.c.sku == sa.bindparam("b_sku")
+)
+_returning = (stock_levels.c.on_hand, stock_levels.c.reserved, stock_levels.c.safety_stock)
+
+# The lock: a conditional update, never read-then-write. No row back means not enough available.
+_LOCK = (
+    sa.update(stock_levels)
+    .where(_key & (_available >= sa.bindparam("b_qty")))
+    .values(
+        reserved=stock_levels.c.reserved + sa.bindparam("b_qty"), updated_at=sa.bindparam("b_now")
+    )
+    .returning(*_returning)
+)
+_RELEASE = (
+    sa.update(stock_levels)
+    .where(_key & (stock_levels.c.reserved >= sa.bindparam("b_qty")))
+    .values(
+        reserved=stock_levels.c.reserved - sa.bindparam("b_qty"), updated_at=sa.bindparam("b_now")
+    )
+    .returning(*_returning)
+)
+
+
+class StockRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def lock(
+        self, store_id: str, sku: str, quantity: int, now: datetime
+    ) -> StockLevel | None:
+        """Add `quantity` to reserved if that many units are available; None if not."""
+        row = (
+            await self.conn.execute(
+                _LOCK, {"b_store": store_id, "b_sku": sku, "b_qty": quantity, "b_now": now}
+            )
+        ).first()
+        if row is None:
+            return None
+        return StockLevel(store_id, sku, row.on_hand, row.reserved, row.safety_stock)
+
+    async def release(self, store_id: str, sku: str, quantity: int, now: datetime) -> StockLevel:
+        row = (
+            await self.conn.execute(
+                _RELEASE, {"b_store": store_id, "b_sku": sku, "b_qty": quantity, "b_now": now}
+            )
+        ).first()
+        if row is None:
+            raise InvariantViolated(f"cannot release {quantity} of {sku} at {store_id}")
+        return StockLevel(store_id, sku, row.on_hand, row.reserved, row.safety_stock)
+
+    async def candidates(
+        self, near: GeoPoint, radius_km: float, wanted: Iterable[str]
+    ) -> list[Candidate]:
+        """Stores within the radius, nearest first, with what they have of the wanted SKUs."""
+        box = bounding_box(near, radius_km)
+        wanted = list(wanted)
+        query = (
+            sa.select(
+                stores.c.id,
+                stores.c.lat,
+                stores.c.lon,
+                stock_levels.c.sku,
+                _available.label("available"),
+            )
+            .select_from(
+                stores.join(
+                    stock_levels,
+                    (stock_levels.c.store_id == stores.c.id) & stock_levels.c.sku.in_(wanted),
+                )
+            )
+            .where(
+                stores.c.lat.between(box.min_lat, box.max_lat),
+                stores.c.lon.between(box.min_lon, box.max_lon),
+                _available > 0,
+            )
+        )
+        found: dict[str, tuple[float, dict[str, int]]] = {}
+        for row in await self.conn.execute(query):
+            entry = found.get(row.id)
+            if entry is None:
+                distance = distance_km(near, row.lat, row.lon)
+                if distance > radius_km:
+                    continue
+                entry = found[row.id] = (distance, {})
+            entry[1][row.sku] = row.available
+        result = [Candidate(store_id, d, available) for store_id, (d, available) in found.items()]
+        result.sort(key=lambda c: (c.distance_km, c.store_id))
+        return result
+
+    async def available_at(self, store_id: str, wanted: Iterable[str]) -> dict[str, int]:
+        rows = await self.conn.execute(
+            sa.select(stock_levels.c.sku, _available.label("available")).where(
+                stock_levels.c.store_id == store_id, stock_levels.c.sku.in_(list(wanted))
+            )
+        )
+        return {row.sku: row.available for row in rows}
+
+    async def current(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StockLevel]:
+        """The rows for these (store, SKU) keys, locked for update on PostgreSQL."""
+        if not keys:
+            return {}
+        query = (
+            sa.select(stock_levels)
+            .where(sa.tuple_(stock_levels.c.store_id, stock_levels.c.sku).in_(list(keys)))
+            .order_by(stock_levels.c.store_id, stock_levels.c.sku)
+            .with_for_update()
+        )
+        return {
+            (r.store_id, r.sku): StockLevel(
+                r.store_id, r.sku, r.on_hand, r.reserved, r.safety_stock
+            )
+            for r in await self.conn.execute(query)
+        }
+
+    async def set_levels(self, levels: Sequence[Mapping[str, Any]], now: datetime) -> None:
+        """Upsert absolute on hand (and safety stock when given) for (store, SKU) rows."""
+        with_safety = [dict(level) for level in levels if level.get("safety_stock") is not None]
+        without = [dict(level) for level in levels if level.get("safety_stock") is None]
+        for batch, columns in ((with_safety, ("on_hand", "safety_stock")), (without, ("on_hand",))):
+            if not batch:
+                continue
+            stmt = _insert(self.conn, stock_levels)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[stock_levels.c.store_id, stock_levels.c.sku],
+                set_={
+                    **{c: stmt.excluded[c] for c in columns},
+                    "updated_at": stmt.excluded.updated_at,
+                },
+            )
+            rows = [
+                {
+                    "store_id": level["store_id"],
+                    "sku": level["sku"],
+                    "on_hand": level["on_hand"],
+                    "reserved": 0,
+                    "safety_stock": level.get("safety_stock") or 0,
+                    "updated_at": now,
+                }
+                for level in batch
+            ]
+            await self.conn.execute(stmt, rows)
+
+
+class LedgerRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def record(self, movements: Sequence[Movement], now: datetime) -> None:
+        if not movements:
+            return
+        await self.conn.execute(
+            stock_movements.insert(),
+            [
+                {
+                    "store_id": m.store_id,
+                    "sku": m.sku,
+                    "on_hand_delta": m.on_hand_delta,
+                    "reserved_delta": m.reserved_delta,
+                    "reason": m.reason,
+                    "reservation_id": m.reservation_id,
+                    "occurred_at": now,
+                }
+                for m in movements
+            ],
+        )
+
+
+# --- customers' holds -----------------------------------------------------------------------------
+
+
+class HoldsRepository:
+    """Per-customer counters of active reservations and of units per SKU."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def add_reservations(self, customer_id: str, count: int, limit: int) -> bool:
+        """Count `count` more active reservations for the customer unless that passes `limit`."""
+        if count > limit:
+            return False
+        stmt = _insert(self.conn, customer_holds).values(
+            customer_id=customer_id, active_reservations=count
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[customer_holds.c.customer_id],
+            set_={
+                "active_reservations": customer_holds.c.active_reservations
+                + stmt.excluded.active_reservations
+            },
+            where=customer_holds.c.active_reservations + stmt.excluded.active_reservations <= limit,
+        ).returning(customer_holds.c.customer_id)
+        return (await self.conn.execute(stmt)).first() is not None
+
+    async def add_units(self, customer_id: str, units: Mapping[str, int], limit: int) -> list[str]:
+        """Count more units per SKU for the customer; returns the SKUs that would go over `limit`
+        (then nothing must be kept: the caller rolls back)."""
+        over = sorted(sku for sku, quantity in units.items() if quantity > limit)
+        if over:
+            return over
+        rows = [
+            {"customer_id": customer_id, "sku": sku, "units": q} for sku, q in sorted(units.items())
+        ]
+        stmt = _insert(self.conn, customer_sku_holds).values(rows)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[customer_sku_holds.c.customer_id, customer_sku_holds.c.sku],
+            set_={"units": customer_sku_holds.c.units + stmt.excluded.units},
+            where=customer_sku_holds.c.units + stmt.excluded.units <= limit,
+        ).returning(customer_sku_holds.c.sku)
+        counted = {row.sku for row in await self.conn.execute(stmt)}
+        return sorted(set(units) - counted)
+
+    async def remove(
+        self, customer_id: str, reservations_count: int, units: Mapping[str, int]
+    ) -> None:
+        result = await self.conn.execute(
+            sa.update(customer_holds)
+            .where(
+                customer_holds.c.customer_id == customer_id,
+                customer_holds.c.active_reservations >= reservations_count,
+            )
+            .values(active_reservations=customer_holds.c.active_reservations - reservations_count)
+        )
+        if result.rowcount != 1:
+            raise InvariantViolated(
+                f"customer {customer_id} holds fewer reservations than released"
+            )
+        for sku, quantity in sorted(units.items()):
+            result = await self.conn.execute(
+                sa.update(customer_sku_holds)
+                .where(
+                    customer_sku_holds.c.customer_id == customer_id,
+                    customer_sku_holds.c.sku == sku,
+                    customer_sku_holds.c.units >= quantity,
+                )
+                .values(units=customer_sku_holds.c.units - quantity)
+            )
+            if result.rowcount != 1:
+                raise InvariantViolated(
+                    f"customer {customer_id} holds fewer units of {sku} than released"
+                )
+        await self.conn.execute(
+            sa.delete(customer_sku_holds).where(
+                customer_sku_holds.c.customer_id == customer_id, customer_sku_holds.c.units == 0
+            )
+        )
+
+
+# --- reservations ---------------------------------------------------------------------------------
+
+
+class ReservationRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def add_group(
+        self,
+        group_id: str,
+        customer_id: str,
+        channel: str | None,
+        idempotency_key: str | None,
+        request_hash: str | None,
+        now: datetime,
+    ) -> None:
+        await self.conn.execute(
+            reservation_groups.insert().values(
+                id=group_id,
+                customer_id=customer_id,
+                channel=channel,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
+                created_at=now,
+            )
+        )
+
+    async def find_group_by_key(self, customer_id: str, key: str) -> tuple[str, str | None] | None:
+        row = (
+            await self.conn.execute(
+                sa.select(reservation_groups.c.id, reservation_groups.c.request_hash).where(
+                    reservation_groups.c.customer_id == customer_id,
+                    reservation_groups.c.idempotency_key == key,
+                )
+            )
+        ).first()
+        return (row.id, row.request_hash) if row else None
+
+    async def add(self, new: Sequence[Reservation], now: datetime) -> None:
+        await self.conn.execute(
+            reservations.insert(),
+            [
+                {
+                    "id": r.id,
+                    "group_id": r.group_id,
+                    "code": r.code,
+                    "customer_id": r.customer_id,
+                    "store_id": r.store_id,
+                    "channel": r.channel,
+                    "status": str(r.status),
+                    "hold_seconds": r.hold_seconds,
+                    "created_at": r.created_at,
+                    "expires_at": r.expires_at,
+                    "version": r.version,
+                    "updated_at": now,
+                }
+                for r in new
+            ],
+        )
+        await self.conn.execute(
+            reservation_lines.insert(),
+            [
+                {"reservation_id": r.id, "sku": line.sku, "quantity": line.quantity}
+                for r in new
+                for line in r.lines
+            ],
+        )
+
+    async def get(self, reservation_id: str, *, for_update: bool = False) -> Reservation | None:
+        query = sa.select(reservations).where(reservations.c.id == reservation_id)
+        if for_update:
+            query = query.with_for_update()
+        found = await self._load(query)
+        return found[0] if found else None
+
+    async def in_group(self, group_id: str) -> list[Reservation]:
+        return await self._load(
+            sa.select(reservations)
+            .where(reservations.c.group_id == group_id)
+            .order_by(reservations.c.store_id, reservations.c.id)
+        )
+
+    async def claim_due(self, now: datetime, limit: int) -> list[Reservation]:
+        """Active reservations past their expiry, locked; rows another worker holds are skipped."""
+        return await self._load(
+            sa.select(reservations)
+            .where(
+                reservations.c.status.in_([Status.HELD.value, Status.READY_FOR_PICKUP.value]),
+                reservations.c.expires_at <= now,
+            )
+            .order_by(reservations.c.expires_at, reservations.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+
+    async def save(self, reservation: Reservation, previous_version: int, now: datetime) -> None:
+        result = await self.conn.execute(
+            sa.update(reservations)
+            .where(reservations.c.id == reservation.id, reservations.c.version == previous_version)
+            .values(
+                status=str(reservation.status),
+                expires_at=reservation.expires_at,
+                ready_at=reservation.ready_at,
+                collected_at=reservation.collected_at,
+                cancelled_at=reservation.cancelled_at,
+                expired_at=reservation.expired_at,
+                cancel_reason=reservation.cancel_reason,
+                version=reservation.version,
+                updated_at=now,
+            )
+        )
+        if result.rowcount != 1:
+            raise InvariantViolated(
+                f"reservation {reservation.id} changed underneath a locked update"
+            )
+
+    async def _load(self, query: sa.Select[Any]) -> list[Reservation]:
+        rows = (await self.conn.execute(query)).all()
+        if not rows:
+            return []
+        lines = await load_lines(self.conn, [row.id for row in rows])
+        return [reservation_from_row(row, lines.get(row.id, ())) for row in rows]
+
+
+async def load_lines(
+    conn: AsyncConnection, reservation_ids: Sequence[str]
+) -> dict[str, tuple[Line, ...]]:
+    result: dict[str, list[Line]] = {}
+    rows = await conn.execute(
+        sa.select(reservation_lines)
+        .where(reservation_lines.c.reservation_id.in_(list(reservation_ids)))
+        .order_by(reservation_lines.c.reservation_id, reservation_lines.c.sku)
+    )
+    for row in rows:
+        result.setdefault(row.reservation_id, []).append(Line(row.sku, row.quantity))
+    return {key: tuple(value) for key, value in result.items()}
+
+
+def reservation_from_row(row: Any, lines: Iterable[Line]) -> Reservation:
+    return Reservation(
+        id=row.id,
+        group_id=row.group_id,
+        code=row.code,
+        customer_id=row.customer_id,
+        store_id=row.store_id,
+        channel=row.channel,
+        status=Status(row.status),
+        lines=tuple(lines),
+        hold_seconds=row.hold_seconds,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        ready_at=row.ready_at,
+        collected_at=row.collected_at,
+        cancelled_at=row.cancelled_at,
+        expired_at=row.expired_at,
+        cancel_reason=row.cancel_reason,
+        version=row.version,
+    )
+
+
+# --- catalogue ------------------------------------------------------------------------------------
+
+
+class CatalogRepository:
+    """Stores and SKUs."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def existing_stores(self, store_ids: Iterable[str]) -> set[str]:
+        ids = sorted(set(store_ids))
+        if not ids:
+            return set()
+        rows = await self.conn.execute(sa.select(stores.c.id).where(stores.c.id.in_(ids)))
+        return {row.id for row in rows}
+
+    async def existing_skus(self, codes: Iterable[str]) -> set[str]:
+        wanted = sorted(set(codes))
+        if not wanted:
+            return set()
+        rows = await self.conn.execute(sa.select(skus.c.code).where(skus.c.code.in_(wanted)))
+        return {row.code for row in rows}
+
+    async def upsert_stores(self, rows: Sequence[Mapping[str, Any]], now: datetime) -> None:
+        stmt = _insert(self.conn, stores)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[stores.c.id],
+            set_={c: stmt.excluded[c] for c in ("name", "lat", "lon", "timezone", "updated_at")},
+        )
+        await self.conn.execute(
+            stmt, [{**row, "created_at": now, "updated_at": now} for row in rows]
+        )
+
+    async def upsert_skus(
+        self, rows: Sequence[Mapping[str, Any]], now: datetime, *, overwrite: bool = True
+    ) -> None:
+        """Add SKUs; with overwrite, also replace name and unit price of existing ones."""
+        if not rows:
+            return
+        stmt = _insert(self.conn, skus)
+        if overwrite:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[skus.c.code],
+                set_={"name": stmt.excluded.name, "unit_price": stmt.excluded.unit_price},
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=[skus.c.code])
+        await self.conn.execute(
+            stmt,
+            [
+                {
+                    "code": row["code"],
+                    "name": row.get("name"),
+                    "unit_price": Decimal(str(row["unit_price"]))
+                    if row.get("unit_price") is not None
+                    else None,
+                    "created_at": now,
+                }
+                for row in rows
+            ],
+        )
+
+
+# --- policy ---------------------------------------------------------------------------------------
+
+_POLICY_FIELDS = (
+    "default_hold_seconds",
+    "max_active_reservations_per_customer",
+    "max_units_per_sku_per_customer",
+    "expiry_warning_seconds",
+    "max_stores_per_group",
+)
+
+
+class PolicyRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def get(self) -> ReservationPolicy:
+        row = (
+            await self.conn.execute(
+                sa.select(reservation_policy).where(reservation_policy.c.id == 1)
+            )
+        ).one()
+        return policy_from_row(row)
+
+    async def save(self, policy: ReservationPolicy, now: datetime) -> None:
+        await self.conn.execute(
+            sa.update(reservation_policy)
+            .where(reservation_policy.c.id == 1)
+            .values(
+                allowed_hold_seconds=list(policy.allowed_hold_seconds),
+                updated_at=now,
+                **{name: getattr(policy, name) for name in _POLICY_FIELDS},
+            )
+        )
+
+
+def policy_from_row(row: Any) -> ReservationPolicy:
+    return ReservationPolicy(
+        allowed_hold_seconds=tuple(int(s) for s in row.allowed_hold_seconds),
+        **{name: getattr(row, name) for name in _POLICY_FIELDS},
+    )
+
+
+# --- outbox ---------------------------------------------------------------------------------------
+
+
+def event_payload(event: Event) -> dict[str, Any]:
+    """The event as it travels: JSON-ready, with the GraphQL names."""
+    if isinstance(event, StockChanged):
+        return {
+            "id": event.id,
+            "type": event.type,
+            "occurredAt": event.occurred_at.isoformat(),
+            "storeId": event.store_id,
+            "sku": event.sku,
+            "onHand": event.on_hand,
+            "reserved": event.reserved,
+            "safetyStock": event.safety_stock,
+            "available": event.available,
+            "reason": event.reason,
+        }
+    return {
+        "id": event.id,
+        "type": event.type,
+        "occurredAt": event.occurred_at.isoformat(),
+        "sequence": event.sequence,
+        "reservation": event.reservation,
+    }
+
+
+class OutboxRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def add(self, new: Sequence[Event]) -> None:
+        if not new:
+            return
+        await self.conn.execute(
+            outbox.insert(),
+            [
+                {
+                    "event_id": e.id,
+                    "type": e.type,
+                    "reservation_id": e.reservation_id if isinstance(e, ReservationEvent) else None,
+                    "store_id": e.store_id,
+                    "customer_id": e.customer_id if isinstance(e, ReservationEvent) else None,
+                    "sequence": e.sequence if isinstance(e, ReservationEvent) else None,
+                    "payload": event_payload(e),
+                    "occurred_at": e.occurred_at,
+                }
+                for e in new
+            ],
+        )

@@ -1,0 +1,212 @@
+"""The tables. Alembic migrations make them; this metadata is what the code queries with."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+# Named constraints keep Alembic's batch mode (SQLite ALTERs) working.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both backends (SQLite keeps no zone: stored as naive UTC)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Code = sa.String(64)
+
+stores = sa.Table(
+    "stores",
+    metadata,
+    sa.Column("id", Code, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("lat", sa.Float, nullable=False),
+    sa.Column("lon", sa.Float, nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("lat >= -90 AND lat <= 90", name="lat_range"),
+    sa.CheckConstraint("lon >= -180 AND lon <= 180", name="lon_range"),
+    sa.Index("ix_stores_lat_lon", "lat", "lon"),
+)
+
+skus = sa.Table(
+    "skus",
+    metadata,
+    sa.Column("code", Code, primary_key=True),
+    sa.Column("name", sa.String(200)),
+    sa.Column("unit_price", sa.Numeric(12, 2)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+stock_levels = sa.Table(
+    "stock_levels",
+    metadata,
+    sa.Column("store_id", Code, sa.ForeignKey("stores.id"), primary_key=True),
+    sa.Column("sku", Code, sa.ForeignKey("skus.code"), primary_key=True),
+    sa.Column("on_hand", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("reserved", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("safety_stock", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
+    sa.CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+    sa.CheckConstraint("safety_stock >= 0", name="safety_stock_not_negative"),
+    sa.Index("ix_stock_levels_sku_store_id", "sku", "store_id"),
+)
+
+reservation_groups = sa.Table(
+    "reservation_groups",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("customer_id", Code, nullable=False),
+    sa.Column("channel", Code),
+    # The same key from the same customer names the same group: a retry never locks twice.
+    sa.Column("idempotency_key", sa.String(128)),
+    sa.Column("request_hash", sa.String(64)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("customer_id", "idempotency_key"),
+)
+
+reservations = sa.Table(
+    "reservations",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("group_id", sa.String(36), sa.ForeignKey("reservation_groups.id"), nullable=False),
+    sa.Column("code", sa.String(16), nullable=False),
+    sa.Column("customer_id", Code, nullable=False),
+    sa.Column("store_id", Code, sa.ForeignKey("stores.id"), nullable=False),
+    sa.Column("channel", Code),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("hold_seconds", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("ready_at", UTCDateTime),
+    sa.Column("collected_at", UTCDateTime),
+    sa.Column("cancelled_at", UTCDateTime),
+    sa.Column("expired_at", UTCDateTime),
+    sa.Column("cancel_reason", sa.String(500)),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint(
+        "status IN ('HELD', 'READY_FOR_PICKUP', 'COLLECTED', 'CANCELLED', 'EXPIRED')",
+        name="status_known",
+    ),
+    sa.Index("ix_reservations_status_expires_at", "status", "expires_at"),
+    sa.Index("ix_reservations_customer_id_status", "customer_id", "status"),
+    sa.Index("ix_reservations_store_id_status", "store_id", "status"),
+    sa.Index("ix_reservations_group_id", "group_id"),
+    # A pickup code names one active reservation; codes of finished ones may come round again.
+    sa.Index(
+        "uq_reservations_active_code",
+        "code",
+        unique=True,
+        sqlite_where=sa.text("status IN ('HELD', 'READY_FOR_PICKUP')"),
+        postgresql_where=sa.text("status IN ('HELD', 'READY_FOR_PICKUP')"),
+    ),
+)
+
+reservation_lines = sa.Table(
+    "reservation_lines",
+    metadata,
+    sa.Column("reservation_id", sa.String(36), sa.ForeignKey("reservations.id"), primary_key=True),
+    sa.Column("sku", Code, sa.ForeignKey("skus.code"), primary_key=True),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+)
+
+# Per-customer counters: the limits are checked with conditional updates on these rows, so two
+# simultaneous reserves by one customer cannot both pass a limit.
+customer_holds = sa.Table(
+    "customer_holds",
+    metadata,
+    sa.Column("customer_id", Code, primary_key=True),
+    sa.Column("active_reservations", sa.Integer, nullable=False),
+    sa.CheckConstraint("active_reservations >= 0", name="active_not_negative"),
+)
+
+customer_sku_holds = sa.Table(
+    "customer_sku_holds",
+    metadata,
+    sa.Column("customer_id", Code, primary_key=True),
+    sa.Column("sku", Code, primary_key=True),
+    sa.Column("units", sa.Integer, nullable=False),
+    sa.CheckConstraint("units >= 0", name="units_not_negative"),
+)
+
+reservation_policy = sa.Table(
+    "reservation_policy",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("default_hold_seconds", sa.Integer, nullable=False),
+    sa.Column("allowed_hold_seconds", sa.JSON, nullable=False),
+    sa.Column("max_active_reservations_per_customer", sa.Integer, nullable=False),
+    sa.Column("max_units_per_sku_per_customer", sa.Integer, nullable=False),
+    sa.Column("expiry_warning_seconds", sa.Integer, nullable=False),
+    sa.Column("max_stores_per_group", sa.Integer, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("id = 1", name="single_row"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("position", BigId, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("reservation_id", sa.String(36)),
+    sa.Column("store_id", Code),
+    sa.Column("customer_id", Code),
+    sa.Column("sequence", sa.Integer),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.Column("published_at", UTCDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_outbox_published_at_position", "published_at", "position"),
+)
+
+# The ledger: every change of on hand or reserved, with its reason. Append only.
+stock_movements = sa.Table(
+    "stock_movements",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("store_id", Code, nullable=False),
+    sa.Column("sku", Code, nullable=False),
+    sa.Column("on_hand_delta", sa.Integer, nullable=False),
+    sa.Column("reserved_delta", sa.Integer, nullable=False),
+    sa.Column("reason", sa.String(20), nullable=False),
+    sa.Column("reservation_id", sa.String(36)),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.Index("ix_stock_movements_store_id_sku", "store_id", "sku"),
+    sa.Index("ix_stock_movements_reservation_id", "reservation_id"),
+)

@@ -1,0 +1,71 @@
+"""The SQL unit of work: one connection, one transaction, the repositories bound to it."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.exc import IntegrityError
+
+from adapters.db.engine import Database
+from adapters.db.repositories import (
+    CatalogRepository,
+    HoldsRepository,
+    LedgerRepository,
+    OutboxRepository,
+    PolicyRepository,
+    ReservationRepository,
+    StockRepository,
+)
+from services.unit_of_work import RetryableConflict
+
+# Unique keys whose collision means "someone else got there first; look again or retry".
+_CONFLICTS = {
+    "uq_reservation_groups_customer_id_idempotency_key": "idempotency_key",
+    "reservation_groups.customer_id, reservation_groups.idempotency_key": "idempotency_key",
+    "uq_reservations_active_code": "pickup_code",
+    "reservations.code": "pickup_code",
+}
+
+
+class SqlUnitOfWork:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._stack: AsyncExitStack | None = None
+        self._committed = False
+
+    async def __aenter__(self) -> Self:
+        self._stack = AsyncExitStack()
+        conn = await self._stack.enter_async_context(self._db.write())
+        self.conn = conn
+        self.stock = StockRepository(conn)
+        self.ledger = LedgerRepository(conn)
+        self.holds = HoldsRepository(conn)
+        self.reservations = ReservationRepository(conn)
+        self.catalog = CatalogRepository(conn)
+        self.policy = PolicyRepository(conn)
+        self.outbox = OutboxRepository(conn)
+        return self
+
+    async def commit(self) -> None:
+        await self.conn.commit()
+        self._committed = True
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._stack is not None
+        try:
+            if not self._committed:
+                await self.conn.rollback()
+        finally:
+            await self._stack.aclose()
+        if isinstance(exc, IntegrityError):
+            message = str(exc.orig)
+            for marker, what in _CONFLICTS.items():
+                if marker in message:
+                    raise RetryableConflict(what) from exc

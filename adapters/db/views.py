@@ -1,0 +1,107 @@
+"""The read side: queries for the API, each in a read-only transaction (never a write lock)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from adapters.db.engine import Database
+from adapters.db.repositories import load_lines, policy_from_row, reservation_from_row
+from adapters.db.tables import reservation_policy, reservations, stock_levels, stores
+from domain.catalog import Store
+from domain.geo import BoundingBox
+from domain.policy import ReservationPolicy
+from domain.reservations import ACTIVE_STATUSES, Reservation
+from domain.stock import StockLevel
+
+_ACTIVE = sorted(str(s) for s in ACTIVE_STATUSES)
+_STORE_COLUMNS = (stores.c.id, stores.c.name, stores.c.lat, stores.c.lon, stores.c.timezone)
+
+
+def _store(row: Any) -> Store:
+    return Store(row.id, row.name, row.lat, row.lon, row.timezone)
+
+
+class Views:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def stores_in_box(self, box: BoundingBox) -> list[Store]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                sa.select(*_STORE_COLUMNS).where(
+                    stores.c.lat.between(box.min_lat, box.max_lat),
+                    stores.c.lon.between(box.min_lon, box.max_lon),
+                )
+            )
+            return [_store(row) for row in rows]
+
+    async def stores_page(self, first: int) -> list[Store]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(sa.select(*_STORE_COLUMNS).order_by(stores.c.id).limit(first))
+            return [_store(row) for row in rows]
+
+    async def stores_by_ids(self, ids: Sequence[str]) -> dict[str, Store]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(sa.select(*_STORE_COLUMNS).where(stores.c.id.in_(list(ids))))
+            return {row.id: _store(row) for row in rows}
+
+    async def stock_levels(
+        self, store_ids: Sequence[str], skus: Sequence[str]
+    ) -> dict[tuple[str, str], StockLevel]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                sa.select(stock_levels).where(
+                    stock_levels.c.store_id.in_(list(store_ids)), stock_levels.c.sku.in_(list(skus))
+                )
+            )
+            return {
+                (r.store_id, r.sku): StockLevel(
+                    r.store_id, r.sku, r.on_hand, r.reserved, r.safety_stock
+                )
+                for r in rows
+            }
+
+    async def reservations_by_ids(self, ids: Sequence[str]) -> dict[str, Reservation]:
+        found = await self._reservations(
+            sa.select(reservations).where(reservations.c.id.in_(list(ids)))
+        )
+        return {r.id: r for r in found}
+
+    async def reservations_of_customer(
+        self, customer_id: str, *, active_only: bool, first: int
+    ) -> list[Reservation]:
+        query = sa.select(reservations).where(reservations.c.customer_id == customer_id)
+        if active_only:
+            query = query.where(reservations.c.status.in_(_ACTIVE))
+        return await self._reservations(
+            query.order_by(reservations.c.created_at.desc(), reservations.c.id).limit(first)
+        )
+
+    async def pickup_queue(self, store_id: str, first: int) -> list[Reservation]:
+        return await self._reservations(
+            sa.select(reservations)
+            .where(reservations.c.store_id == store_id, reservations.c.status.in_(_ACTIVE))
+            .order_by(reservations.c.expires_at, reservations.c.id)
+            .limit(first)
+        )
+
+    async def policy(self) -> ReservationPolicy:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(reservation_policy).where(reservation_policy.c.id == 1)
+                )
+            ).one()
+            return policy_from_row(row)
+
+    async def _reservations(self, query: sa.Select[Any]) -> list[Reservation]:
+        """Reservations with their lines: two statements, however many reservations."""
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+            if not rows:
+                return []
+            lines = await load_lines(conn, [row.id for row in rows])
+            return [reservation_from_row(row, lines.get(row.id, ())) for row in rows]

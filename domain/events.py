@@ -1,0 +1,84 @@
+"""Things that happened, as past-tense dataclasses. They go to the outbox in the same transaction
+as the change, and from there to subscribers and integrations."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReservationEvent:
+    """A reservation changed. `sequence` counts the reservation's own changes from 1, so a
+    consumer can order them and drop duplicates; `reservation` is its state after the change."""
+
+    type: ClassVar[str]
+    reservation: dict[str, Any]
+    sequence: int
+    occurred_at: datetime
+    id: str = field(default_factory=new_event_id)
+
+    @property
+    def reservation_id(self) -> str:
+        return str(self.reservation["id"])
+
+    @property
+    def store_id(self) -> str:
+        return str(self.reservation["storeId"])
+
+    @property
+    def customer_id(self) -> str:
+        return str(self.reservation["customerId"])
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReservationCreated(ReservationEvent):
+    type = "CREATED"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReservationReadyForPickup(ReservationEvent):
+    type = "READY_FOR_PICKUP"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReservationCollected(ReservationEvent):
+    type = "COLLECTED"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReservationCancelled(ReservationEvent):
+    type = "CANCELLED"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReservationExpired(ReservationEvent):
+    type = "EXPIRED"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StockChanged:
+    """The available units of one (store, SKU) changed."""
+
+    type: ClassVar[str] = "STOCK_CHANGED"
+    store_id: str
+    sku: str
+    on_hand: int
+    reserved: int
+    safety_stock: int
+    reason: str
+    occurred_at: datetime
+    id: str = field(default_factory=new_event_id)
+
+    @property
+    def available(self) -> int:
+        return max(0, self.on_hand - self.reserved - self.safety_stock)
+
+
+Event = ReservationEvent | StockChanged

@@ -1,0 +1,198 @@
+"""The reservation and its lifecycle: which transitions are legal and what each one records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from domain import errors
+from domain.events import (
+    ReservationCancelled,
+    ReservationCreated,
+    ReservationEvent,
+    ReservationExpired,
+)
+
+
+class Status(StrEnum):
+    HELD = "HELD"
+    READY_FOR_PICKUP = "READY_FOR_PICKUP"
+    COLLECTED = "COLLECTED"
+    CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
+
+    @property
+    def is_active(self) -> bool:
+        return self in ACTIVE_STATUSES
+
+
+ACTIVE_STATUSES = frozenset({Status.HELD, Status.READY_FOR_PICKUP})
+
+# The lifecycle of DESIGN.md. COLLECTED straight from HELD is allowed only where the policy says so.
+TRANSITIONS: Mapping[Status, frozenset[Status]] = {
+    Status.HELD: frozenset(
+        {Status.READY_FOR_PICKUP, Status.COLLECTED, Status.CANCELLED, Status.EXPIRED}
+    ),
+    Status.READY_FOR_PICKUP: frozenset({Status.COLLECTED, Status.CANCELLED, Status.EXPIRED}),
+    Status.COLLECTED: frozenset(),
+    Status.CANCELLED: frozenset(),
+    Status.EXPIRED: frozenset(),
+}
+
+
+class MovementReason(StrEnum):
+    """Why a stock movement happened; recorded in the ledger."""
+
+    RESERVE = "RESERVE"
+    CANCEL = "CANCEL"
+    EXPIRE = "EXPIRE"
+    COLLECT = "COLLECT"
+    SYNC = "SYNC"
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    sku: str
+    quantity: int
+
+
+@dataclass(eq=False)
+class Reservation:
+    """Units of one or more SKUs locked at one store for one customer until `expires_at`."""
+
+    id: str
+    group_id: str
+    code: str
+    customer_id: str
+    store_id: str
+    channel: str | None
+    status: Status
+    lines: tuple[Line, ...]
+    hold_seconds: int
+    created_at: datetime
+    expires_at: datetime
+    ready_at: datetime | None = None
+    collected_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    expired_at: datetime | None = None
+    cancel_reason: str | None = None
+    version: int = 1
+    events: list[ReservationEvent] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def hold(
+        cls,
+        *,
+        id: str,
+        group_id: str,
+        code: str,
+        customer_id: str,
+        store_id: str,
+        channel: str | None,
+        lines: Iterable[Line],
+        hold_seconds: int,
+        now: datetime,
+    ) -> Reservation:
+        reservation = cls(
+            id=id,
+            group_id=group_id,
+            code=code,
+            customer_id=customer_id,
+            store_id=store_id,
+            channel=channel,
+            status=Status.HELD,
+            lines=tuple(sorted(lines, key=lambda line: line.sku)),
+            hold_seconds=hold_seconds,
+            created_at=now,
+            expires_at=now + timedelta(seconds=hold_seconds),
+        )
+        reservation._record(ReservationCreated, now)
+        return reservation
+
+    @property
+    def is_active(self) -> bool:
+        return self.status.is_active
+
+    def is_due(self, now: datetime) -> bool:
+        return self.is_active and now >= self.expires_at
+
+    def seconds_remaining(self, now: datetime) -> int:
+        if not self.is_active:
+            return 0
+        return max(0, int((self.expires_at - now).total_seconds()))
+
+    def units(self) -> dict[str, int]:
+        return {line.sku: line.quantity for line in self.lines}
+
+    def cancel(self, now: datetime, reason: str | None = None) -> None:
+        self._ensure_not_due(now, "cancelled")
+        self._move(Status.CANCELLED, now)
+        self.cancelled_at = now
+        self.cancel_reason = reason
+        self._record(ReservationCancelled, now)
+
+    def expire(self, now: datetime) -> None:
+        if not self.is_due(now):
+            raise errors.InvalidTransition(
+                f"Reservation {self.id} is {self.status} and not due until "
+                f"{self.expires_at.isoformat()}; it cannot expire yet."
+            )
+        self._move(Status.EXPIRED, now)
+        self.expired_at = now
+        self._record(ReservationExpired, now)
+
+    def _ensure_not_due(self, now: datetime, verb: str) -> None:
+        if self.is_due(now):
+            raise errors.ReservationExpired(
+                f"Reservation {self.id} expired at {self.expires_at.isoformat()} and cannot be "
+                f"{verb}.",
+                reservationId=self.id,
+            )
+
+    def _move(self, to: Status, now: datetime) -> None:
+        if to not in TRANSITIONS[self.status]:
+            if self.status is Status.EXPIRED:
+                raise errors.ReservationExpired(
+                    f"Reservation {self.id} has expired.", reservationId=self.id
+                )
+            raise errors.InvalidTransition(
+                f"Reservation {self.id} is {self.status}; it cannot become {to}.",
+                reservationId=self.id,
+                status=str(self.status),
+            )
+        self.status = to
+        self.version += 1
+
+    def _record(self, kind: type[ReservationEvent], now: datetime) -> None:
+        self.events.append(
+            kind(reservation=self.snapshot(), sequence=self.version, occurred_at=now)
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        """The reservation as events carry it: the GraphQL field names, times as ISO-8601."""
+
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "id": self.id,
+            "code": self.code,
+            "groupId": self.group_id,
+            "customerId": self.customer_id,
+            "storeId": self.store_id,
+            "channel": self.channel,
+            "status": str(self.status),
+            "lines": [{"sku": line.sku, "quantity": line.quantity} for line in self.lines],
+            "holdSeconds": self.hold_seconds,
+            "createdAt": iso(self.created_at),
+            "expiresAt": iso(self.expires_at),
+            "readyAt": iso(self.ready_at),
+            "collectedAt": iso(self.collected_at),
+            "cancelledAt": iso(self.cancelled_at),
+            "expiredAt": iso(self.expired_at),
+            "cancelReason": self.cancel_reason,
+            "version": self.version,
+        }

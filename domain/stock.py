@@ -1,0 +1,46 @@
+"""Stock levels per (store, SKU) and the movements that change them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from domain import events
+
+
+@dataclass(frozen=True, slots=True)
+class StockLevel:
+    store_id: str
+    sku: str
+    on_hand: int
+    reserved: int
+    safety_stock: int
+
+    @property
+    def available(self) -> int:
+        """What can still be reserved; never shown below zero (a WMS count can drop on hand under
+        what is already reserved)."""
+        return max(0, self.on_hand - self.reserved - self.safety_stock)
+
+    def changed(self, reason: str, now: datetime) -> events.StockChanged:
+        return events.StockChanged(
+            store_id=self.store_id,
+            sku=self.sku,
+            on_hand=self.on_hand,
+            reserved=self.reserved,
+            safety_stock=self.safety_stock,
+            reason=reason,
+            occurred_at=now,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """One line of the stock ledger."""
+
+    store_id: str
+    sku: str
+    on_hand_delta: int
+    reserved_delta: int
+    reason: str
+    reservation_id: str | None = None

@@ -1,0 +1,1 @@
+"""The running service: settings, the app and its lifespan, HTTP routes, workers and the CLI."""

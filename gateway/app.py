@@ -1,0 +1,122 @@
+"""The app factory: settings in, a Starlette app out, with its lifespan owning every connection."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from adapters.db.engine import Database
+from adapters.db.uow import SqlUnitOfWork
+from adapters.db.views import Views
+from domain.clock import Clock, SystemClock
+from gateway import migrate
+from gateway.auth import actor_from_header
+from gateway.settings import Settings
+from gateway.workers import Periodic, expiry_sweeper
+from resolvers.context import Context, Deps
+from schema.root import build_schema
+
+log = logging.getLogger(__name__)
+
+
+class SchemaNotCurrent(RuntimeError):
+    pass
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    """The GraphQL endpoint: HTTP and WebSocket at /graphql."""
+
+    def __init__(self, settings: Settings, **options: Any) -> None:
+        super().__init__(
+            build_schema(
+                max_depth=settings.max_query_depth,
+                max_aliases=settings.max_aliases,
+                max_tokens=settings.max_tokens,
+            ),
+            graphql_ide="graphiql" if settings.graphiql_enabled else None,
+            allowed_origins=settings.allowed_origins,
+            **options,
+        )
+        self.settings = settings
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        deps: Deps = request.app.state.deps
+        actor, problem = actor_from_header(self.settings, request.headers.get("authorization"))
+        return Context(deps=deps, actor=actor, auth_problem=problem, request=request)
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Starlette:
+    settings = settings or Settings()
+    clock = clock or SystemClock()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        db = Database(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        )
+        workers: list[Periodic] = []
+        try:
+            current, head = await migrate.current_revision(db), migrate.head_revision()
+            if current != head:
+                raise SchemaNotCurrent(
+                    f"The database is at migration {current or 'none'}, the code needs {head}: "
+                    "run `ropos migrate` first."
+                )
+
+            def uow() -> SqlUnitOfWork:
+                return SqlUnitOfWork(db)
+
+            app.state.db = db
+            app.state.deps = Deps(uow=uow, read=Views(db), clock=clock)
+            if settings.run_workers:
+                workers.append(
+                    expiry_sweeper(
+                        uow,
+                        clock,
+                        interval=settings.sweep_interval_seconds,
+                        batch_size=settings.sweep_batch_size,
+                    )
+                )
+            for worker in workers:
+                worker.start()
+            log.info("started", extra={"database": db.url.render_as_string(hide_password=True)})
+            yield
+        finally:
+            for worker in workers:
+                await worker.stop()
+            await db.dispose()
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(request: Request) -> Response:
+        try:
+            async with request.app.state.db.read() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+        except Exception as error:
+            log.warning("not ready", extra={"error": str(error)})
+            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "up"})
+
+    graphql = GraphQLApp(settings)
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+        ],
+        lifespan=lifespan,
+    )

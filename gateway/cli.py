@@ -1,0 +1,198 @@
+"""The `ropos` command: serve, worker, migrate, seed, token, export-schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from domain.access import Role
+from domain.clock import SystemClock
+from domain.errors import DomainError
+from gateway.settings import Settings
+
+
+def _settings() -> Settings:
+
+    try:
+        return Settings()
+    except ValidationError as error:
+        messages = "; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())
+        sys.exit(f"ropos: bad settings: {messages}")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from gateway import logs
+    from gateway.app import create_app
+
+    settings = _settings()
+    logs.configure(settings.log_level, json_lines=settings.log_json)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        proxy_headers=True,
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    from adapters.db.engine import Database
+    from adapters.db.uow import SqlUnitOfWork
+    from gateway import logs
+    from gateway.workers import expiry_sweeper
+
+    settings = _settings()
+    logs.configure(settings.log_level, json_lines=settings.log_json)
+
+    async def run() -> None:
+        db = Database(settings.database_url, pool_size=settings.db_pool_size)
+        sweeper = expiry_sweeper(
+            lambda: SqlUnitOfWork(db),
+            SystemClock(),
+            interval=settings.sweep_interval_seconds,
+            batch_size=settings.sweep_batch_size,
+        )
+        sweeper.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await sweeper.stop()
+            await db.dispose()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from adapters.db.engine import Database
+    from gateway import migrate
+
+    settings = _settings()
+
+    async def run() -> None:
+        db = Database(settings.database_url)
+        try:
+            if args.downgrade:
+                await migrate.downgrade(db, args.downgrade)
+            else:
+                await migrate.upgrade(db, args.revision)
+            print(f"database at migration {await migrate.current_revision(db) or 'none'}")
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+def cmd_seed(args: argparse.Namespace) -> None:
+    from adapters.db.engine import Database
+    from adapters.db.uow import SqlUnitOfWork
+    from gateway.seed import load_demo
+
+    if not args.demo:
+        sys.exit("ropos seed: say what to load (--demo)")
+    settings = _settings()
+
+    async def run() -> dict[str, int]:
+        db = Database(settings.database_url)
+        try:
+            return await load_demo(uow=lambda: SqlUnitOfWork(db), clock=SystemClock())
+        finally:
+            await db.dispose()
+
+    print(json.dumps({"loaded": asyncio.run(run())}))
+
+
+def cmd_token(args: argparse.Namespace) -> None:
+    from gateway.auth import issue_token
+
+    settings = _settings()
+    role = Role(args.role)
+    subject = args.sub or {Role.CUSTOMER: "customer-1"}.get(role, f"{role.value}-1")
+    try:
+        print(
+            issue_token(
+                settings,
+                role=role,
+                subject=subject,
+                now=SystemClock().now(),
+                store_id=args.store,
+                channel=args.channel,
+                ttl_seconds=args.ttl,
+            )
+        )
+    except DomainError as error:
+        sys.exit(f"ropos token: {error.message}")
+
+
+def cmd_export_schema(args: argparse.Namespace) -> None:
+    from schema.root import build_schema
+
+    sdl = build_schema().as_str() + "\n"
+    if args.output == "-":
+        sys.stdout.write(sdl)
+    else:
+        Path(args.output).write_text(sdl)
+        print(f"wrote {args.output}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ropos", description="ROPOS: reserve online, pick up in store."
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway (GraphQL at /graphql)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run the background workers without the HTTP server")
+    worker.set_defaults(func=cmd_worker)
+
+    migrate = sub.add_parser("migrate", help="upgrade the database to the newest migration")
+    migrate.add_argument("--revision", default="head")
+    migrate.add_argument(
+        "--downgrade", metavar="REVISION", help="downgrade to REVISION (e.g. base)"
+    )
+    migrate.set_defaults(func=cmd_migrate)
+
+    seed = sub.add_parser("seed", help="load data")
+    seed.add_argument(
+        "--demo", action="store_true", help="the demo chain: London stores, SKUs, stock"
+    )
+    seed.set_defaults(func=cmd_seed)
+
+    token = sub.add_parser("token", help="print a signed JWT for local use and tests")
+    token.add_argument("--role", required=True, choices=[r.value for r in Role])
+    token.add_argument("--store", help="the store (staff, pos)")
+    token.add_argument("--sub", help="the subject: the customer id for customers")
+    token.add_argument("--channel", help="the channel (channel role)")
+    token.add_argument(
+        "--ttl", type=int, help="lifetime in seconds (default ROPOS_TOKEN_TTL_SECONDS)"
+    )
+    token.set_defaults(func=cmd_token)
+
+    export = sub.add_parser("export-schema", help="write the GraphQL SDL")
+    export.add_argument("--output", default="schema/schema.graphql")
+    export.set_defaults(func=cmd_export_schema)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Settings, from ROPOS_* environment variables, loaded once by the app factory or the CLI."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Accepted only while ROPOS_ENV=dev, so a laptop needs no set-up; production refuses to start on it.
+DEV_JWT_SECRET = "ropos-dev-secret-not-for-production-use-0123456789"
+MIN_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ROPOS_", extra="ignore")
+
+    env: Literal["dev", "prod"] = Field("dev", description="dev or prod")
+    database_url: str = "sqlite+aiosqlite:///./ropos.db"
+    broker_url: str = "memory://"
+    jwt_secret: SecretStr | None = None
+    jwt_issuer: str = "ropos"
+    token_ttl_seconds: int = Field(24 * 3600, ge=60)
+
+    run_workers: bool = True
+    sweep_interval_seconds: float = Field(0.5, gt=0, le=60)
+    sweep_batch_size: int = Field(200, ge=1, le=10_000)
+
+    db_pool_size: int = Field(10, ge=1)
+    db_max_overflow: int = Field(10, ge=0)
+    sqlite_busy_timeout_ms: int = Field(30_000, ge=0)
+
+    max_query_depth: int = Field(10, ge=2)
+    max_aliases: int = Field(15, ge=1)
+    max_tokens: int = Field(2_000, ge=100)
+    graphiql: bool | None = None
+    allowed_origins: list[str] = Field(default_factory=list)
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @model_validator(mode="after")
+    def _production_needs_a_secret(self) -> Settings:
+        if self.env == "prod":
+            secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+            if len(secret) < MIN_SECRET_LENGTH or secret == DEV_JWT_SECRET:
+                raise ValueError(
+                    f"ROPOS_ENV=prod needs ROPOS_JWT_SECRET: a secret of at least "
+                    f"{MIN_SECRET_LENGTH} characters that is not the development one"
+                )
+        return self
+
+    @property
+    def jwt_key(self) -> str:
+        return self.jwt_secret.get_secret_value() if self.jwt_secret else DEV_JWT_SECRET
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.env == "dev" if self.graphiql is None else self.graphiql

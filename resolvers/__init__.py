@@ -1,0 +1,1 @@
+"""The GraphQL edge: thin resolvers, the per-request context, permissions and DataLoaders."""

@@ -1,0 +1,73 @@
+"""The typed per-request context, and the process-wide collaborators it hands to resolvers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import strawberry
+from strawberry.dataloader import DataLoader
+
+from domain.access import Actor
+from domain.catalog import Store
+from domain.clock import Clock
+from domain.errors import Unauthenticated
+from domain.reservations import Reservation
+from services.queries import ReadPort
+from services.unit_of_work import UnitOfWorkFactory
+
+
+@dataclass(frozen=True)
+class Deps:
+    """Made once per process in the app's lifespan."""
+
+    uow: UnitOfWorkFactory
+    read: ReadPort
+    clock: Clock
+
+
+class Loaders:
+    """DataLoaders, fresh for each operation so nothing stale outlives a request."""
+
+    def __init__(self, read: ReadPort) -> None:
+        self._read = read
+
+    @cached_property
+    def store(self) -> DataLoader[str, Store | None]:
+        async def load(ids: list[str]) -> list[Store | None]:
+            found = await self._read.stores_by_ids(ids)
+            return [found.get(i) for i in ids]
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def reservation(self) -> DataLoader[str, Reservation | None]:
+        async def load(ids: list[str]) -> list[Reservation | None]:
+            found = await self._read.reservations_by_ids(ids)
+            return [found.get(i) for i in ids]
+
+        return DataLoader(load_fn=load)
+
+
+@dataclass
+class Context:
+    deps: Deps
+    actor: Actor | None
+    # A token that was sent but is not valid: why, for the fields that need a caller.
+    auth_problem: str | None = None
+    request: Any = None
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.deps.read)
+
+    def require_actor(self) -> Actor:
+        if self.actor is None:
+            raise Unauthenticated(
+                self.auth_problem or "Sign in: send 'Authorization: Bearer <token>'."
+            )
+        return self.actor
+
+
+Info = strawberry.Info[Context, None]

@@ -1,0 +1,129 @@
+"""Mutation resolvers: translate the input into a command, call one use case, map the result."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from domain.catalog import Sku, StockCount, Store
+from domain.commands import Reserve
+from domain.geo import GeoPoint
+from domain.policy import ReservationPolicy
+from resolvers.context import Info
+from schema import types
+from services import policy as policy_service
+from services import reservations, stock
+
+
+def _group(group: reservations.ReservationGroup) -> types.ReservationGroup:
+    return types.ReservationGroup(
+        id=strawberry.ID(group.id),
+        customer_id=strawberry.ID(group.customer_id),
+        reservations=[types.Reservation.from_domain(r) for r in group.reservations],
+        replayed=group.replayed,
+    )
+
+
+async def reserve(
+    info: Info,
+    input: Annotated[types.ReserveInput, strawberry.argument(description="What to reserve.")],
+) -> types.ReservationGroup:
+    actor = info.context.require_actor()
+    store_id = str(input.store_id) if input.store_id is not None else None
+    cmd = Reserve.build(
+        customer_id=actor.reserving_customer(
+            str(input.customer_id) if input.customer_id is not None else None, store_id
+        ),
+        lines=[(line.sku, line.quantity) for line in input.lines],
+        store_id=store_id,
+        near=GeoPoint(input.near.lat, input.near.lon) if input.near else None,
+        radius_km=input.radius_km,
+        hold_seconds=input.hold_seconds,
+        idempotency_key=input.idempotency_key,
+        channel=actor.reserving_channel(input.channel),
+    )
+    deps = info.context.deps
+    return _group(await reservations.reserve(cmd, uow=deps.uow, clock=deps.clock))
+
+
+async def cancel_reservation(
+    info: Info,
+    id: Annotated[strawberry.ID, strawberry.argument(description="The reservation's id.")],
+    reason: Annotated[str | None, strawberry.argument(description="Why, for the record.")] = None,
+) -> types.Reservation:
+    deps = info.context.deps
+    cancelled = await reservations.cancel(str(id), reason, uow=deps.uow, clock=deps.clock)
+    return types.Reservation.from_domain(cancelled)
+
+
+async def upsert_stores(
+    info: Info,
+    stores: Annotated[list[types.StoreInput], strawberry.argument(description="1 to 1000 stores.")],
+) -> list[types.Store]:
+    deps = info.context.deps
+    saved = await stock.upsert_stores(
+        [
+            Store.build(id=str(s.id), name=s.name, lat=s.lat, lon=s.lon, timezone=s.timezone)
+            for s in stores
+        ],
+        uow=deps.uow,
+        clock=deps.clock,
+    )
+    return [types.Store.from_domain(s) for s in saved]
+
+
+async def upsert_skus(
+    info: Info,
+    skus: Annotated[list[types.SkuInput], strawberry.argument(description="1 to 10000 SKUs.")],
+) -> list[types.Sku]:
+    deps = info.context.deps
+    saved = await stock.upsert_skus(
+        [Sku.build(code=s.code, name=s.name, unit_price=s.unit_price) for s in skus],
+        uow=deps.uow,
+        clock=deps.clock,
+    )
+    return [types.Sku(code=s.code, name=s.name, unit_price=s.unit_price) for s in saved]
+
+
+async def sync_stock(
+    info: Info,
+    levels: Annotated[
+        list[types.StockLevelInput],
+        strawberry.argument(description="1 to 10000 counts, each (store, SKU) once."),
+    ],
+) -> types.SyncStockResult:
+    deps = info.context.deps
+    applied = await stock.sync_stock(
+        [
+            StockCount.build(
+                store_id=str(lv.store_id),
+                sku=lv.sku,
+                on_hand=lv.on_hand,
+                safety_stock=lv.safety_stock,
+            )
+            for lv in levels
+        ],
+        uow=deps.uow,
+        clock=deps.clock,
+    )
+    return types.SyncStockResult(applied=applied)
+
+
+async def update_reservation_policy(
+    info: Info,
+    input: Annotated[
+        types.ReservationPolicyInput, strawberry.argument(description="The new policy.")
+    ],
+) -> types.ReservationPolicy:
+    deps = info.context.deps
+    policy = ReservationPolicy.create(
+        allowed_hold_seconds=input.allowed_hold_seconds,
+        default_hold_seconds=input.default_hold_seconds,
+        max_active_reservations_per_customer=input.max_active_reservations_per_customer,
+        max_units_per_sku_per_customer=input.max_units_per_sku_per_customer,
+        expiry_warning_seconds=input.expiry_warning_seconds,
+        max_stores_per_group=input.max_stores_per_group,
+    )
+    saved = await policy_service.update_policy(policy, uow=deps.uow, clock=deps.clock)
+    return types.ReservationPolicy.from_domain(saved)

@@ -1,0 +1,110 @@
+"""Query resolvers: parse the arguments, call one read use case, map the result."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from domain.geo import GeoPoint
+from resolvers.context import Info
+from schema import types
+from services import queries
+
+Near = Annotated[types.GeoPointInput, strawberry.argument(description="The point to search from.")]
+RadiusKm = Annotated[
+    float | None, strawberry.argument(description="How far to look, km (default 50, at most 1000).")
+]
+First = Annotated[int | None, strawberry.argument(description="How many to return, 1 to 100.")]
+StoreId = Annotated[strawberry.ID, strawberry.argument(description="The store's code.")]
+ReservationId = Annotated[strawberry.ID, strawberry.argument(description="The reservation's id.")]
+
+
+def _point(near: types.GeoPointInput) -> GeoPoint:
+    return GeoPoint(near.lat, near.lon)
+
+
+async def stores(
+    info: Info,
+    near: Annotated[
+        types.GeoPointInput | None,
+        strawberry.argument(description="Order by distance from this point, within radiusKm."),
+    ] = None,
+    radius_km: RadiusKm = None,
+    first: First = None,
+) -> list[types.Store]:
+    read = info.context.deps.read
+    if near is None:
+        return [
+            types.Store.from_domain(s)
+            for s in await read.stores_page(queries.validate_first(first))
+        ]
+    found = await queries.stores_near(read, _point(near), radius_km, first)
+    return [types.Store.from_domain(n.store, n.distance_km) for n in found]
+
+
+async def availability(
+    info: Info,
+    skus: Annotated[list[str], strawberry.argument(description="SKU codes, 1 to 100.")],
+    near: Near,
+    quantities: Annotated[
+        list[int] | None,
+        strawberry.argument(
+            description="Units wanted per SKU, in the order of skus (default 1 each)."
+        ),
+    ] = None,
+    radius_km: RadiusKm = None,
+    first: First = None,
+) -> list[types.StoreAvailability]:
+    found = await queries.availability(
+        info.context.deps.read, skus, quantities, _point(near), radius_km, first
+    )
+    return [types.StoreAvailability.from_domain(a) for a in found]
+
+
+async def stock_level(
+    info: Info,
+    store_id: StoreId,
+    sku: Annotated[str, strawberry.argument(description="The SKU code.")],
+) -> types.StockLevel | None:
+    levels = await info.context.deps.read.stock_levels([str(store_id)], [sku])
+    level = levels.get((str(store_id), sku))
+    return types.StockLevel.from_domain(level) if level else None
+
+
+async def reservation(info: Info, id: ReservationId) -> types.Reservation | None:
+    found = await info.context.loaders.reservation.load(str(id))
+    return types.Reservation.from_domain(found) if found else None
+
+
+async def my_reservations(
+    info: Info,
+    active_only: Annotated[
+        bool, strawberry.argument(description="Only HELD and READY_FOR_PICKUP ones.")
+    ] = False,
+    first: Annotated[
+        int | None, strawberry.argument(description="How many, 1 to 100 (default 50).")
+    ] = None,
+) -> list[types.Reservation]:
+    actor = info.context.require_actor()
+    found = await info.context.deps.read.reservations_of_customer(
+        actor.subject, active_only=active_only, first=queries.validate_first(first, default=50)
+    )
+    return [types.Reservation.from_domain(r) for r in found]
+
+
+async def pickup_queue(
+    info: Info,
+    store_id: StoreId,
+    first: Annotated[
+        int | None, strawberry.argument(description="How many, 1 to 100 (default 100).")
+    ] = None,
+) -> list[types.Reservation]:
+    found = await info.context.deps.read.pickup_queue(
+        str(store_id), queries.validate_first(first, default=100)
+    )
+    return [types.Reservation.from_domain(r) for r in found]
+
+
+async def reservation_policy(info: Info) -> types.ReservationPolicy:
+    return types.ReservationPolicy.from_domain(await info.context.deps.read.policy())

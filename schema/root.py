@@ -1,0 +1,123 @@
+"""The root types and the schema, with its limits and caches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.types import ExecutionContext
+
+from domain.access import Role
+from resolvers import mutations, queries
+from resolvers.errors import ErrorCodes, log_unexpected
+from resolvers.permissions import (
+    ActsForStore,
+    HasRole,
+    IsAuthenticated,
+    SeesReservation,
+    allow,
+)
+from schema import types
+
+
+@strawberry.type(description="Read stock, stores and reservations.")
+class Query:
+    stores: list[types.Store] = strawberry.field(
+        resolver=queries.stores,
+        description="Stores, nearest first when `near` is given (within radiusKm, default 50).",
+    )
+    availability: list[types.StoreAvailability] = strawberry.field(
+        resolver=queries.availability,
+        description="Stores near the point, nearest first, with what they can give of the SKUs.",
+    )
+    stock_level: types.StockLevel | None = strawberry.field(
+        resolver=queries.stock_level,
+        description="Stock of one SKU at one store: its staff and POS, ops, the WMS.",
+        extensions=allow(ActsForStore(every_store=(Role.WMS,))),
+    )
+    reservation: types.Reservation | None = strawberry.field(
+        resolver=queries.reservation,
+        description=(
+            "One reservation: the customer's own, their store's for staff and POS, any for ops."
+        ),
+        extensions=allow(SeesReservation()),
+    )
+    my_reservations: list[types.Reservation] = strawberry.field(
+        resolver=queries.my_reservations,
+        description="The signed-in customer's reservations, newest first.",
+        extensions=allow(HasRole(Role.CUSTOMER)),
+    )
+    pickup_queue: list[types.Reservation] = strawberry.field(
+        resolver=queries.pickup_queue,
+        description="Active reservations of a store, soonest to expire first.",
+        extensions=allow(ActsForStore()),
+    )
+    reservation_policy: types.ReservationPolicy = strawberry.field(
+        resolver=queries.reservation_policy, description="The rules for holds and limits."
+    )
+
+
+@strawberry.type(description="Reserve, cancel, and keep stores, stock and rules up to date.")
+class Mutation:
+    reserve: types.ReservationGroup = strawberry.field(
+        resolver=mutations.reserve,
+        description=(
+            "Lock every line at one store, or split over the fewest near stores; all or none."
+        ),
+        extensions=allow(HasRole(Role.CUSTOMER, Role.CHANNEL, Role.STAFF, Role.OPS)),
+    )
+    cancel_reservation: types.Reservation = strawberry.field(
+        resolver=mutations.cancel_reservation,
+        description="Cancel an active reservation; its stock is released at once.",
+        extensions=allow(IsAuthenticated(), SeesReservation(to_cancel=True)),
+    )
+    upsert_stores: list[types.Store] = strawberry.field(
+        resolver=mutations.upsert_stores,
+        description="Add or update stores (ops, WMS).",
+        extensions=allow(HasRole(Role.OPS, Role.WMS)),
+    )
+    upsert_skus: list[types.Sku] = strawberry.field(
+        resolver=mutations.upsert_skus,
+        description="Add or update SKUs in the catalogue (ops, WMS).",
+        extensions=allow(HasRole(Role.OPS, Role.WMS)),
+    )
+    sync_stock: types.SyncStockResult = strawberry.field(
+        resolver=mutations.sync_stock,
+        description="Set absolute on-hand counts per store and SKU (ops, WMS).",
+        extensions=allow(HasRole(Role.OPS, Role.WMS)),
+    )
+    update_reservation_policy: types.ReservationPolicy = strawberry.field(
+        resolver=mutations.update_reservation_policy,
+        description="Replace the reservation policy (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
+
+
+class RoposSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Rule breaks and bad requests are the client's business; only our failures are logged.
+        log_unexpected(errors)
+
+
+def build_schema(
+    *, max_depth: int = 10, max_aliases: int = 15, max_tokens: int = 2_000
+) -> RoposSchema:
+    extensions: list[Any] = [
+        lambda: MaxTokensLimiter(max_token_count=max_tokens),
+        lambda: QueryDepthLimiter(max_depth=max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+        ErrorCodes,
+    ]
+    return RoposSchema(query=Query, mutation=Mutation, extensions=extensions)

@@ -1,0 +1,299 @@
+"""Output types: thin views of domain objects, built with `from_domain`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+
+import strawberry
+
+from domain import catalog, policy, reservations, stock
+from resolvers.context import Info
+from services import queries
+
+
+@strawberry.enum(description="Where a reservation is in its lifecycle.")
+class ReservationStatus(Enum):
+    HELD = strawberry.enum_value("HELD", description="Stock is locked; the shopper can come.")
+    READY_FOR_PICKUP = strawberry.enum_value(
+        "READY_FOR_PICKUP", description="Picked and waiting at the store."
+    )
+    COLLECTED = strawberry.enum_value("COLLECTED", description="Paid and handed over.")
+    CANCELLED = strawberry.enum_value("CANCELLED", description="Cancelled; the stock was released.")
+    EXPIRED = strawberry.enum_value(
+        "EXPIRED", description="Not collected in time; the stock was released."
+    )
+
+
+@strawberry.type(description="A pickup location.")
+class Store:
+    id: strawberry.ID = strawberry.field(description="The store's code, e.g. S001.")
+    name: str = strawberry.field(description="The store's name.")
+    lat: float = strawberry.field(description="Latitude, WGS 84.")
+    lon: float = strawberry.field(description="Longitude, WGS 84.")
+    timezone: str = strawberry.field(description="IANA time zone, e.g. Europe/London.")
+    distance_km: float | None = strawberry.field(
+        default=None, description="Distance from the point searched for, when there was one."
+    )
+
+    @classmethod
+    def from_domain(cls, store: catalog.Store, distance_km: float | None = None) -> Store:
+        return cls(
+            id=strawberry.ID(store.id),
+            name=store.name,
+            lat=store.lat,
+            lon=store.lon,
+            timezone=store.timezone,
+            distance_km=None if distance_km is None else round(distance_km, 3),
+        )
+
+
+@strawberry.type(description="What a store can give of one SKU.")
+class AvailabilityLine:
+    sku: str = strawberry.field(description="The SKU code.")
+    available: int = strawberry.field(description="Units that can be reserved now.")
+    requested: int = strawberry.field(description="Units asked for (1 when not given).")
+
+
+@strawberry.type(description="A store near the searched point and what it has of the SKUs.")
+class StoreAvailability:
+    store: Store = strawberry.field(description="The store.")
+    distance_km: float = strawberry.field(description="Distance from the searched point, km.")
+    can_serve_all: bool = strawberry.field(
+        description="True when the store has every requested quantity."
+    )
+    lines: list[AvailabilityLine] = strawberry.field(description="One entry per SKU asked for.")
+
+    @classmethod
+    def from_domain(cls, found: queries.StoreAvailability) -> StoreAvailability:
+        return cls(
+            store=Store.from_domain(found.store, found.distance_km),
+            distance_km=round(found.distance_km, 3),
+            can_serve_all=found.can_serve_all,
+            lines=[
+                AvailabilityLine(sku=x.sku, available=x.available, requested=x.requested)
+                for x in found.lines
+            ],
+        )
+
+
+@strawberry.type(description="Stock of one SKU at one store.")
+class StockLevel:
+    store_id: strawberry.ID = strawberry.field(description="The store's code.")
+    sku: str = strawberry.field(description="The SKU code.")
+    on_hand: int = strawberry.field(description="Units physically there, as the WMS counts them.")
+    reserved: int = strawberry.field(description="Units locked by active reservations.")
+    safety_stock: int = strawberry.field(description="Units kept back from reservations.")
+    available: int = strawberry.field(
+        description="onHand - reserved - safetyStock, never below 0: what can be reserved."
+    )
+
+    @classmethod
+    def from_domain(cls, level: stock.StockLevel) -> StockLevel:
+        return cls(
+            store_id=strawberry.ID(level.store_id),
+            sku=level.sku,
+            on_hand=level.on_hand,
+            reserved=level.reserved,
+            safety_stock=level.safety_stock,
+            available=level.available,
+        )
+
+
+@strawberry.type(description="Units of one SKU in a reservation.")
+class ReservationLine:
+    sku: str = strawberry.field(description="The SKU code.")
+    quantity: int = strawberry.field(description="Units locked.")
+
+
+@strawberry.type(description="Units locked at one store for one customer until expiresAt.")
+class Reservation:
+    id: strawberry.ID = strawberry.field(description="The reservation's id.")
+    code: str = strawberry.field(description="Short pickup code for the receipt and the till.")
+    group_id: strawberry.ID = strawberry.field(description="The reserve call that created it.")
+    customer_id: strawberry.ID = strawberry.field(description="Whose reservation it is.")
+    store_id: strawberry.ID = strawberry.field(description="Where it is held and collected.")
+    channel: str | None = strawberry.field(description="The sales channel it came through.")
+    status: ReservationStatus = strawberry.field(description="Where it is in its lifecycle.")
+    lines: list[ReservationLine] = strawberry.field(description="What is locked.")
+    hold_seconds: int = strawberry.field(description="The hold granted, in seconds.")
+    created_at: datetime = strawberry.field(description="When it was made (UTC).")
+    expires_at: datetime = strawberry.field(
+        description="When the hold ends and the stock is released if not collected (UTC)."
+    )
+    ready_at: datetime | None = strawberry.field(description="When the store marked it ready.")
+    collected_at: datetime | None = strawberry.field(description="When it was collected.")
+    cancelled_at: datetime | None = strawberry.field(description="When it was cancelled.")
+    expired_at: datetime | None = strawberry.field(description="When it expired.")
+    cancel_reason: str | None = strawberry.field(description="Why it was cancelled, if given.")
+
+    @strawberry.field(description="Whole seconds until expiresAt; 0 once it is over or final.")
+    def seconds_remaining(self, info: Info) -> int:
+        if self.status not in (ReservationStatus.HELD, ReservationStatus.READY_FOR_PICKUP):
+            return 0
+        now = info.context.deps.clock.now()
+        return max(0, int((self.expires_at - now).total_seconds()))
+
+    @strawberry.field(description="The store it is held at.")
+    async def store(self, info: Info) -> Store | None:
+        found = await info.context.loaders.store.load(str(self.store_id))
+        return Store.from_domain(found) if found else None
+
+    @classmethod
+    def from_domain(cls, r: reservations.Reservation) -> Reservation:
+        return cls(
+            id=strawberry.ID(r.id),
+            code=r.code,
+            group_id=strawberry.ID(r.group_id),
+            customer_id=strawberry.ID(r.customer_id),
+            store_id=strawberry.ID(r.store_id),
+            channel=r.channel,
+            status=ReservationStatus(r.status.value),
+            lines=[ReservationLine(sku=line.sku, quantity=line.quantity) for line in r.lines],
+            hold_seconds=r.hold_seconds,
+            created_at=r.created_at,
+            expires_at=r.expires_at,
+            ready_at=r.ready_at,
+            collected_at=r.collected_at,
+            cancelled_at=r.cancelled_at,
+            expired_at=r.expired_at,
+            cancel_reason=r.cancel_reason,
+        )
+
+
+@strawberry.type(description="What one reserve call created: one reservation per store.")
+class ReservationGroup:
+    id: strawberry.ID = strawberry.field(description="The group's id.")
+    customer_id: strawberry.ID = strawberry.field(description="Whose reservations they are.")
+    reservations: list[Reservation] = strawberry.field(
+        description="One per store; more than one when the order was split."
+    )
+    replayed: bool = strawberry.field(
+        description="True when this answers a repeated idempotencyKey: nothing new was locked."
+    )
+
+
+@strawberry.type(description="The rules for holds and per-customer limits.")
+class ReservationPolicy:
+    default_hold_seconds: int = strawberry.field(description="Hold used when none is asked for.")
+    allowed_hold_seconds: list[int] = strawberry.field(description="Holds a reserve may ask for.")
+    max_active_reservations_per_customer: int = strawberry.field(
+        description="Active reservations one customer may have at once."
+    )
+    max_units_per_sku_per_customer: int = strawberry.field(
+        description="Units of one SKU one customer may hold over all active reservations."
+    )
+    expiry_warning_seconds: int = strawberry.field(
+        description="How long before expiry the EXPIRING_SOON warning goes out."
+    )
+    max_stores_per_group: int = strawberry.field(
+        description="The most stores one reserve may be split over."
+    )
+
+    @classmethod
+    def from_domain(cls, p: policy.ReservationPolicy) -> ReservationPolicy:
+        return cls(
+            default_hold_seconds=p.default_hold_seconds,
+            allowed_hold_seconds=list(p.allowed_hold_seconds),
+            max_active_reservations_per_customer=p.max_active_reservations_per_customer,
+            max_units_per_sku_per_customer=p.max_units_per_sku_per_customer,
+            expiry_warning_seconds=p.expiry_warning_seconds,
+            max_stores_per_group=p.max_stores_per_group,
+        )
+
+
+@strawberry.type(description="The result of a stock sync.")
+class SyncStockResult:
+    applied: int = strawberry.field(description="Levels written.")
+
+
+@strawberry.type(description="A SKU in the catalogue.")
+class Sku:
+    code: str = strawberry.field(description="The SKU code.")
+    name: str | None = strawberry.field(description="Display name.")
+    unit_price: Decimal | None = strawberry.field(description="Price of one unit.")
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+
+
+@strawberry.input(description="A point on Earth.")
+class GeoPointInput:
+    lat: float = strawberry.field(description="Latitude, -90 to 90.")
+    lon: float = strawberry.field(description="Longitude, -180 to 180.")
+
+
+@strawberry.input(description="Units of one SKU to reserve.")
+class ReserveLineInput:
+    sku: str = strawberry.field(description="The SKU code.")
+    quantity: int = strawberry.field(description="Units, at least 1.")
+
+
+@strawberry.input(description="What to reserve, for whom, and where: give storeId or near.")
+class ReserveInput:
+    lines: list[ReserveLineInput] = strawberry.field(description="1 to 100 lines.")
+    customer_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="Whose reservation: taken from the token for customers; required otherwise.",
+    )
+    store_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Reserve every line at this store."
+    )
+    near: GeoPointInput | None = strawberry.field(
+        default=None,
+        description="Reserve at the nearest store that has every line, or split over the fewest.",
+    )
+    radius_km: float | None = strawberry.field(
+        default=None, description="With near: how far to look, km (default 50)."
+    )
+    hold_seconds: int | None = strawberry.field(
+        default=None, description="One of the policy's allowedHoldSeconds (default: its default)."
+    )
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="The same key again returns the same group and locks nothing more.",
+    )
+    channel: str | None = strawberry.field(
+        default=None, description="The sales channel (from the token for channel callers)."
+    )
+
+
+@strawberry.input(description="A store to add or update.")
+class StoreInput:
+    id: strawberry.ID = strawberry.field(description="The store's code.")
+    name: str = strawberry.field(description="The store's name.")
+    lat: float = strawberry.field(description="Latitude.")
+    lon: float = strawberry.field(description="Longitude.")
+    timezone: str = strawberry.field(description="IANA time zone.")
+
+
+@strawberry.input(description="A SKU to add or update.")
+class SkuInput:
+    code: str = strawberry.field(description="The SKU code.")
+    name: str | None = strawberry.field(default=None, description="Display name.")
+    unit_price: Decimal | None = strawberry.field(default=None, description="Price of one unit.")
+
+
+@strawberry.input(description="An absolute count of one SKU at one store, from the WMS.")
+class StockLevelInput:
+    store_id: strawberry.ID = strawberry.field(description="The store's code.")
+    sku: str = strawberry.field(description="The SKU code; unknown SKUs are added.")
+    on_hand: int = strawberry.field(description="Units physically there, 0 or more.")
+    safety_stock: int | None = strawberry.field(
+        default=None, description="Units to keep back from reservations; unchanged when not given."
+    )
+
+
+@strawberry.input(description="The whole reservation policy.")
+class ReservationPolicyInput:
+    default_hold_seconds: int = strawberry.field(description="Must be one of allowedHoldSeconds.")
+    allowed_hold_seconds: list[int] = strawberry.field(description="1 to 20 durations, seconds.")
+    max_active_reservations_per_customer: int = strawberry.field(description="At least 1.")
+    max_units_per_sku_per_customer: int = strawberry.field(description="At least 1.")
+    expiry_warning_seconds: int = strawberry.field(
+        description="0 or more, shorter than the shortest hold."
+    )
+    max_stores_per_group: int = strawberry.field(
+        default=3, description="The most stores a reserve may be split over (default 3)."
+    )

@@ -1,0 +1,1 @@
+"""Use cases: one function per thing the system does, called by resolvers, webhooks and workers."""

@@ -1,0 +1,269 @@
+"""Reservation use cases: reserve, cancel, and expire what is due."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from domain.clock import Clock
+from domain.codes import new_pickup_code
+from domain.commands import Reserve, validate_reason
+from domain.errors import BadInput, NotFound, OutOfStock
+from domain.events import Event
+from domain.reservations import MovementReason, Reservation
+from domain.sourcing import Allocation, plan
+from domain.stock import Movement
+from services.unit_of_work import RetryableConflict, UnitOfWork, UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+# A reserve that loses a race (stock taken between sourcing and locking, a pickup code or an
+# idempotency key taken by a concurrent transaction) is tried again this many times in all.
+MAX_ATTEMPTS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationGroup:
+    """What one `reserve` created: one reservation per store that serves part of it."""
+
+    id: str
+    customer_id: str
+    reservations: tuple[Reservation, ...]
+    replayed: bool = False
+
+
+class _StockTaken(Exception):
+    """A conditional update found fewer units than sourcing saw: plan again."""
+
+    def __init__(self, sku: str) -> None:
+        super().__init__(sku)
+        self.sku = sku
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+async def reserve(cmd: Reserve, *, uow: UnitOfWorkFactory, clock: Clock) -> ReservationGroup:
+    """Lock every line of `cmd` at one store (or split over the fewest near stores), all or none."""
+    request_hash = cmd.fingerprint()
+    taken: str | None = None
+    for _attempt in range(MAX_ATTEMPTS):
+        try:
+            return await _reserve_once(cmd, request_hash, uow(), clock)
+        except _StockTaken as race:
+            taken = race.sku
+        except RetryableConflict as conflict:
+            if conflict.what != "idempotency_key":
+                continue
+            # A twin request with the same key committed first: answer with its group.
+            async with uow() as tx:
+                found = await tx.reservations.find_group_by_key(
+                    cmd.customer_id, cmd.idempotency_key or ""
+                )
+                if found is not None:
+                    return await _replay(tx, cmd.customer_id, found, request_hash)
+    raise OutOfStock([taken] if taken else [line.sku for line in cmd.lines])
+
+
+async def _reserve_once(
+    cmd: Reserve, request_hash: str, tx: UnitOfWork, clock: Clock
+) -> ReservationGroup:
+    async with tx:
+        now = clock.now()
+        policy = await tx.policy.get()
+        hold_seconds = policy.hold_seconds_for(cmd.hold_seconds)
+        policy.check_units_requested(cmd.units)
+        if cmd.idempotency_key:
+            found = await tx.reservations.find_group_by_key(cmd.customer_id, cmd.idempotency_key)
+            if found is not None:
+                return await _replay(tx, cmd.customer_id, found, request_hash)
+
+        group_id = new_id()
+        # The group row goes first: a concurrent twin with the same idempotency key waits on it.
+        await tx.reservations.add_group(
+            group_id,
+            cmd.customer_id,
+            cmd.channel,
+            cmd.idempotency_key,
+            request_hash if cmd.idempotency_key else None,
+            now,
+        )
+        allocations = await _source(tx, cmd, policy.max_stores_per_group)
+
+        if not await tx.holds.add_reservations(
+            cmd.customer_id, len(allocations), policy.max_active_reservations_per_customer
+        ):
+            raise policy.reservations_exceeded()
+        over = await tx.holds.add_units(
+            cmd.customer_id, cmd.units, policy.max_units_per_sku_per_customer
+        )
+        if over:
+            raise policy.units_exceeded(over)
+
+        held = [
+            Reservation.hold(
+                id=new_id(),
+                group_id=group_id,
+                code=new_pickup_code(),
+                customer_id=cmd.customer_id,
+                store_id=allocation.store_id,
+                channel=cmd.channel,
+                lines=allocation.lines,
+                hold_seconds=hold_seconds,
+                now=now,
+            )
+            for allocation in allocations
+        ]
+        stock_events: list[Event] = []
+        movements: list[Movement] = []
+        # Deterministic row order, so concurrent multi-line reserves never deadlock.
+        for store_id, sku, quantity, reservation_id in sorted(
+            (r.store_id, line.sku, line.quantity, r.id) for r in held for line in r.lines
+        ):
+            level = await tx.stock.lock(store_id, sku, quantity, now)
+            if level is None:
+                await _explain_shortage(tx, cmd, store_id, sku)
+            else:
+                stock_events.append(level.changed(MovementReason.RESERVE, now))
+                movements.append(
+                    Movement(store_id, sku, 0, quantity, MovementReason.RESERVE, reservation_id)
+                )
+
+        await tx.reservations.add(held, now)
+        await tx.ledger.record(movements, now)
+        await tx.outbox.add([*(e for r in held for e in r.events), *stock_events])
+        await tx.commit()
+    log.info(
+        "reserved",
+        extra={
+            "group_id": group_id,
+            "customer_id": cmd.customer_id,
+            "reservation_ids": [r.id for r in held],
+            "store_ids": [r.store_id for r in held],
+        },
+    )
+    return ReservationGroup(group_id, cmd.customer_id, tuple(held))
+
+
+async def _source(tx: UnitOfWork, cmd: Reserve, max_stores: int) -> list[Allocation]:
+    if cmd.store_id is not None:
+        return [Allocation(cmd.store_id, 0.0, cmd.lines)]
+    assert cmd.near is not None and cmd.radius_km is not None
+    candidates = await tx.stock.candidates(cmd.near, cmd.radius_km, cmd.units)
+    try:
+        return plan(cmd.units, candidates, max_stores)
+    except OutOfStock:
+        await _ensure_skus_exist(tx, cmd)
+        raise
+
+
+async def _ensure_skus_exist(tx: UnitOfWork, cmd: Reserve) -> None:
+    unknown = sorted(set(cmd.units) - await tx.catalog.existing_skus(cmd.units))
+    if unknown:
+        raise NotFound(f"Unknown SKU: {', '.join(unknown)}", skus=unknown)
+
+
+async def _explain_shortage(tx: UnitOfWork, cmd: Reserve, store_id: str, sku: str) -> None:
+    """A lock failed: say why as precisely as the data allows, then give up this attempt."""
+    await _ensure_skus_exist(tx, cmd)
+    if cmd.store_id is None:
+        raise _StockTaken(sku)
+    if not await tx.catalog.existing_stores([store_id]):
+        raise NotFound(f"Unknown store: {store_id}", storeId=store_id)
+    available = await tx.stock.available_at(store_id, cmd.units)
+    short = [s for s, q in cmd.units.items() if available.get(s, 0) < q] or [sku]
+    raise OutOfStock(
+        short, f"Not enough stock at {store_id} to reserve: {', '.join(sorted(short))}"
+    )
+
+
+async def _replay(
+    tx: UnitOfWork, customer_id: str, found: tuple[str, str | None], request_hash: str
+) -> ReservationGroup:
+    group_id, stored_hash = found
+    if stored_hash != request_hash:
+        raise BadInput(
+            "This idempotencyKey was already used for a different reservation request; "
+            "use a new key for a new request.",
+            field="idempotencyKey",
+        )
+    return ReservationGroup(
+        group_id, customer_id, tuple(await tx.reservations.in_group(group_id)), replayed=True
+    )
+
+
+async def cancel(
+    reservation_id: str, reason: str | None, *, uow: UnitOfWorkFactory, clock: Clock
+) -> Reservation:
+    """Cancel an active reservation and release its stock at once."""
+    reason = validate_reason(reason)
+    async with uow() as tx:
+        now = clock.now()
+        reservation = await tx.reservations.get(reservation_id, for_update=True)
+        if reservation is None:
+            raise NotFound(f"No reservation {reservation_id}.")
+        previous = reservation.version
+        reservation.cancel(now, reason)
+        await tx.reservations.save(reservation, previous, now)
+        await _release(tx, [reservation], MovementReason.CANCEL, now)
+        await tx.commit()
+    log.info(
+        "cancelled", extra={"reservation_id": reservation.id, "store_id": reservation.store_id}
+    )
+    return reservation
+
+
+async def expire_due(*, uow: UnitOfWorkFactory, clock: Clock, batch_size: int = 200) -> int:
+    """Expire every active reservation whose time is up and release its stock. Safe to run in
+    several processes at once: each claims rows the others have not locked."""
+    total = 0
+    while True:
+        async with uow() as tx:
+            now = clock.now()
+            due = await tx.reservations.claim_due(now, batch_size)
+            for reservation in due:
+                previous = reservation.version
+                reservation.expire(now)
+                await tx.reservations.save(reservation, previous, now)
+            await _release(tx, due, MovementReason.EXPIRE, now)
+            await tx.commit()
+        total += len(due)
+        for reservation in due:
+            log.info(
+                "expired",
+                extra={"reservation_id": reservation.id, "store_id": reservation.store_id},
+            )
+        if len(due) < batch_size:
+            return total
+
+
+async def _release(
+    tx: UnitOfWork, finished: Sequence[Reservation], reason: MovementReason, now: datetime
+) -> None:
+    """Give the units of finished reservations back to available, in deterministic row order."""
+    if not finished:
+        return
+    per_customer: dict[str, tuple[int, dict[str, int]]] = {}
+    per_row: dict[tuple[str, str], int] = defaultdict(int)
+    movements: list[Movement] = []
+    for r in finished:
+        count, units = per_customer.get(r.customer_id, (0, {}))
+        for line in r.lines:
+            units[line.sku] = units.get(line.sku, 0) + line.quantity
+            per_row[(r.store_id, line.sku)] += line.quantity
+            movements.append(Movement(r.store_id, line.sku, 0, -line.quantity, reason, r.id))
+        per_customer[r.customer_id] = (count + 1, units)
+    for customer_id in sorted(per_customer):
+        count, units = per_customer[customer_id]
+        await tx.holds.remove(customer_id, count, units)
+    stock_events: list[Event] = []
+    for (store_id, sku), quantity in sorted(per_row.items()):
+        level = await tx.stock.release(store_id, sku, quantity, now)
+        stock_events.append(level.changed(reason, now))
+    await tx.ledger.record(movements, now)
+    await tx.outbox.add([*(e for r in finished for e in r.events), *stock_events])
