@@ -50,7 +50,9 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         deps: Deps = request.app.state.deps
-        actor, problem = actor_from_header(self.settings, request.headers.get("authorization"))
+        actor, problem = actor_from_header(
+            self.settings, request.headers.get("authorization"), deps.clock.now()
+        )
         return Context(deps=deps, actor=actor, auth_problem=problem, request=request)
 
 

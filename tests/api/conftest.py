@@ -1,0 +1,138 @@
+"""A real gateway for API tests: uvicorn serving the app on a free loopback port, in the test
+loop, with a controlled clock; and a small client that speaks GraphQL over HTTP to it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+import uvicorn
+
+from adapters.db.engine import Database
+from domain.access import Role
+from domain.clock import FakeClock
+from gateway.app import create_app
+from gateway.auth import issue_token
+from gateway.settings import Settings
+from tests.conftest import START
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Gateway:
+    url: str
+    settings: Settings
+    clock: FakeClock
+    db: Database
+
+    def token(
+        self,
+        role: Role | str,
+        *,
+        sub: str | None = None,
+        store: str | None = None,
+        channel: str | None = None,
+        ttl: int | None = None,
+    ) -> str:
+        role = Role(role)
+        return issue_token(
+            self.settings,
+            role=role,
+            subject=sub or f"{role.value}-1",
+            now=self.clock.now(),
+            store_id=store,
+            channel=channel,
+            ttl_seconds=ttl,
+        )
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def gateway(database_url: str, db: Database) -> AsyncIterator[Gateway]:
+    """One uvicorn server per test module; its clock is set back to START before each test."""
+    settings = Settings(
+        database_url=database_url, sweep_interval_seconds=0.1, log_json=False, graphiql=True
+    )
+    clock = FakeClock(START)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, clock=clock),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.01)
+    if not server.started:
+        task.result()  # raises what stopped it
+        raise RuntimeError("the gateway did not start")
+    try:
+        yield Gateway(f"http://127.0.0.1:{port}", settings, clock, db)
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+def api(gateway: Gateway, clean_db: Database) -> Gateway:
+    """The running gateway, with an empty database and its clock at START."""
+    gateway.clock.set(START)
+    return gateway
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        yield client
+
+
+@dataclass
+class Result:
+    status: int
+    body: dict[str, Any]
+
+    @property
+    def data(self) -> Any:
+        return self.body.get("data")
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return self.body.get("errors") or []
+
+    @property
+    def codes(self) -> list[str]:
+        return [e.get("extensions", {}).get("code") for e in self.errors]
+
+    def ok(self) -> Any:
+        assert not self.errors, self.errors
+        return self.data
+
+
+async def gql(
+    client: httpx.AsyncClient,
+    api: Gateway,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    token: str | None = None,
+) -> Result:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    response = await client.post(
+        f"{api.url}/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+    )
+    return Result(response.status_code, response.json())
