@@ -35,6 +35,7 @@ class Gateway:
     settings: Settings
     clock: FakeClock
     db: Database
+    app: Any = None
 
     def token(
         self,
@@ -65,9 +66,10 @@ async def gateway(database_url: str, db: Database) -> AsyncIterator[Gateway]:
     )
     clock = FakeClock(START)
     port = free_port()
+    app = create_app(settings, clock=clock)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, clock=clock),
+            app,
             host="127.0.0.1",
             port=port,
             log_level="warning",
@@ -83,7 +85,7 @@ async def gateway(database_url: str, db: Database) -> AsyncIterator[Gateway]:
         task.result()  # raises what stopped it
         raise RuntimeError("the gateway did not start")
     try:
-        yield Gateway(f"http://127.0.0.1:{port}", settings, clock, db)
+        yield Gateway(f"http://127.0.0.1:{port}", settings, clock, db, app)
     finally:
         server.should_exit = True
         await task

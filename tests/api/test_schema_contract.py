@@ -1,0 +1,52 @@
+"""The exported SDL is the contract: it must match the code, and keep the names clients use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from graphql import build_schema as parse_sdl
+
+from schema.root import build_schema
+
+SDL = Path(__file__).resolve().parents[2] / "schema" / "schema.graphql"
+
+
+def test_exported_schema_is_current():
+    assert SDL.read_text() == build_schema().as_str() + "\n", (
+        "schema/schema.graphql is out of date: run `ropos export-schema` and commit it"
+    )
+
+
+def test_the_contract_names_are_there():
+    schema = parse_sdl(SDL.read_text())
+    query, mutation = schema.query_type, schema.mutation_type
+    assert query is not None and mutation is not None
+    assert {
+        "stores", "availability", "stockLevel", "reservation", "myReservations", "pickupQueue", "reservationPolicy"
+    } <= set(query.fields)
+    assert {
+        "reserve", "cancelReservation", "upsertStores", "syncStock", "updateReservationPolicy"
+    } <= set(mutation.fields)
+    reservation = schema.type_map["Reservation"]
+    assert {
+        "id", "code", "groupId", "customerId", "storeId", "status", "lines", "createdAt", "expiresAt",
+        "secondsRemaining", "readyAt", "collectedAt",
+    } <= set(reservation.fields)  # type: ignore[attr-defined]
+    assert set(schema.type_map["ReserveInput"].fields) == {  # type: ignore[attr-defined]
+        "customerId", "lines", "storeId", "near", "radiusKm", "holdSeconds", "idempotencyKey", "channel"
+    }
+
+
+def test_every_field_and_argument_is_described():
+    schema = parse_sdl(SDL.read_text())
+    missing = []
+    for name, kind in schema.type_map.items():
+        if name.startswith("__") or not hasattr(kind, "fields"):
+            continue
+        for field_name, field in kind.fields.items():
+            if not field.description:
+                missing.append(f"{name}.{field_name}")
+            for arg_name, arg in getattr(field, "args", {}).items():
+                if not arg.description:
+                    missing.append(f"{name}.{field_name}({arg_name})")
+    assert missing == []
