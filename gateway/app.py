@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -113,7 +115,20 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         return JSONResponse({"status": "ok", "database": "up"})
 
     graphql = GraphQLApp(settings)
+    middleware = []
+    if settings.allowed_origins:
+        # Browser front-ends on another origin: HTTP needs CORS (WebSockets check the origin apart).
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.allowed_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type"],
+                max_age=600,
+            )
+        )
     return Starlette(
+        middleware=middleware,
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),

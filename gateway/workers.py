@@ -14,8 +14,12 @@ from services.unit_of_work import UnitOfWorkFactory
 log = logging.getLogger(__name__)
 
 
+MAX_BACKOFF_SECONDS = 30.0
+
+
 class Periodic:
-    """Runs `job` every `interval` seconds until stopped; a failure is logged, never fatal."""
+    """Runs `job` every `interval` seconds until stopped. A failure is logged, never fatal; while
+    failures repeat (the database is down, say) the pause doubles, up to MAX_BACKOFF_SECONDS."""
 
     def __init__(self, name: str, job: Callable[[], Awaitable[object]], interval: float) -> None:
         self.name = name
@@ -34,14 +38,15 @@ class Periodic:
             self._task = None
 
     async def _loop(self) -> None:
+        pause = self.interval
         while True:
             try:
                 await self.job()
-            except asyncio.CancelledError:
-                raise
+                pause = self.interval
             except Exception:
-                log.exception("worker failed; retrying", extra={"worker": self.name})
-            await asyncio.sleep(self.interval)
+                log.exception("worker failed; retrying", extra={"worker": self.name, "retry_in": pause})
+                pause = min(pause * 2, MAX_BACKOFF_SECONDS)
+            await asyncio.sleep(pause)
 
 
 def expiry_sweeper(
