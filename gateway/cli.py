@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -63,15 +63,18 @@ def cmd_worker(args: argparse.Namespace) -> None:
             interval=settings.sweep_interval_seconds,
             batch_size=settings.sweep_batch_size,
         )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
         sweeper.start()
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await sweeper.stop()
             await db.dispose()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+    asyncio.run(run())
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -190,8 +193,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
     args = parser().parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except (SQLAlchemyError, OSError) as error:
+        sys.exit(f"ropos {args.command}: cannot use the database: {error}")
 
 
 if __name__ == "__main__":
