@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -108,12 +109,14 @@ class Reserve:
 
     def fingerprint(self) -> str:
         """A digest of what makes two requests "the same" for an idempotency key."""
-        near = f"{self.near.lat},{self.near.lon},{self.radius_km}" if self.near else ""
-        lines = ",".join(
-            f"{line.sku}x{line.quantity}" for line in sorted(self.lines, key=lambda x: x.sku)
-        )
-        text = f"{self.store_id}|{near}|{lines}|{self.hold_seconds}|{self.channel}"
-        return hashlib.sha256(text.encode()).hexdigest()
+        request = {
+            "storeId": self.store_id,
+            "near": [self.near.lat, self.near.lon, self.radius_km] if self.near else None,
+            "lines": sorted([line.sku, line.quantity] for line in self.lines),
+            "holdSeconds": self.hold_seconds,
+            "channel": self.channel,
+        }
+        return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
 
 
 def validate_reason(reason: str | None) -> str | None:

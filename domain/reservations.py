@@ -31,11 +31,9 @@ class Status(StrEnum):
 
 ACTIVE_STATUSES = frozenset({Status.HELD, Status.READY_FOR_PICKUP})
 
-# The lifecycle of DESIGN.md. COLLECTED straight from HELD is allowed only where the policy says so.
+# The lifecycle of DESIGN.md; any other move is refused.
 TRANSITIONS: Mapping[Status, frozenset[Status]] = {
-    Status.HELD: frozenset(
-        {Status.READY_FOR_PICKUP, Status.COLLECTED, Status.CANCELLED, Status.EXPIRED}
-    ),
+    Status.HELD: frozenset({Status.READY_FOR_PICKUP, Status.CANCELLED, Status.EXPIRED}),
     Status.READY_FOR_PICKUP: frozenset({Status.COLLECTED, Status.CANCELLED, Status.EXPIRED}),
     Status.COLLECTED: frozenset(),
     Status.CANCELLED: frozenset(),

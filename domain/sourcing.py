@@ -5,16 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import combinations
 
 from domain.errors import OutOfStock
 from domain.reservations import Line
 
-# Exhaustive search over store combinations is exact but grows fast: it covers splits over up to
-# EXACT_MAX_STORES stores among the EXACT_CANDIDATES nearest useful stores; beyond that a greedy
-# cover (largest contribution first, nearest on ties) takes over.
-EXACT_MAX_STORES = 3
-EXACT_CANDIDATES = 24
+# The split search is exact (fewest stores, then least total distance) within this many search
+# nodes; a request so fragmented that it needs more gets a greedy cover instead.
+SEARCH_BUDGET = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,26 +58,70 @@ def plan(
         raise OutOfStock(short)
     useful = [c for c in ordered if any(c.available.get(sku, 0) > 0 for sku in wanted)]
 
-    pool = useful[:EXACT_CANDIDATES]
-    for size in range(2, min(EXACT_MAX_STORES, max_stores, len(pool)) + 1):
-        best: tuple[float, tuple[str, ...], tuple[Candidate, ...]] | None = None
-        for combo in combinations(pool, size):
-            if not _covers(combo, wanted):
-                continue
-            key = (sum(c.distance_km for c in combo), tuple(c.store_id for c in combo))
-            if best is None or key < best[:2]:
-                best = (*key, combo)
-        if best is not None:
-            return _assign(best[2], wanted)
+    budget = _Budget(SEARCH_BUDGET)
+    for size in range(2, max_stores + 1):
+        cover = _cheapest_cover(useful, wanted, size, budget)
+        if cover is not None:
+            return _assign(cover, wanted)
+        if budget.spent:
+            break
+    # The exact search ran out of budget (a very fragmented request): settle for a greedy cover.
+    chosen = _greedy(useful, wanted, max_stores) if budget.spent else []
+    if chosen and _covers(chosen, wanted):
+        return _assign(chosen, wanted)
+    uncovered = _uncovered(chosen, wanted) if chosen else sorted(wanted)
+    raise OutOfStock(
+        uncovered,
+        f"No {max_stores} stores within the radius can together serve: {', '.join(uncovered)}",
+    )
 
-    chosen = _greedy(useful, wanted, max_stores)
-    if not _covers(chosen, wanted):
-        raise OutOfStock(
-            _uncovered(chosen, wanted),
-            f"No {max_stores} stores within the radius can together serve: "
-            f"{', '.join(_uncovered(chosen, wanted))}",
-        )
-    return _assign(chosen, wanted)
+
+class _Budget:
+    def __init__(self, nodes: int) -> None:
+        self.left = nodes
+
+    @property
+    def spent(self) -> bool:
+        return self.left <= 0
+
+
+def _cheapest_cover(
+    useful: Sequence[Candidate], wanted: Mapping[str, int], size: int, budget: _Budget
+) -> tuple[Candidate, ...] | None:
+    """The covering set of at most `size` stores with the least total distance (branch and bound:
+    branch on the uncovered SKU with the fewest stores that have it; prune on distance)."""
+    givers = {
+        sku: [c for c in useful if c.available.get(sku, 0) > 0] for sku in wanted
+    }  # each list nearest first, as `useful` is
+    best: tuple[float, tuple[str, ...], tuple[Candidate, ...]] | None = None
+
+    def search(chosen: tuple[Candidate, ...], cost: float, missing: dict[str, int]) -> None:
+        nonlocal best
+        if budget.spent:
+            return
+        budget.left -= 1
+        if not missing:
+            key = (cost, tuple(sorted(c.store_id for c in chosen)))
+            if best is None or key < best[:2]:
+                best = (*key, chosen)
+            return
+        if len(chosen) == size:
+            return
+        sku = min(missing, key=lambda s: (len(givers[s]), s))
+        for c in givers[sku]:
+            if c in chosen:
+                continue
+            if best is not None and cost + c.distance_km > best[0]:
+                break  # the rest are farther still
+            left = {
+                s: q - max(0, c.available.get(s, 0))
+                for s, q in missing.items()
+                if q > max(0, c.available.get(s, 0))
+            }
+            search((*chosen, c), cost + c.distance_km, left)
+
+    search((), 0.0, dict(wanted))
+    return best[2] if best else None
 
 
 def _covers(stores: Sequence[Candidate], wanted: Mapping[str, int]) -> bool:
