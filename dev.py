@@ -37,7 +37,7 @@ def run(*args: str | os.PathLike[str], env: dict[str, str] | None = None) -> Non
 
 def install() -> None:
     """Make .venv and install the project with its pinned dependencies, unless already done."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 (dev.py runs on whatever python3 a newcomer has)
         sys.exit("ROPOS needs Python 3.11 or newer; this is " + sys.version.split()[0])
     digest = hashlib.sha256(b"".join((ROOT / name).read_bytes() for name in INPUTS)).hexdigest()
     if STAMP.exists() and STAMP.read_text() == digest and PYTHON.exists():
@@ -62,7 +62,9 @@ def serve(extra: list[str]) -> None:
         ("--role", "pos", "--store", "S001"),
         ("--role", "ops"),
     ):
-        token = subprocess.run([str(ropos), "token", *args], cwd=ROOT, capture_output=True, text=True)
+        token = subprocess.run(
+            [str(ropos), "token", *args], cwd=ROOT, capture_output=True, text=True
+        )
         print(f"  {' '.join(args):32} {token.stdout.strip()}")
     say("GraphiQL at http://127.0.0.1:8000/graphql (Ctrl+C stops)")
     os.execv(str(ropos), [str(ropos), "serve", *extra])

@@ -23,7 +23,10 @@ class Store:
 
     @classmethod
     def build(cls, *, id: str, name: str, lat: float, lon: float, timezone: str) -> Store:
-        GeoPoint(lat, lon)
+        try:
+            GeoPoint(lat, lon)
+        except BadInput as error:
+            raise BadInput(f"Store {id}: {error.message}", **error.details) from None
         name = name.strip()
         if not name or len(name) > 200:
             raise BadInput(f"Store {id}: name must be 1 to 200 characters.", field="name")

@@ -15,6 +15,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 
 from adapters.db.engine import Database
 from adapters.db.uow import SqlUnitOfWork
@@ -25,6 +27,7 @@ from gateway.auth import actor_from_header
 from gateway.settings import Settings
 from gateway.workers import Periodic, expiry_sweeper
 from resolvers.context import Context, Deps
+from resolvers.errors import client_error
 from schema.root import build_schema
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,15 @@ class GraphQLApp(GraphQL[Context, None]):
             **options,
         )
         self.settings = settings
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        # The ErrorCodes extension shapes errors of operations that ran; a parse error raised in
+        # the parser cache never reaches it, so every HTTP result is shaped here as well.
+        if result.errors:
+            result.errors = [client_error(error) for error in result.errors]
+        return await super().process_result(request, result)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         deps: Deps = request.app.state.deps

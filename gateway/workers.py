@@ -44,7 +44,9 @@ class Periodic:
                 await self.job()
                 pause = self.interval
             except Exception:
-                log.exception("worker failed; retrying", extra={"worker": self.name, "retry_in": pause})
+                log.exception(
+                    "worker failed; retrying", extra={"worker": self.name, "retry_in": pause}
+                )
                 pause = min(pause * 2, MAX_BACKOFF_SECONDS)
             await asyncio.sleep(pause)
 

@@ -98,7 +98,7 @@ def api(gateway: Gateway, clean_db: Database) -> Gateway:
     return gateway
 
 
-@pytest_asyncio.fixture(loop_scope="session")
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=30) as client:
         yield client

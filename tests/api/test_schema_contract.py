@@ -22,18 +22,45 @@ def test_the_contract_names_are_there():
     query, mutation = schema.query_type, schema.mutation_type
     assert query is not None and mutation is not None
     assert {
-        "stores", "availability", "stockLevel", "reservation", "myReservations", "pickupQueue", "reservationPolicy"
+        "stores",
+        "availability",
+        "stockLevel",
+        "reservation",
+        "myReservations",
+        "pickupQueue",
+        "reservationPolicy",
     } <= set(query.fields)
     assert {
-        "reserve", "cancelReservation", "upsertStores", "syncStock", "updateReservationPolicy"
+        "reserve",
+        "cancelReservation",
+        "upsertStores",
+        "syncStock",
+        "updateReservationPolicy",
     } <= set(mutation.fields)
     reservation = schema.type_map["Reservation"]
     assert {
-        "id", "code", "groupId", "customerId", "storeId", "status", "lines", "createdAt", "expiresAt",
-        "secondsRemaining", "readyAt", "collectedAt",
+        "id",
+        "code",
+        "groupId",
+        "customerId",
+        "storeId",
+        "status",
+        "lines",
+        "createdAt",
+        "expiresAt",
+        "secondsRemaining",
+        "readyAt",
+        "collectedAt",
     } <= set(reservation.fields)  # type: ignore[attr-defined]
     assert set(schema.type_map["ReserveInput"].fields) == {  # type: ignore[attr-defined]
-        "customerId", "lines", "storeId", "near", "radiusKm", "holdSeconds", "idempotencyKey", "channel"
+        "customerId",
+        "lines",
+        "storeId",
+        "near",
+        "radiusKm",
+        "holdSeconds",
+        "idempotencyKey",
+        "channel",
     }
 
 

@@ -21,15 +21,22 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 async def reserve_all(uow, clock, commands):
     return await asyncio.gather(
-        *(reservations.reserve(cmd, uow=uow, clock=clock) for cmd in commands), return_exceptions=True
+        *(reservations.reserve(cmd, uow=uow, clock=clock) for cmd in commands),
+        return_exceptions=True,
     )
 
 
 def outcomes(results):
     ok = [r for r in results if isinstance(r, ReservationGroup)]
-    unexpected = [r for r in results if not isinstance(r, ReservationGroup | OutOfStock | LimitExceeded)]
+    unexpected = [
+        r for r in results if not isinstance(r, ReservationGroup | OutOfStock | LimitExceeded)
+    ]
     assert not unexpected, unexpected[:3]
-    return ok, [r for r in results if isinstance(r, OutOfStock)], [r for r in results if isinstance(r, LimitExceeded)]
+    return (
+        ok,
+        [r for r in results if isinstance(r, OutOfStock)],
+        [r for r in results if isinstance(r, LimitExceeded)],
+    )
 
 
 async def test_300_simultaneous_reserves_against_100_units_at_a_store(uow, clock, clean_db):
@@ -56,7 +63,11 @@ async def test_300_simultaneous_reserves_near_a_point_never_oversell(uow, clock,
 
     ok, out_of_stock, _ = outcomes(results)
     assert (len(ok), len(out_of_stock)) == (100, 200)
-    assert [await level(clean_db, s, "HOT") for s in ("S1", "S2", "S3")] == [(40, 40), (30, 30), (30, 30)]
+    assert [await level(clean_db, s, "HOT") for s in ("S1", "S2", "S3")] == [
+        (40, 40),
+        (30, 30),
+        (30, 30),
+    ]
 
 
 async def test_one_customer_racing_against_a_limit_of_one_reservation(uow, clock, clean_db):
@@ -66,7 +77,9 @@ async def test_one_customer_racing_against_a_limit_of_one_reservation(uow, clock
         ReservationPolicy(max_active_reservations_per_customer=1), uow=uow, clock=clock
     )
 
-    results = await reserve_all(uow, clock, [reserve_cmd("eve", {"A": 1}, store_id="S1") for _ in range(50)])
+    results = await reserve_all(
+        uow, clock, [reserve_cmd("eve", {"A": 1}, store_id="S1") for _ in range(50)]
+    )
 
     ok, _, limited = outcomes(results)
     assert (len(ok), len(limited)) == (1, 49)
@@ -78,12 +91,16 @@ async def test_one_customer_racing_against_the_units_per_sku_limit(uow, clock, c
     await given_stores(uow, clock, store_at("S1", 0))
     await given_stock(uow, clock, {("S1", "A"): 100})
     await policy_service.update_policy(
-        ReservationPolicy(max_active_reservations_per_customer=100, max_units_per_sku_per_customer=10),
+        ReservationPolicy(
+            max_active_reservations_per_customer=100, max_units_per_sku_per_customer=10
+        ),
         uow=uow,
         clock=clock,
     )
 
-    results = await reserve_all(uow, clock, [reserve_cmd("eve", {"A": 1}, store_id="S1") for _ in range(30)])
+    results = await reserve_all(
+        uow, clock, [reserve_cmd("eve", {"A": 1}, store_id="S1") for _ in range(30)]
+    )
 
     ok, _, limited = outcomes(results)
     assert (len(ok), len(limited)) == (10, 20)

@@ -31,7 +31,9 @@ async def test_nothing_expires_before_its_time(uow, clock, clean_db, store):
 
 
 async def test_a_due_reservation_expires_and_releases_its_stock(uow, clock, clean_db, store):
-    group = await reservations.reserve(reserve_cmd(lines={"A": 2}, store_id="S1"), uow=uow, clock=clock)
+    group = await reservations.reserve(
+        reserve_cmd(lines={"A": 2}, store_id="S1"), uow=uow, clock=clock
+    )
     clock.advance(7200)
 
     assert await reservations.expire_due(uow=uow, clock=clock) == 1
@@ -43,13 +45,19 @@ async def test_a_due_reservation_expires_and_releases_its_stock(uow, clock, clea
     assert expired.version == 2
     assert await level(clean_db, "S1", "A") == (100, 0)
     async with clean_db.read() as conn:
-        types = (await conn.execute(sa.select(outbox.c.type).order_by(outbox.c.position))).scalars().all()
+        types = (
+            (await conn.execute(sa.select(outbox.c.type).order_by(outbox.c.position)))
+            .scalars()
+            .all()
+        )
     assert types[-2:] == ["EXPIRED", "STOCK_CHANGED"]
 
 
 async def test_long_and_short_holds_expire_each_at_their_own_time(uow, clock, clean_db, store):
     await reservations.reserve(reserve_cmd("a", {"A": 1}, store_id="S1"), uow=uow, clock=clock)
-    await reservations.reserve(reserve_cmd("b", {"A": 1}, store_id="S1", hold_seconds=86400), uow=uow, clock=clock)
+    await reservations.reserve(
+        reserve_cmd("b", {"A": 1}, store_id="S1", hold_seconds=86400), uow=uow, clock=clock
+    )
 
     clock.advance(7200)
     assert await reservations.expire_due(uow=uow, clock=clock) == 1
@@ -58,8 +66,12 @@ async def test_long_and_short_holds_expire_each_at_their_own_time(uow, clock, cl
     assert await level(clean_db, "S1", "A") == (100, 0)
 
 
-async def test_cancel_after_expiry_time_is_refused_with_reservation_expired(uow, clock, clean_db, store):
-    group = await reservations.reserve(reserve_cmd(lines={"A": 1}, store_id="S1"), uow=uow, clock=clock)
+async def test_cancel_after_expiry_time_is_refused_with_reservation_expired(
+    uow, clock, clean_db, store
+):
+    group = await reservations.reserve(
+        reserve_cmd(lines={"A": 1}, store_id="S1"), uow=uow, clock=clock
+    )
     clock.advance(7201)
 
     with pytest.raises(ReservationExpired):
@@ -69,7 +81,9 @@ async def test_cancel_after_expiry_time_is_refused_with_reservation_expired(uow,
 
 async def test_sweeps_in_batches_until_nothing_is_due(uow, clock, clean_db, store):
     for i in range(25):
-        await reservations.reserve(reserve_cmd(f"c{i}", {"A": 1}, store_id="S1"), uow=uow, clock=clock)
+        await reservations.reserve(
+            reserve_cmd(f"c{i}", {"A": 1}, store_id="S1"), uow=uow, clock=clock
+        )
     clock.advance(7200)
 
     assert await reservations.expire_due(uow=uow, clock=clock, batch_size=10) == 25
@@ -78,7 +92,9 @@ async def test_sweeps_in_batches_until_nothing_is_due(uow, clock, clean_db, stor
 
 async def test_concurrent_sweepers_expire_each_reservation_once(uow, clock, clean_db, store):
     for i in range(60):
-        await reservations.reserve(reserve_cmd(f"c{i}", {"A": 1}, store_id="S1"), uow=uow, clock=clock)
+        await reservations.reserve(
+            reserve_cmd(f"c{i}", {"A": 1}, store_id="S1"), uow=uow, clock=clock
+        )
     clock.advance(7200)
 
     counts = await asyncio.gather(
@@ -89,6 +105,8 @@ async def test_concurrent_sweepers_expire_each_reservation_once(uow, clock, clea
     assert await level(clean_db, "S1", "A") == (100, 0)
     async with clean_db.read() as conn:
         expired_events = (
-            await conn.execute(sa.select(sa.func.count()).select_from(outbox).where(outbox.c.type == "EXPIRED"))
+            await conn.execute(
+                sa.select(sa.func.count()).select_from(outbox).where(outbox.c.type == "EXPIRED")
+            )
         ).scalar_one()
     assert expired_events == 60

@@ -71,5 +71,7 @@ async def test_migrations_make_exactly_the_tables_the_code_uses(empty_db):
 async def test_the_default_policy_row_comes_with_the_schema(empty_db):
     await migrate.upgrade(empty_db)
     async with empty_db.read() as conn:
-        row = (await conn.execute(sa.text("SELECT default_hold_seconds FROM reservation_policy"))).one()
+        row = (
+            await conn.execute(sa.text("SELECT default_hold_seconds FROM reservation_policy"))
+        ).one()
     assert row.default_hold_seconds == 7200

@@ -1,0 +1,628 @@
+"""Who may call what, over real HTTP: every query and mutation of the contract against every kind
+of caller, with the exact code of each refusal, and proof that a refused call changed nothing."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import jwt
+import pytest
+import pytest_asyncio
+
+from tests.api.conftest import Gateway, gql
+from tests.api.given import (
+    DEFAULT_POLICY,
+    database_rows,
+    given_reservation,
+    given_stores_with_stock,
+    in_order,
+    ops_view,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+# --- the operations, as a client writes them ---------------------------------------------------
+
+STORES = "query { stores { id } }"
+AVAILABILITY = """
+query { availability(skus: ["SKU-1"], near: {lat: 51.5152, lon: -0.1419}) {
+  store { id } canServeAll lines { sku available } } }
+"""
+STOCK_LEVEL = """
+query { stockLevel(storeId: "S001", sku: "SKU-1") { storeId sku onHand reserved available } }
+"""
+RESERVATION = "query($id: ID!) { reservation(id: $id) { id customerId storeId channel status } }"
+MY_RESERVATIONS = "query { myReservations { id storeId status } }"
+PICKUP_QUEUE = 'query { pickupQueue(storeId: "S001") { id customerId status } }'
+RESERVATION_POLICY = """
+query { reservationPolicy {
+  defaultHoldSeconds allowedHoldSeconds maxActiveReservationsPerCustomer
+  maxUnitsPerSkuPerCustomer expiryWarningSeconds maxStoresPerGroup } }
+"""
+RESERVE = """
+mutation($input: ReserveInput!) {
+  reserve(input: $input) { reservations { customerId storeId channel status lines { sku quantity } } }
+}
+"""
+CANCEL = """
+mutation($id: ID!) { cancelReservation(id: $id, reason: "changed my mind") { id status } }
+"""
+UPSERT_STORES = "mutation($stores: [StoreInput!]!) { upsertStores(stores: $stores) { id name } }"
+UPSERT_SKUS = "mutation($skus: [SkuInput!]!) { upsertSkus(skus: $skus) { code name } }"
+SYNC_STOCK = "mutation($levels: [StockLevelInput!]!) { syncStock(levels: $levels) { applied } }"
+UPDATE_POLICY = """
+mutation($input: ReservationPolicyInput!) { updateReservationPolicy(input: $input) {
+  defaultHoldSeconds allowedHoldSeconds maxActiveReservationsPerCustomer
+  maxUnitsPerSkuPerCustomer expiryWarningSeconds maxStoresPerGroup } }
+"""
+
+ROOT_FIELDS = "{ __schema { queryType { fields { name } } mutationType { fields { name } } } }"
+
+# --- the callers ---------------------------------------------------------------------------------
+# The reservation under test is alice's, at S001, made through the "web" channel.
+
+ANONYMOUS = "no-token"
+GARBAGE = "garbage-token"
+EXPIRED = "expired-token"
+ALICE = "customer"
+BOB = "other-customer"
+STAFF = "staff-S001"
+STAFF_ELSEWHERE = "staff-S002"
+POS = "pos-S001"
+POS_ELSEWHERE = "pos-S002"
+OPS = "ops"
+WMS = "wms"
+CHANNEL = "channel-web"
+OTHER_CHANNEL = "channel-app"
+
+CALLERS = (
+    ANONYMOUS,
+    GARBAGE,
+    EXPIRED,
+    ALICE,
+    BOB,
+    STAFF,
+    STAFF_ELSEWHERE,
+    POS,
+    POS_ELSEWHERE,
+    OPS,
+    WMS,
+    CHANNEL,
+    OTHER_CHANNEL,
+)
+
+
+def _expired_ops_token(api: Gateway) -> str:
+    # Even the most powerful role is refused once its token has run out.
+    token = api.token("ops", ttl=60)
+    api.clock.advance(120)
+    return token
+
+
+TOKENS: dict[str, Callable[[Gateway], str | None]] = {
+    ANONYMOUS: lambda api: None,
+    GARBAGE: lambda api: "not-a-jwt",
+    EXPIRED: _expired_ops_token,
+    ALICE: lambda api: api.token("customer", sub="alice"),
+    BOB: lambda api: api.token("customer", sub="bob"),
+    STAFF: lambda api: api.token("staff", sub="sam", store="S001"),
+    STAFF_ELSEWHERE: lambda api: api.token("staff", sub="sue", store="S002"),
+    POS: lambda api: api.token("pos", sub="till-1", store="S001"),
+    POS_ELSEWHERE: lambda api: api.token("pos", sub="till-2", store="S002"),
+    OPS: lambda api: api.token("ops", sub="olga"),
+    WMS: lambda api: api.token("wms", sub="wms"),
+    CHANNEL: lambda api: api.token("channel", sub="webshop", channel="web"),
+    OTHER_CHANNEL: lambda api: api.token("channel", sub="mobile", channel="app"),
+}
+
+# Whose reservation an allowed `reserve` makes, and through which channel. Customers reserve for
+# themselves; everyone else names the customer (carol).
+RESERVED_FOR: dict[str, tuple[str, str | None]] = {
+    ALICE: ("alice", None),
+    BOB: ("bob", None),
+    STAFF: ("carol", None),
+    OPS: ("carol", None),
+    CHANNEL: ("carol", "web"),
+    OTHER_CHANNEL: ("carol", "app"),
+}
+
+# --- the matrix ----------------------------------------------------------------------------------
+
+OK = "OK"
+UN = "UNAUTHENTICATED"
+FB = "FORBIDDEN"
+NF = "NOT_FOUND"  # the reservation is not the caller's to see: to them it does not exist
+
+# fmt: off
+MATRIX: dict[str, tuple[str, ...]] = {
+    #                         no     junk   expired alice bob   staff  staff  pos    pos    ops   wms   chan   chan
+    #                         token  token  token               S001   S002   S001   S002               web    app
+    "stores":                  (OK,   OK,    OK,    OK,   OK,   OK,    OK,    OK,    OK,    OK,   OK,   OK,    OK),
+    "availability":            (OK,   OK,    OK,    OK,   OK,   OK,    OK,    OK,    OK,    OK,   OK,   OK,    OK),
+    "reservationPolicy":       (OK,   OK,    OK,    OK,   OK,   OK,    OK,    OK,    OK,    OK,   OK,   OK,    OK),
+    "stockLevel":              (UN,   UN,    UN,    FB,   FB,   OK,    FB,    OK,    FB,    OK,   OK,   FB,    FB),
+    "reservation":             (UN,   UN,    UN,    OK,   NF,   OK,    NF,    OK,    NF,    OK,   NF,   OK,    NF),
+    "myReservations":          (UN,   UN,    UN,    OK,   OK,   FB,    FB,    FB,    FB,    FB,   FB,   FB,    FB),
+    "pickupQueue":             (UN,   UN,    UN,    FB,   FB,   OK,    FB,    OK,    FB,    OK,   FB,   FB,    FB),
+    "reserve":                 (UN,   UN,    UN,    OK,   OK,   OK,    FB,    FB,    FB,    OK,   FB,   OK,    OK),
+    "cancelReservation":       (UN,   UN,    UN,    OK,   NF,   OK,    NF,    OK,    NF,    OK,   NF,   OK,    NF),
+    "upsertStores":            (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   OK,   FB,    FB),
+    "upsertSkus":              (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   OK,   FB,    FB),
+    "syncStock":               (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   OK,   FB,    FB),
+    "updateReservationPolicy": (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
+}
+# fmt: on
+
+CASES = [
+    pytest.param(operation, caller, expected, id=f"{operation}-{caller}-{expected}")
+    for operation, row in MATRIX.items()
+    for caller, expected in zip(CALLERS, row, strict=True)
+]
+
+
+# --- what each operation sends, returns, and changes ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class World:
+    """Stores S001 and S002 with SKU-1 (10 and 5 on hand) and alice's reservation of 1 unit."""
+
+    reservation_id: str
+
+
+NEW_STORE = {
+    "id": "S003",
+    "name": "Canary Wharf",
+    "lat": 51.5054,
+    "lon": -0.0235,
+    "timezone": "Europe/London",
+}
+NEW_POLICY = {
+    "defaultHoldSeconds": 3600,
+    "allowedHoldSeconds": [3600, 7200],
+    "maxActiveReservationsPerCustomer": 3,
+    "maxUnitsPerSkuPerCustomer": 4,
+    "expiryWarningSeconds": 600,
+    "maxStoresPerGroup": 2,
+}
+RESERVE_ONE = {"storeId": "S001", "lines": [{"sku": "SKU-1", "quantity": 1}]}
+
+
+def _reserve_input(world: World, caller: str) -> dict[str, Any]:
+    if caller in (ALICE, BOB):
+        return {"input": RESERVE_ONE}
+    return {"input": {**RESERVE_ONE, "customerId": "carol"}}
+
+
+def _reserved(world: World, caller: str) -> Any:
+    customer, channel = RESERVED_FOR[caller]
+    line = {"sku": "SKU-1", "quantity": 1}
+    reservation = {
+        "customerId": customer,
+        "storeId": "S001",
+        "channel": channel,
+        "status": "HELD",
+        "lines": [line],
+    }
+    return {"reserve": {"reservations": [reservation]}}
+
+
+def _after_reserve(view: dict[str, Any], caller: str) -> None:
+    customer, channel = RESERVED_FOR[caller]
+    view["stockLevel"] = {"onHand": 10, "reserved": 2, "available": 8}
+    line = {"sku": "SKU-1", "quantity": 1}
+    view["pickupQueue"].append(
+        {"customerId": customer, "channel": channel, "status": "HELD", "lines": [line]}
+    )
+
+
+def _after_cancel(view: dict[str, Any], caller: str) -> None:
+    view["stockLevel"] = {"onHand": 10, "reserved": 0, "available": 10}
+    view["pickupQueue"] = []
+
+
+def _after_upsert_stores(view: dict[str, Any], caller: str) -> None:
+    view["stores"].append(NEW_STORE)
+
+
+def _after_sync(view: dict[str, Any], caller: str) -> None:
+    view["stockLevel"] = {"onHand": 7, "reserved": 1, "available": 6}
+
+
+def _after_policy(view: dict[str, Any], caller: str) -> None:
+    view["reservationPolicy"] = NEW_POLICY
+
+
+RESERVE_TABLES = frozenset(
+    {
+        "reservation_groups",
+        "reservations",
+        "reservation_lines",
+        "customer_holds",
+        "customer_sku_holds",
+        "stock_levels",
+        "stock_movements",
+        "outbox",
+    }
+)
+CANCEL_TABLES = frozenset(
+    {
+        "reservations",
+        "customer_holds",
+        "customer_sku_holds",
+        "stock_levels",
+        "stock_movements",
+        "outbox",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Operation:
+    document: str
+    # The root field's data for an allowed caller.
+    data: Callable[[World, str], Any]
+    variables: Callable[[World, str], dict[str, Any]] = lambda world, caller: {}
+    # A nullable root field is null on refusal; a non-null one takes all of `data` with it.
+    nullable: bool = False
+    # For mutations: how ops' view changes, and which tables, when the caller is allowed.
+    effect: Callable[[dict[str, Any], str], None] | None = None
+    tables: frozenset[str] = field(default_factory=frozenset)
+
+
+OPERATIONS: dict[str, Operation] = {
+    "stores": Operation(STORES, lambda w, c: {"stores": [{"id": "S001"}, {"id": "S002"}]}),
+    "availability": Operation(
+        AVAILABILITY,
+        lambda w, c: {
+            "availability": [
+                {
+                    "store": {"id": "S001"},
+                    "canServeAll": True,
+                    "lines": [{"sku": "SKU-1", "available": 9}],
+                },
+                {
+                    "store": {"id": "S002"},
+                    "canServeAll": True,
+                    "lines": [{"sku": "SKU-1", "available": 5}],
+                },
+            ]
+        },
+    ),
+    "reservationPolicy": Operation(
+        RESERVATION_POLICY, lambda w, c: {"reservationPolicy": DEFAULT_POLICY}
+    ),
+    "stockLevel": Operation(
+        STOCK_LEVEL,
+        lambda w, c: {
+            "stockLevel": {
+                "storeId": "S001",
+                "sku": "SKU-1",
+                "onHand": 10,
+                "reserved": 1,
+                "available": 9,
+            }
+        },
+        nullable=True,
+    ),
+    "reservation": Operation(
+        RESERVATION,
+        lambda w, c: {
+            "reservation": {
+                "id": w.reservation_id,
+                "customerId": "alice",
+                "storeId": "S001",
+                "channel": "web",
+                "status": "HELD",
+            }
+        },
+        variables=lambda w, c: {"id": w.reservation_id},
+        nullable=True,
+    ),
+    "myReservations": Operation(
+        MY_RESERVATIONS,
+        # Bob is allowed to ask, and sees none of alice's.
+        lambda w, c: {
+            "myReservations": (
+                [{"id": w.reservation_id, "storeId": "S001", "status": "HELD"}]
+                if c == ALICE
+                else []
+            )
+        },
+    ),
+    "pickupQueue": Operation(
+        PICKUP_QUEUE,
+        lambda w, c: {
+            "pickupQueue": [{"id": w.reservation_id, "customerId": "alice", "status": "HELD"}]
+        },
+    ),
+    "reserve": Operation(
+        RESERVE, _reserved, _reserve_input, effect=_after_reserve, tables=RESERVE_TABLES
+    ),
+    "cancelReservation": Operation(
+        CANCEL,
+        lambda w, c: {"cancelReservation": {"id": w.reservation_id, "status": "CANCELLED"}},
+        lambda w, c: {"id": w.reservation_id},
+        effect=_after_cancel,
+        tables=CANCEL_TABLES,
+    ),
+    "upsertStores": Operation(
+        UPSERT_STORES,
+        lambda w, c: {"upsertStores": [{"id": "S003", "name": "Canary Wharf"}]},
+        lambda w, c: {"stores": [NEW_STORE]},
+        effect=_after_upsert_stores,
+        tables=frozenset({"stores"}),
+    ),
+    "upsertSkus": Operation(
+        UPSERT_SKUS,
+        lambda w, c: {"upsertSkus": [{"code": "SKU-NEW", "name": "Rain jacket"}]},
+        lambda w, c: {"skus": [{"code": "SKU-NEW", "name": "Rain jacket", "unitPrice": "59.90"}]},
+        # No query lists SKUs: the catalogue table is where it shows.
+        effect=lambda view, caller: None,
+        tables=frozenset({"skus"}),
+    ),
+    "syncStock": Operation(
+        SYNC_STOCK,
+        lambda w, c: {"syncStock": {"applied": 1}},
+        lambda w, c: {"levels": [{"storeId": "S001", "sku": "SKU-1", "onHand": 7}]},
+        effect=_after_sync,
+        tables=frozenset({"stock_levels", "stock_movements", "outbox"}),
+    ),
+    "updateReservationPolicy": Operation(
+        UPDATE_POLICY,
+        lambda w, c: {"updateReservationPolicy": NEW_POLICY},
+        lambda w, c: {"input": NEW_POLICY},
+        effect=_after_policy,
+        tables=frozenset({"reservation_policy"}),
+    ),
+}
+
+
+def changed_tables(before: dict[str, Any], after: dict[str, Any]) -> set[str]:
+    return {name for name in before if before[name] != after[name]}
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def world(http, api) -> World:
+    await given_stores_with_stock(http, api, {("S001", "SKU-1"): 10, ("S002", "SKU-1"): 5})
+    reservation = await given_reservation(
+        http,
+        api,
+        api.token("customer", sub="alice"),
+        storeId="S001",
+        lines=[{"sku": "SKU-1", "quantity": 1}],
+        channel="web",
+    )
+    return World(reservation["id"])
+
+
+# --- the tests -----------------------------------------------------------------------------------
+
+
+async def test_the_matrix_has_a_row_for_every_query_and_mutation_the_gateway_serves(http, api):
+    # Given the operations the running gateway serves
+    served = (await gql(http, api, ROOT_FIELDS)).ok()["__schema"]
+    names = {f["name"] for root in ("queryType", "mutationType") for f in served[root]["fields"]}
+
+    # Then each has a row of the matrix (a new one needs its row before it ships), and each row
+    # says something of every caller
+    assert sorted(names - set(MATRIX)) == [], "operations without a row in the auth matrix"
+    assert set(MATRIX) == set(OPERATIONS)
+    assert all(len(row) == len(CALLERS) for row in MATRIX.values())
+
+
+@pytest.mark.parametrize(("operation", "caller", "expected"), CASES)
+async def test_who_may_call_what(http, api, world, operation, caller, expected):
+    # Given the world and the caller's token; for a mutation, also ops' view of the world and
+    # every row of the database
+    op = OPERATIONS[operation]
+    mutation = op.effect is not None
+    if mutation:
+        view_before = await ops_view(http, api)
+        rows_before = await database_rows(api.db)
+    token = TOKENS[caller](api)
+
+    # When the caller calls the operation
+    result = await gql(http, api, op.document, op.variables(world, caller), token)
+
+    # Then an allowed caller gets exactly the data (and a mutation exactly its change); a refused
+    # caller gets the code and no data, and a refused mutation changes nothing at all
+    assert result.status == 200
+    if expected == OK:
+        assert result.ok() == op.data(world, caller)
+    else:
+        assert result.codes == [expected]
+        assert result.data == ({operation: None} if op.nullable else None)
+        assert result.errors[0]["path"] == [operation]
+        assert result.errors[0]["message"].strip()
+        assert "Traceback" not in str(result.body)
+    if mutation:
+        expected_view = copy.deepcopy(view_before)
+        if expected == OK:
+            op.effect(expected_view, caller)
+        assert await ops_view(http, api) == in_order(expected_view)
+        changed = changed_tables(rows_before, await database_rows(api.db))
+        assert changed == (op.tables if expected == OK else set())
+
+
+AUTH_MESSAGES = [
+    pytest.param(ANONYMOUS, "Sign in: send 'Authorization: Bearer <token>'.", id="no-token"),
+    pytest.param(GARBAGE, "Your token is not valid (Not enough segments).", id="garbage"),
+    pytest.param(EXPIRED, "Your token has expired; get a new one.", id="expired"),
+]
+
+
+@pytest.mark.parametrize(("caller", "message"), AUTH_MESSAGES)
+async def test_an_unauthenticated_caller_is_told_what_to_do(http, api, world, caller, message):
+    # Given a caller without a usable token
+    token = TOKENS[caller](api)
+
+    # When they ask for something that needs a caller
+    result = await gql(http, api, MY_RESERVATIONS, token=token)
+
+    # Then the message says what is wrong and what to do
+    assert result.codes == ["UNAUTHENTICATED"]
+    assert result.errors[0]["message"] == message
+
+
+async def test_a_token_is_accepted_until_it_expires(http, api, world):
+    # Given an ops token issued for 60 s
+    token = api.token("ops", ttl=60)
+
+    # When it is used just before it runs out, and again after
+    api.clock.advance(59)
+    before = await gql(http, api, STOCK_LEVEL, token=token)
+    api.clock.advance(61)
+    after = await gql(http, api, STOCK_LEVEL, token=token)
+
+    # Then it works at first and is refused once expired
+    assert before.ok()["stockLevel"]["onHand"] == 10
+    assert after.codes == ["UNAUTHENTICATED"]
+
+
+def _forged(api: Gateway, *, key: str | None = None, **claims: Any) -> str:
+    now = api.clock.now()
+    base: dict[str, Any] = {
+        "sub": "mallory",
+        "role": "ops",
+        "iss": api.settings.jwt_issuer,
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(hours=1)).timestamp()),
+    }
+    base.update(claims)
+    present = {k: v for k, v in base.items() if v is not None}
+    return jwt.encode(present, key or api.settings.jwt_key, algorithm="HS256")
+
+
+UNTRUSTED_TOKENS = [
+    pytest.param(
+        lambda api: _forged(api, key="another-secret-that-is-long-enough-0123456789"),
+        id="signed-with-another-secret",
+    ),
+    pytest.param(lambda api: _forged(api, iss="someone-else"), id="another-issuer"),
+    pytest.param(lambda api: _forged(api, role="admin"), id="unknown-role"),
+    pytest.param(lambda api: _forged(api, role="staff"), id="staff-without-a-store"),
+    pytest.param(lambda api: _forged(api, role="channel"), id="channel-without-a-channel"),
+    pytest.param(lambda api: _forged(api, exp=None), id="no-expiry"),
+    pytest.param(lambda api: _forged(api, sub=None), id="no-subject"),
+]
+
+
+@pytest.mark.parametrize("make_token", UNTRUSTED_TOKENS)
+async def test_a_token_the_gateway_cannot_trust_is_unauthenticated(http, api, world, make_token):
+    # Given a token that looks like a JWT but is not one the gateway issued, or is incomplete
+    token = make_token(api)
+    rows_before = await database_rows(api.db)
+
+    # When it is used to read stock and to change it
+    read = await gql(http, api, STOCK_LEVEL, token=token)
+    write = await gql(
+        http, api, SYNC_STOCK, OPERATIONS["syncStock"].variables(world, OPS), token=token
+    )
+
+    # Then both are refused as unauthenticated, and nothing changed
+    assert read.codes == ["UNAUTHENTICATED"] and read.data == {"stockLevel": None}
+    assert write.codes == ["UNAUTHENTICATED"] and write.data is None
+    assert await database_rows(api.db) == rows_before
+
+
+async def test_a_bearer_token_sent_with_another_scheme_is_unauthenticated(http, api, world):
+    # Given a valid ops token, sent as if it were Basic auth
+    headers = {"authorization": f"Basic {api.token('ops')}"}
+
+    # When it is used
+    response = await http.post(f"{api.url}/graphql", json={"query": STOCK_LEVEL}, headers=headers)
+
+    # Then the caller is told how to send it
+    body = response.json()
+    assert body["data"] == {"stockLevel": None}
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["UNAUTHENTICATED"]
+    assert body["errors"][0]["message"] == "Send the token as 'Authorization: Bearer <token>'."
+
+
+HIDDEN_FROM = [BOB, STAFF_ELSEWHERE, POS_ELSEWHERE, WMS, OTHER_CHANNEL]
+
+
+@pytest.mark.parametrize("operation", ["reservation", "cancelReservation"])
+@pytest.mark.parametrize("caller", HIDDEN_FROM)
+async def test_a_reservation_one_may_not_see_looks_exactly_like_one_that_does_not_exist(
+    http, api, world, operation, caller
+):
+    # Given alice's reservation and an id nobody has
+    op = OPERATIONS[operation]
+    token = TOKENS[caller](api)
+    missing_id = "00000000-0000-4000-8000-000000000000"
+    rows_before = await database_rows(api.db)
+
+    # When the caller asks for both
+    hidden = await gql(http, api, op.document, {"id": world.reservation_id}, token)
+    missing = await gql(http, api, op.document, {"id": missing_id}, token)
+
+    # Then the two answers are the same, but for the id the caller gave, and nothing changed
+    assert hidden.codes == ["NOT_FOUND"]
+    assert hidden.body == {
+        "data": missing.data,
+        "errors": [
+            {
+                **error,
+                "message": error["message"].replace(missing_id, world.reservation_id),
+            }
+            for error in missing.errors
+        ],
+    }
+    assert await database_rows(api.db) == rows_before
+
+
+RESERVE_ON_SOMEONE_ELSES_BEHALF = [
+    pytest.param(
+        ALICE,
+        {**RESERVE_ONE, "customerId": "bob"},
+        "A customer can only reserve for themselves.",
+        id="customer-for-another-customer",
+    ),
+    pytest.param(
+        CHANNEL,
+        {**RESERVE_ONE, "customerId": "carol", "channel": "app"},
+        "A channel token can only reserve for its own channel.",
+        id="channel-for-another-channel",
+    ),
+    pytest.param(
+        STAFF,
+        {**RESERVE_ONE, "storeId": "S002", "customerId": "carol"},
+        "Store staff can only reserve at their own store (storeId).",
+        id="staff-at-another-store",
+    ),
+    pytest.param(
+        STAFF,
+        {
+            "lines": RESERVE_ONE["lines"],
+            "near": {"lat": 51.5152, "lon": -0.1419},
+            "customerId": "carol",
+        },
+        "Store staff can only reserve at their own store (storeId).",
+        id="staff-near-a-point",
+    ),
+]
+
+
+@pytest.mark.parametrize(("caller", "reserve_input", "message"), RESERVE_ON_SOMEONE_ELSES_BEHALF)
+async def test_reserving_for_someone_one_does_not_act_for_is_forbidden(
+    http, api, world, caller, reserve_input, message
+):
+    # Given the world as ops see it
+    view_before = await ops_view(http, api)
+    rows_before = await database_rows(api.db)
+
+    # When the caller reserves for a customer, channel or store that is not theirs
+    result = await gql(http, api, RESERVE, {"input": reserve_input}, TOKENS[caller](api))
+
+    # Then it is forbidden, and nothing was locked
+    assert result.codes == ["FORBIDDEN"]
+    assert result.data is None
+    assert result.errors[0]["message"] == message
+    assert await ops_view(http, api) == view_before
+    assert await database_rows(api.db) == rows_before
