@@ -58,6 +58,9 @@ async def reserve(cmd: Reserve, *, uow: UnitOfWorkFactory, clock: Clock) -> Rese
         except _StockTaken as race:
             taken = race.sku
         except RetryableConflict as conflict:
+            if conflict.what == "unknown_reference":
+                await _explain_unknown(uow, cmd)
+                continue  # it exists now: created meanwhile
             if conflict.what != "idempotency_key":
                 continue
             # A twin request with the same key committed first: answer with its group.
@@ -119,23 +122,27 @@ async def _reserve_once(
             )
             for allocation in allocations
         ]
-        stock_events: list[Event] = []
-        movements: list[Movement] = []
-        # Deterministic row order, so concurrent multi-line reserves never deadlock.
-        for store_id, sku, quantity, reservation_id in sorted(
+        # Rows first, stock locks last: a hot stock row stays locked only for the lock itself,
+        # the outbox insert and the commit. Unknown stores or SKUs fail the inserts (foreign keys).
+        await tx.reservations.add(held, now)
+        locks = sorted(
             (r.store_id, line.sku, line.quantity, r.id) for r in held for line in r.lines
-        ):
+        )
+        await tx.ledger.record(
+            [
+                Movement(store, sku, 0, q, MovementReason.RESERVE, rid)
+                for store, sku, q, rid in locks
+            ],
+            now,
+        )
+        stock_events: list[Event] = []
+        # Deterministic row order, so concurrent multi-line reserves never deadlock.
+        for store_id, sku, quantity, _ in locks:
             level = await tx.stock.lock(store_id, sku, quantity, now)
             if level is None:
                 await _explain_shortage(tx, cmd, store_id, sku)
             else:
                 stock_events.append(level.changed(MovementReason.RESERVE, now))
-                movements.append(
-                    Movement(store_id, sku, 0, quantity, MovementReason.RESERVE, reservation_id)
-                )
-
-        await tx.reservations.add(held, now)
-        await tx.ledger.record(movements, now)
         await tx.outbox.add([*(e for r in held for e in r.events), *stock_events])
         await tx.commit()
     log.info(
@@ -169,17 +176,24 @@ async def _ensure_skus_exist(tx: UnitOfWork, cmd: Reserve) -> None:
 
 
 async def _explain_shortage(tx: UnitOfWork, cmd: Reserve, store_id: str, sku: str) -> None:
-    """A lock failed: say why as precisely as the data allows, then give up this attempt."""
-    await _ensure_skus_exist(tx, cmd)
+    """A lock failed: at a named store, name every short SKU; near a point, plan again."""
     if cmd.store_id is None:
         raise _StockTaken(sku)
-    if not await tx.catalog.existing_stores([store_id]):
-        raise NotFound(f"Unknown store: {store_id}", storeId=store_id)
     available = await tx.stock.available_at(store_id, cmd.units)
     short = [s for s, q in cmd.units.items() if available.get(s, 0) < q] or [sku]
     raise OutOfStock(
         short, f"Not enough stock at {store_id} to reserve: {', '.join(sorted(short))}"
     )
+
+
+async def _explain_unknown(uow: UnitOfWorkFactory, cmd: Reserve) -> None:
+    """A reservation row named a store or SKU that does not exist: say which."""
+    async with uow() as tx:
+        unknown_skus = sorted(set(cmd.units) - await tx.catalog.existing_skus(cmd.units))
+        if cmd.store_id is not None and not await tx.catalog.existing_stores([cmd.store_id]):
+            raise NotFound(f"Unknown store: {cmd.store_id}", storeId=cmd.store_id)
+        if unknown_skus:
+            raise NotFound(f"Unknown SKU: {', '.join(unknown_skus)}", skus=unknown_skus)
 
 
 async def _replay(

@@ -136,6 +136,7 @@ async def reset(db: Database) -> None:
         policy = metadata.tables["reservation_policy"]
         await conn.execute(sa.insert(policy).values(**_DEFAULT_POLICY, updated_at=START))
         await conn.commit()
+    db.policy_cache.clear()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

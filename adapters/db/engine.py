@@ -11,6 +11,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from adapters.db.repositories import PolicyCache
+
 READ_ONLY = "ropos_read_only"
 
 
@@ -34,11 +36,16 @@ class Database:
     ) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        options: dict[str, Any] = {"echo": echo, "pool_pre_ping": not self.is_sqlite}
+        options: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
-            options.update(pool_size=pool_size, max_overflow=max_overflow, pool_timeout=30)
+            # No pre-ping: it costs three round trips per checkout. A connection the server has
+            # dropped fails its first statement, and SQLAlchemy then discards the whole pool.
+            options.update(
+                pool_size=pool_size, max_overflow=max_overflow, pool_timeout=30, pool_recycle=1800
+            )
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self.policy_cache = PolicyCache()
         if self.is_sqlite:
             _tune_sqlite(self.engine, sqlite_busy_timeout_ms)
 

@@ -3,7 +3,8 @@ work; none commits."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -217,28 +218,54 @@ class LedgerRepository:
 # --- customers' holds -----------------------------------------------------------------------------
 
 
+def _holds_statements(dialect: str) -> tuple[Any, Any]:
+    """The two counter upserts, built once per dialect: insert the customer's first hold, or add
+    to it only if the sum stays within the limit (no row back means over the limit)."""
+    found = _HOLDS_STATEMENTS.get(dialect)
+    if found is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        new_active = insert(customer_holds).values(
+            customer_id=sa.bindparam("b_customer"), active_reservations=sa.bindparam("b_count")
+        )
+        active = new_active.on_conflict_do_update(
+            index_elements=[customer_holds.c.customer_id],
+            set_={
+                "active_reservations": customer_holds.c.active_reservations
+                + new_active.excluded.active_reservations
+            },
+            where=customer_holds.c.active_reservations + new_active.excluded.active_reservations
+            <= sa.bindparam("b_limit"),
+        ).returning(customer_holds.c.customer_id)
+        new_units = insert(customer_sku_holds).values(
+            customer_id=sa.bindparam("b_customer"),
+            sku=sa.bindparam("b_sku"),
+            units=sa.bindparam("b_units"),
+        )
+        units = new_units.on_conflict_do_update(
+            index_elements=[customer_sku_holds.c.customer_id, customer_sku_holds.c.sku],
+            set_={"units": customer_sku_holds.c.units + new_units.excluded.units},
+            where=customer_sku_holds.c.units + new_units.excluded.units <= sa.bindparam("b_limit"),
+        ).returning(customer_sku_holds.c.sku)
+        found = _HOLDS_STATEMENTS[dialect] = (active, units)
+    return found
+
+
+_HOLDS_STATEMENTS: dict[str, tuple[Any, Any]] = {}
+
+
 class HoldsRepository:
     """Per-customer counters of active reservations and of units per SKU."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
+        self._active, self._units = _holds_statements(conn.dialect.name)
 
     async def add_reservations(self, customer_id: str, count: int, limit: int) -> bool:
         """Count `count` more active reservations for the customer unless that passes `limit`."""
         if count > limit:
             return False
-        stmt = _insert(self.conn, customer_holds).values(
-            customer_id=customer_id, active_reservations=count
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[customer_holds.c.customer_id],
-            set_={
-                "active_reservations": customer_holds.c.active_reservations
-                + stmt.excluded.active_reservations
-            },
-            where=customer_holds.c.active_reservations + stmt.excluded.active_reservations <= limit,
-        ).returning(customer_holds.c.customer_id)
-        return (await self.conn.execute(stmt)).first() is not None
+        params = {"b_customer": customer_id, "b_count": count, "b_limit": limit}
+        return (await self.conn.execute(self._active, params)).first() is not None
 
     async def add_units(self, customer_id: str, units: Mapping[str, int], limit: int) -> list[str]:
         """Count more units per SKU for the customer; returns the SKUs that would go over `limit`
@@ -246,6 +273,17 @@ class HoldsRepository:
         over = sorted(sku for sku, quantity in units.items() if quantity > limit)
         if over:
             return over
+        if len(units) == 1:
+            ((sku, quantity),) = units.items()
+            params = {
+                "b_customer": customer_id,
+                "b_sku": sku,
+                "b_units": quantity,
+                "b_limit": limit,
+            }
+            counted = (await self.conn.execute(self._units, params)).first() is not None
+            return [] if counted else [sku]
+        # Several SKUs: one multi-row statement (rows in SKU order, so locks come in that order).
         rows = [
             {"customer_id": customer_id, "sku": sku, "units": q} for sku, q in sorted(units.items())
         ]
@@ -255,8 +293,8 @@ class HoldsRepository:
             set_={"units": customer_sku_holds.c.units + stmt.excluded.units},
             where=customer_sku_holds.c.units + stmt.excluded.units <= limit,
         ).returning(customer_sku_holds.c.sku)
-        counted = {row.sku for row in await self.conn.execute(stmt)}
-        return sorted(set(units) - counted)
+        counted_skus = {row.sku for row in await self.conn.execute(stmt)}
+        return sorted(set(units) - counted_skus)
 
     async def remove(
         self, customer_id: str, reservations_count: int, units: Mapping[str, int]
@@ -528,17 +566,50 @@ _POLICY_FIELDS = (
 )
 
 
+class PolicyCache:
+    """The policy as last read, for a few seconds: every reserve needs it and it rarely changes.
+    A change made in this process is seen at once (the cache is cleared when it commits); one made
+    by another replica within `ttl_seconds`."""
+
+    def __init__(self, ttl_seconds: float = 2.0) -> None:
+        self.ttl_seconds = ttl_seconds
+        self._policy: ReservationPolicy | None = None
+        self._read_at = 0.0
+
+    def get(self) -> ReservationPolicy | None:
+        if self._policy is not None and time.monotonic() - self._read_at < self.ttl_seconds:
+            return self._policy
+        return None
+
+    def put(self, policy: ReservationPolicy) -> None:
+        self._policy, self._read_at = policy, time.monotonic()
+
+    def clear(self) -> None:
+        self._policy = None
+
+
+_SELECT_POLICY = sa.select(reservation_policy).where(reservation_policy.c.id == 1)
+
+
 class PolicyRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        cache: PolicyCache | None = None,
+        after_commit: list[Callable[[], None]] | None = None,
+    ) -> None:
         self.conn = conn
+        self.cache = cache
+        self.after_commit = after_commit
 
     async def get(self) -> ReservationPolicy:
-        row = (
-            await self.conn.execute(
-                sa.select(reservation_policy).where(reservation_policy.c.id == 1)
-            )
-        ).one()
-        return policy_from_row(row)
+        cached = self.cache.get() if self.cache else None
+        if cached is not None:
+            return cached
+        policy = policy_from_row((await self.conn.execute(_SELECT_POLICY)).one())
+        if self.cache:
+            self.cache.put(policy)
+        return policy
 
     async def save(self, policy: ReservationPolicy, now: datetime) -> None:
         await self.conn.execute(
@@ -550,6 +621,8 @@ class PolicyRepository:
                 **{name: getattr(policy, name) for name in _POLICY_FIELDS},
             )
         )
+        if self.cache is not None and self.after_commit is not None:
+            self.after_commit.append(self.cache.clear)
 
 
 def policy_from_row(row: Any) -> ReservationPolicy:

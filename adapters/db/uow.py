@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Self
@@ -26,6 +27,9 @@ _CONFLICTS = {
     "reservation_groups.customer_id, reservation_groups.idempotency_key": "idempotency_key",
     "uq_reservations_active_code": "pickup_code",
     "reservations.code": "pickup_code",
+    # A row names a store or SKU that does not exist.
+    "violates foreign key constraint": "unknown_reference",
+    "FOREIGN KEY constraint failed": "unknown_reference",
 }
 
 
@@ -44,13 +48,16 @@ class SqlUnitOfWork:
         self.holds = HoldsRepository(conn)
         self.reservations = ReservationRepository(conn)
         self.catalog = CatalogRepository(conn)
-        self.policy = PolicyRepository(conn)
+        self._after_commit: list[Callable[[], None]] = []
+        self.policy = PolicyRepository(conn, self._db.policy_cache, self._after_commit)
         self.outbox = OutboxRepository(conn)
         return self
 
     async def commit(self) -> None:
         await self.conn.commit()
         self._committed = True
+        for callback in self._after_commit:
+            callback()
 
     async def __aexit__(
         self,

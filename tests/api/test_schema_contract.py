@@ -77,3 +77,19 @@ def test_every_field_and_argument_is_described():
                 if not arg.description:
                     missing.append(f"{name}.{field_name}({arg_name})")
     assert missing == []
+
+
+async def test_a_repeated_query_is_validated_once():
+    from strawberry.extensions.validation_cache import _get_validate_cache
+
+    schema = build_schema()
+    cache = _get_validate_cache(256)
+    query = "query Repeated($first: Int) { stores(first: $first) { id } }"
+    await schema.execute(query, {"first": 1})
+    before = cache.cache_info()
+
+    for _ in range(3):
+        await schema.execute(query, {"first": 2})
+
+    after = cache.cache_info()
+    assert (after.hits - before.hits, after.misses - before.misses) == (3, 0)
