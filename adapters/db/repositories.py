@@ -300,12 +300,7 @@ class HoldsRepository:
         self, customer_id: str, reservations_count: int, units: Mapping[str, int]
     ) -> None:
         result = await self.conn.execute(
-            sa.update(customer_holds)
-            .where(
-                customer_holds.c.customer_id == customer_id,
-                customer_holds.c.active_reservations >= reservations_count,
-            )
-            .values(active_reservations=customer_holds.c.active_reservations - reservations_count)
+            _RELEASE_ACTIVE, {"b_customer": customer_id, "b_count": reservations_count}
         )
         if result.rowcount != 1:
             raise InvariantViolated(
@@ -313,23 +308,35 @@ class HoldsRepository:
             )
         for sku, quantity in sorted(units.items()):
             result = await self.conn.execute(
-                sa.update(customer_sku_holds)
-                .where(
-                    customer_sku_holds.c.customer_id == customer_id,
-                    customer_sku_holds.c.sku == sku,
-                    customer_sku_holds.c.units >= quantity,
-                )
-                .values(units=customer_sku_holds.c.units - quantity)
+                _RELEASE_UNITS, {"b_customer": customer_id, "b_sku": sku, "b_units": quantity}
             )
             if result.rowcount != 1:
                 raise InvariantViolated(
                     f"customer {customer_id} holds fewer units of {sku} than released"
                 )
-        await self.conn.execute(
-            sa.delete(customer_sku_holds).where(
-                customer_sku_holds.c.customer_id == customer_id, customer_sku_holds.c.units == 0
-            )
-        )
+        await self.conn.execute(_FORGET_ZERO_UNITS, {"b_customer": customer_id})
+
+
+_RELEASE_ACTIVE = (
+    sa.update(customer_holds)
+    .where(
+        customer_holds.c.customer_id == sa.bindparam("b_customer"),
+        customer_holds.c.active_reservations >= sa.bindparam("b_count"),
+    )
+    .values(active_reservations=customer_holds.c.active_reservations - sa.bindparam("b_count"))
+)
+_RELEASE_UNITS = (
+    sa.update(customer_sku_holds)
+    .where(
+        customer_sku_holds.c.customer_id == sa.bindparam("b_customer"),
+        customer_sku_holds.c.sku == sa.bindparam("b_sku"),
+        customer_sku_holds.c.units >= sa.bindparam("b_units"),
+    )
+    .values(units=customer_sku_holds.c.units - sa.bindparam("b_units"))
+)
+_FORGET_ZERO_UNITS = sa.delete(customer_sku_holds).where(
+    customer_sku_holds.c.customer_id == sa.bindparam("b_customer"), customer_sku_holds.c.units == 0
+)
 
 
 # --- reservations ---------------------------------------------------------------------------------
@@ -349,24 +356,20 @@ class ReservationRepository:
         now: datetime,
     ) -> None:
         await self.conn.execute(
-            reservation_groups.insert().values(
-                id=group_id,
-                customer_id=customer_id,
-                channel=channel,
-                idempotency_key=idempotency_key,
-                request_hash=request_hash,
-                created_at=now,
-            )
+            _INSERT_GROUP,
+            {
+                "id": group_id,
+                "customer_id": customer_id,
+                "channel": channel,
+                "idempotency_key": idempotency_key,
+                "request_hash": request_hash,
+                "created_at": now,
+            },
         )
 
     async def find_group_by_key(self, customer_id: str, key: str) -> tuple[str, str | None] | None:
         row = (
-            await self.conn.execute(
-                sa.select(reservation_groups.c.id, reservation_groups.c.request_hash).where(
-                    reservation_groups.c.customer_id == customer_id,
-                    reservation_groups.c.idempotency_key == key,
-                )
-            )
+            await self.conn.execute(_GROUP_BY_KEY, {"b_customer": customer_id, "b_key": key})
         ).first()
         return (row.id, row.request_hash) if row else None
 
@@ -401,10 +404,8 @@ class ReservationRepository:
         )
 
     async def get(self, reservation_id: str, *, for_update: bool = False) -> Reservation | None:
-        query = sa.select(reservations).where(reservations.c.id == reservation_id)
-        if for_update:
-            query = query.with_for_update()
-        found = await self._load(query)
+        query = _RESERVATION_FOR_UPDATE if for_update else _RESERVATION
+        found = await self._load(query, {"b_id": reservation_id})
         return found[0] if found else None
 
     async def in_group(self, group_id: str) -> list[Reservation]:
@@ -429,43 +430,78 @@ class ReservationRepository:
 
     async def save(self, reservation: Reservation, previous_version: int, now: datetime) -> None:
         result = await self.conn.execute(
-            sa.update(reservations)
-            .where(reservations.c.id == reservation.id, reservations.c.version == previous_version)
-            .values(
-                status=str(reservation.status),
-                expires_at=reservation.expires_at,
-                ready_at=reservation.ready_at,
-                collected_at=reservation.collected_at,
-                cancelled_at=reservation.cancelled_at,
-                expired_at=reservation.expired_at,
-                cancel_reason=reservation.cancel_reason,
-                version=reservation.version,
-                updated_at=now,
-            )
+            _SAVE_RESERVATION,
+            {
+                "b_id": reservation.id,
+                "b_version": previous_version,
+                "status": str(reservation.status),
+                "expires_at": reservation.expires_at,
+                "ready_at": reservation.ready_at,
+                "collected_at": reservation.collected_at,
+                "cancelled_at": reservation.cancelled_at,
+                "expired_at": reservation.expired_at,
+                "cancel_reason": reservation.cancel_reason,
+                "version": reservation.version,
+                "updated_at": now,
+            },
         )
         if result.rowcount != 1:
             raise InvariantViolated(
                 f"reservation {reservation.id} changed underneath a locked update"
             )
 
-    async def _load(self, query: sa.Select[Any]) -> list[Reservation]:
-        rows = (await self.conn.execute(query)).all()
+    async def _load(
+        self, query: sa.Select[Any], params: Mapping[str, Any] | None = None
+    ) -> list[Reservation]:
+        rows = (await self.conn.execute(query, params)).all()
         if not rows:
             return []
         lines = await load_lines(self.conn, [row.id for row in rows])
         return [reservation_from_row(row, lines.get(row.id, ())) for row in rows]
 
 
+_INSERT_GROUP = reservation_groups.insert()
+_GROUP_BY_KEY = sa.select(reservation_groups.c.id, reservation_groups.c.request_hash).where(
+    reservation_groups.c.customer_id == sa.bindparam("b_customer"),
+    reservation_groups.c.idempotency_key == sa.bindparam("b_key"),
+)
+_RESERVATION = sa.select(reservations).where(reservations.c.id == sa.bindparam("b_id"))
+_RESERVATION_FOR_UPDATE = _RESERVATION.with_for_update()
+_SAVE_RESERVATION = (
+    sa.update(reservations)
+    .where(
+        reservations.c.id == sa.bindparam("b_id"),
+        reservations.c.version == sa.bindparam("b_version"),
+    )
+    .values(
+        {
+            name: sa.bindparam(name)
+            for name in (
+                "status",
+                "expires_at",
+                "ready_at",
+                "collected_at",
+                "cancelled_at",
+                "expired_at",
+                "cancel_reason",
+                "version",
+                "updated_at",
+            )
+        }
+    )
+)
+_LINES = (
+    sa.select(reservation_lines)
+    .where(reservation_lines.c.reservation_id.in_(sa.bindparam("b_ids", expanding=True)))
+    .order_by(reservation_lines.c.reservation_id, reservation_lines.c.sku)
+)
+
+
 async def load_lines(
     conn: AsyncConnection, reservation_ids: Sequence[str]
 ) -> dict[str, tuple[Line, ...]]:
     result: dict[str, list[Line]] = {}
-    rows = await conn.execute(
-        sa.select(reservation_lines)
-        .where(reservation_lines.c.reservation_id.in_(list(reservation_ids)))
-        .order_by(reservation_lines.c.reservation_id, reservation_lines.c.sku)
-    )
-    for row in rows:
+    for row in await conn.execute(_LINES, {"b_ids": list(reservation_ids)}):
         result.setdefault(row.reservation_id, []).append(Line(row.sku, row.quantity))
     return {key: tuple(value) for key, value in result.items()}
 

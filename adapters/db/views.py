@@ -20,6 +20,22 @@ _ACTIVE = sorted(str(s) for s in ACTIVE_STATUSES)
 _STORE_COLUMNS = (stores.c.id, stores.c.name, stores.c.lat, stores.c.lon, stores.c.timezone)
 
 
+_STORES_IN_BOX = sa.select(*_STORE_COLUMNS).where(
+    stores.c.lat.between(sa.bindparam("b_min_lat"), sa.bindparam("b_max_lat")),
+    stores.c.lon.between(sa.bindparam("b_min_lon"), sa.bindparam("b_max_lon")),
+)
+_STORES_BY_IDS = sa.select(*_STORE_COLUMNS).where(
+    stores.c.id.in_(sa.bindparam("b_ids", expanding=True))
+)
+_STOCK_LEVELS = sa.select(stock_levels).where(
+    stock_levels.c.store_id.in_(sa.bindparam("b_stores", expanding=True)),
+    stock_levels.c.sku.in_(sa.bindparam("b_skus", expanding=True)),
+)
+_RESERVATIONS_BY_IDS = sa.select(reservations).where(
+    reservations.c.id.in_(sa.bindparam("b_ids", expanding=True))
+)
+
+
 def _store(row: Any) -> Store:
     return Store(row.id, row.name, row.lat, row.lon, row.timezone)
 
@@ -31,10 +47,13 @@ class Views:
     async def stores_in_box(self, box: BoundingBox) -> list[Store]:
         async with self.db.read() as conn:
             rows = await conn.execute(
-                sa.select(*_STORE_COLUMNS).where(
-                    stores.c.lat.between(box.min_lat, box.max_lat),
-                    stores.c.lon.between(box.min_lon, box.max_lon),
-                )
+                _STORES_IN_BOX,
+                {
+                    "b_min_lat": box.min_lat,
+                    "b_max_lat": box.max_lat,
+                    "b_min_lon": box.min_lon,
+                    "b_max_lon": box.max_lon,
+                },
             )
             return [_store(row) for row in rows]
 
@@ -45,7 +64,7 @@ class Views:
 
     async def stores_by_ids(self, ids: Sequence[str]) -> dict[str, Store]:
         async with self.db.read() as conn:
-            rows = await conn.execute(sa.select(*_STORE_COLUMNS).where(stores.c.id.in_(list(ids))))
+            rows = await conn.execute(_STORES_BY_IDS, {"b_ids": list(ids)})
             return {row.id: _store(row) for row in rows}
 
     async def stock_levels(
@@ -53,9 +72,7 @@ class Views:
     ) -> dict[tuple[str, str], StockLevel]:
         async with self.db.read() as conn:
             rows = await conn.execute(
-                sa.select(stock_levels).where(
-                    stock_levels.c.store_id.in_(list(store_ids)), stock_levels.c.sku.in_(list(skus))
-                )
+                _STOCK_LEVELS, {"b_stores": list(store_ids), "b_skus": list(skus)}
             )
             return {
                 (r.store_id, r.sku): StockLevel(
@@ -65,9 +82,7 @@ class Views:
             }
 
     async def reservations_by_ids(self, ids: Sequence[str]) -> dict[str, Reservation]:
-        found = await self._reservations(
-            sa.select(reservations).where(reservations.c.id.in_(list(ids)))
-        )
+        found = await self._reservations(_RESERVATIONS_BY_IDS, {"b_ids": list(ids)})
         return {r.id: r for r in found}
 
     async def reservations_of_customer(
@@ -97,10 +112,12 @@ class Views:
             ).one()
             return policy_from_row(row)
 
-    async def _reservations(self, query: sa.Select[Any]) -> list[Reservation]:
+    async def _reservations(
+        self, query: sa.Select[Any], params: dict[str, Any] | None = None
+    ) -> list[Reservation]:
         """Reservations with their lines: two statements, however many reservations."""
         async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(query, params)).all()
             if not rows:
                 return []
             lines = await load_lines(conn, [row.id for row in rows])
