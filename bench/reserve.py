@@ -128,7 +128,7 @@ async def reset(url: str) -> None:
     try:
         async with conn.transaction():
             await conn.execute(
-                "TRUNCATE reservation_lines, reservations, reservation_groups, customer_holds, "
+                "TRUNCATE reservation_lines, reservations, idempotency_keys, customer_holds, "
                 "customer_sku_holds, outbox RESTART IDENTITY"
             )
             await conn.execute("DELETE FROM stock_movements WHERE reason <> 'SYNC'")
@@ -222,11 +222,6 @@ POLICY_SQL = (
     "max_units_per_sku_per_customer, expiry_warning_seconds, max_stores_per_group, updated_at "
     "FROM reservation_policy WHERE id = $1::INTEGER"
 )
-GROUP_SQL = (
-    "INSERT INTO reservation_groups (id, customer_id, channel, idempotency_key, request_hash, "
-    "created_at) VALUES ($1::VARCHAR, $2::VARCHAR, $3::VARCHAR, $4::VARCHAR, $5::VARCHAR, "
-    "$6::TIMESTAMP WITH TIME ZONE)"
-)
 HOLDS_SQL = (
     "INSERT INTO customer_holds (customer_id, active_reservations) VALUES ($1::VARCHAR, "
     "$2::INTEGER) ON CONFLICT (customer_id) DO UPDATE SET active_reservations = "
@@ -290,8 +285,8 @@ async def read_policy(conn: asyncpg.Connection) -> asyncpg.Record:
 
 
 async def reserve_once(conn: asyncpg.Connection, customer: str, store: str, sku: str) -> None:
-    """services.reservations._reserve_once for one line at a given store, as SQL, in the same
-    order: rows first, the stock lock last, then the outbox and the commit."""
+    """services.reservations._reserve_once for one line at a given store (no idempotency key),
+    as SQL, in the same order: the counters, the rows, the outbox, the stock lock last, commit."""
     quantity = 1
     async with conn.transaction():
         now = datetime.now(UTC)
@@ -302,7 +297,6 @@ async def reserve_once(conn: asyncpg.Connection, customer: str, store: str, sku:
         if quantity > policy["max_units_per_sku_per_customer"]:
             raise Refused("LIMIT_EXCEEDED")
         group_id = str(uuid.uuid4())
-        await conn.execute(GROUP_SQL, group_id, customer, CHANNEL, None, None, now)
         if (
             await conn.fetchrow(
                 HOLDS_SQL, customer, 1, policy["max_active_reservations_per_customer"]
@@ -335,11 +329,7 @@ async def reserve_once(conn: asyncpg.Connection, customer: str, store: str, sku:
         )
         await conn.execute(LINE_SQL, reservation_id, sku, quantity)
         await conn.fetchval(LEDGER_SQL, store, sku, 0, quantity, "RESERVE", reservation_id, now)
-        level = await conn.fetchrow(LOCK_SQL, quantity, now, store, sku)
-        if level is None:
-            raise Refused("OUT_OF_STOCK")
         created = str(uuid.uuid4())
-        changed = str(uuid.uuid4())
         snapshot = {
             "id": reservation_id,
             "code": code,
@@ -359,19 +349,6 @@ async def reserve_once(conn: asyncpg.Connection, customer: str, store: str, sku:
             "cancelReason": None,
             "version": 1,
         }
-        on_hand, reserved, safety = level["on_hand"], level["reserved"], level["safety_stock"]
-        stock_event = {
-            "id": changed,
-            "type": "STOCK_CHANGED",
-            "occurredAt": now.isoformat(),
-            "storeId": store,
-            "sku": sku,
-            "onHand": on_hand,
-            "reserved": reserved,
-            "safetyStock": safety,
-            "available": max(0, on_hand - reserved - safety),
-            "reason": "RESERVE",
-        }
         created_event = {
             "id": created,
             "type": "CREATED",
@@ -379,22 +356,19 @@ async def reserve_once(conn: asyncpg.Connection, customer: str, store: str, sku:
             "sequence": 1,
             "reservation": snapshot,
         }
-        await conn.executemany(
+        await conn.execute(
             OUTBOX_SQL,
-            [
-                (
-                    created,
-                    "CREATED",
-                    reservation_id,
-                    store,
-                    customer,
-                    1,
-                    json.dumps(created_event),
-                    now,
-                ),
-                (changed, "STOCK_CHANGED", None, store, None, None, json.dumps(stock_event), now),
-            ],
+            created,
+            "CREATED",
+            reservation_id,
+            store,
+            customer,
+            1,
+            json.dumps(created_event),
+            now,
         )
+        if await conn.fetchrow(LOCK_SQL, quantity, now, store, sku) is None:
+            raise Refused("OUT_OF_STOCK")
 
 
 async def run_baseline(

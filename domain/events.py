@@ -64,7 +64,9 @@ class ReservationExpired(ReservationEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class StockChanged:
-    """The available units of one (store, SKU) changed."""
+    """The WMS's count changed the available units of one (store, SKU). Reserving, cancelling and
+    expiring change availability too; their reservation events name the store and the lines, and
+    the relay reads the current availability when it publishes them."""
 
     type: ClassVar[str] = "STOCK_CHANGED"
     store_id: str

@@ -56,7 +56,7 @@ class GraphQLApp(GraphQL[Context, None]):
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
-        # The ErrorCodes extension shapes errors of operations that ran; a parse error raised in
+        # OperationRules shapes the errors of operations that ran; a parse error raised in
         # the parser cache never reaches it, so every HTTP result is shaped here as well.
         if result.errors:
             result.errors = [client_error(error) for error in result.errors]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 
 import jwt
@@ -43,13 +44,22 @@ def issue_token(
 
 
 def actor_from_token(settings: Settings, token: str, now: datetime) -> Actor:
+    actor, expires = _verified(token, settings.jwt_key, settings.jwt_issuer)
+    if now.timestamp() >= expires + LEEWAY_SECONDS:
+        raise Unauthenticated("Your token has expired; get a new one.")
+    return actor
+
+
+# Apps send the same token with every request: its signature is checked once. Expiry is not
+# cached: it is judged on each request by the service's clock (the one source of time).
+@functools.lru_cache(maxsize=4096)
+def _verified(token: str, key: str, issuer: str) -> tuple[Actor, float]:
     try:
         claims = jwt.decode(
             token,
-            settings.jwt_key,
+            key,
             algorithms=[ALGORITHM],
-            issuer=settings.jwt_issuer,
-            # Expiry is judged by the service's clock (the one source of time), below.
+            issuer=issuer,
             options={
                 "require": ["sub", "role", "exp"],
                 "verify_exp": False,
@@ -59,17 +69,14 @@ def actor_from_token(settings: Settings, token: str, now: datetime) -> Actor:
         )
     except jwt.InvalidTokenError as error:
         raise Unauthenticated(f"Your token is not valid ({error}).") from None
-    if (
-        not isinstance(claims["exp"], int | float)
-        or now.timestamp() >= claims["exp"] + LEEWAY_SECONDS
-    ):
-        raise Unauthenticated("Your token has expired; get a new one.")
+    if not isinstance(claims["exp"], int | float):
+        raise Unauthenticated("Your token's exp claim is not a time.")
     try:
         role = Role(claims["role"])
     except ValueError:
         raise Unauthenticated(f"Your token names an unknown role {claims['role']!r}.") from None
     try:
-        return Actor(
+        actor = Actor(
             role=role,
             subject=str(claims["sub"]),
             store_id=claims.get("store"),
@@ -77,6 +84,7 @@ def actor_from_token(settings: Settings, token: str, now: datetime) -> Actor:
         )
     except BadInput as error:
         raise Unauthenticated(f"Your token is incomplete: {error.message}") from None
+    return actor, float(claims["exp"])
 
 
 def actor_from_header(

@@ -7,9 +7,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
-    AddValidationRules,
     MaxAliasesLimiter,
-    MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
     ValidationCache,
@@ -18,7 +16,7 @@ from strawberry.types import ExecutionContext
 
 from domain.access import Role
 from resolvers import mutations, queries
-from resolvers.errors import ErrorCodes, log_unexpected
+from resolvers.errors import OperationRules, log_unexpected
 from resolvers.permissions import (
     ActsForStore,
     HasRole,
@@ -120,10 +118,8 @@ def build_schema(
         *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
     ]
     extensions: list[Any] = [
-        lambda: MaxTokensLimiter(max_token_count=max_tokens),
-        lambda: AddValidationRules(limits),
+        lambda: OperationRules(max_tokens, limits),
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
-        ErrorCodes,
     ]
     return RoposSchema(query=Query, mutation=Mutation, extensions=extensions)

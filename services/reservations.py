@@ -13,7 +13,6 @@ from domain.clock import Clock
 from domain.codes import new_pickup_code
 from domain.commands import Reserve, validate_reason
 from domain.errors import BadInput, NotFound, OutOfStock
-from domain.events import Event
 from domain.reservations import MovementReason, Reservation
 from domain.sourcing import Allocation, plan
 from domain.stock import Movement
@@ -65,7 +64,7 @@ async def reserve(cmd: Reserve, *, uow: UnitOfWorkFactory, clock: Clock) -> Rese
                 continue
             # A twin request with the same key committed first: answer with its group.
             async with uow() as tx:
-                found = await tx.reservations.find_group_by_key(
+                found = await tx.reservations.find_idempotency_key(
                     cmd.customer_id, cmd.idempotency_key or ""
                 )
                 if found is not None:
@@ -81,21 +80,15 @@ async def _reserve_once(
         policy = await tx.policy.get()
         hold_seconds = policy.hold_seconds_for(cmd.hold_seconds)
         policy.check_units_requested(cmd.units)
+        group_id = new_id()
         if cmd.idempotency_key:
-            found = await tx.reservations.find_group_by_key(cmd.customer_id, cmd.idempotency_key)
+            found = await tx.reservations.find_idempotency_key(cmd.customer_id, cmd.idempotency_key)
             if found is not None:
                 return await _replay(tx, cmd.customer_id, found, request_hash)
-
-        group_id = new_id()
-        # The group row goes first: a concurrent twin with the same idempotency key waits on it.
-        await tx.reservations.add_group(
-            group_id,
-            cmd.customer_id,
-            cmd.channel,
-            cmd.idempotency_key,
-            request_hash if cmd.idempotency_key else None,
-            now,
-        )
+            # The key's row goes first: a concurrent twin with the same key waits on it.
+            await tx.reservations.add_idempotency_key(
+                cmd.customer_id, cmd.idempotency_key, request_hash, group_id, now
+            )
         allocations = await _source(tx, cmd, policy.max_stores_per_group)
 
         if not await tx.holds.add_reservations(
@@ -122,8 +115,8 @@ async def _reserve_once(
             )
             for allocation in allocations
         ]
-        # Rows first, stock locks last: a hot stock row stays locked only for the lock itself,
-        # the outbox insert and the commit. Unknown stores or SKUs fail the inserts (foreign keys).
+        # Rows first, stock locks last: a hot stock row stays locked only for its conditional
+        # update and the commit. Unknown stores or SKUs fail the inserts (foreign keys).
         await tx.reservations.add(held, now)
         locks = sorted(
             (r.store_id, line.sku, line.quantity, r.id) for r in held for line in r.lines
@@ -135,15 +128,11 @@ async def _reserve_once(
             ],
             now,
         )
-        stock_events: list[Event] = []
+        await tx.outbox.add([e for r in held for e in r.events])
         # Deterministic row order, so concurrent multi-line reserves never deadlock.
         for store_id, sku, quantity, _ in locks:
-            level = await tx.stock.lock(store_id, sku, quantity, now)
-            if level is None:
+            if await tx.stock.lock(store_id, sku, quantity, now) is None:
                 await _explain_shortage(tx, cmd, store_id, sku)
-            else:
-                stock_events.append(level.changed(MovementReason.RESERVE, now))
-        await tx.outbox.add([*(e for r in held for e in r.events), *stock_events])
         await tx.commit()
     log.info(
         "reserved",
@@ -197,7 +186,7 @@ async def _explain_unknown(uow: UnitOfWorkFactory, cmd: Reserve) -> None:
 
 
 async def _replay(
-    tx: UnitOfWork, customer_id: str, found: tuple[str, str | None], request_hash: str
+    tx: UnitOfWork, customer_id: str, found: tuple[str, str], request_hash: str
 ) -> ReservationGroup:
     group_id, stored_hash = found
     if stored_hash != request_hash:
@@ -275,9 +264,7 @@ async def _release(
     for customer_id in sorted(per_customer):
         count, units = per_customer[customer_id]
         await tx.holds.remove(customer_id, count, units)
-    stock_events: list[Event] = []
     for (store_id, sku), quantity in sorted(per_row.items()):
-        level = await tx.stock.release(store_id, sku, quantity, now)
-        stock_events.append(level.changed(reason, now))
+        await tx.stock.release(store_id, sku, quantity, now)
     await tx.ledger.record(movements, now)
-    await tx.outbox.add([*(e for r in finished for e in r.events), *stock_events])
+    await tx.outbox.add([e for r in finished for e in r.events])

@@ -47,18 +47,10 @@ class HoldsPort(Protocol):
 
 
 class ReservationsPort(Protocol):
-    async def add_group(
-        self,
-        group_id: str,
-        customer_id: str,
-        channel: str | None,
-        idempotency_key: str | None,
-        request_hash: str | None,
-        now: datetime,
+    async def add_idempotency_key(
+        self, customer_id: str, key: str, request_hash: str, group_id: str, now: datetime
     ) -> None: ...
-    async def find_group_by_key(
-        self, customer_id: str, key: str
-    ) -> tuple[str, str | None] | None: ...
+    async def find_idempotency_key(self, customer_id: str, key: str) -> tuple[str, str] | None: ...
     async def add(self, new: Sequence[Reservation], now: datetime) -> None: ...
     async def get(self, reservation_id: str, *, for_update: bool = False) -> Reservation | None: ...
     async def in_group(self, group_id: str) -> list[Reservation]: ...

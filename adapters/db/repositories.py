@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters.db.tables import (
     customer_holds,
     customer_sku_holds,
+    idempotency_keys,
     outbox,
-    reservation_groups,
     reservation_lines,
     reservation_policy,
     reservations,
@@ -32,6 +32,12 @@ from domain.policy import ReservationPolicy
 from domain.reservations import Line, Reservation, Status
 from domain.sourcing import Candidate
 from domain.stock import Movement, StockLevel
+
+# Statements are built once: building them per call costs more CPU than running them.
+_INSERT_STOCK_MOVEMENTS = stock_movements.insert()
+_INSERT_RESERVATIONS = reservations.insert()
+_INSERT_RESERVATION_LINES = reservation_lines.insert()
+_INSERT_OUTBOX = outbox.insert()
 
 
 class InvariantViolated(RuntimeError):
@@ -199,7 +205,7 @@ class LedgerRepository:
         if not movements:
             return
         await self.conn.execute(
-            stock_movements.insert(),
+            _INSERT_STOCK_MOVEMENTS,
             [
                 {
                     "store_id": m.store_id,
@@ -346,36 +352,30 @@ class ReservationRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 
-    async def add_group(
-        self,
-        group_id: str,
-        customer_id: str,
-        channel: str | None,
-        idempotency_key: str | None,
-        request_hash: str | None,
-        now: datetime,
+    async def add_idempotency_key(
+        self, customer_id: str, key: str, request_hash: str, group_id: str, now: datetime
     ) -> None:
         await self.conn.execute(
-            _INSERT_GROUP,
+            _INSERT_IDEMPOTENCY_KEY,
             {
-                "id": group_id,
                 "customer_id": customer_id,
-                "channel": channel,
-                "idempotency_key": idempotency_key,
+                "key": key,
                 "request_hash": request_hash,
+                "group_id": group_id,
                 "created_at": now,
             },
         )
 
-    async def find_group_by_key(self, customer_id: str, key: str) -> tuple[str, str | None] | None:
+    async def find_idempotency_key(self, customer_id: str, key: str) -> tuple[str, str] | None:
+        """(group id, request hash) of the request that first used the key, if any."""
         row = (
-            await self.conn.execute(_GROUP_BY_KEY, {"b_customer": customer_id, "b_key": key})
+            await self.conn.execute(_IDEMPOTENCY_KEY, {"b_customer": customer_id, "b_key": key})
         ).first()
-        return (row.id, row.request_hash) if row else None
+        return (row.group_id, row.request_hash) if row else None
 
     async def add(self, new: Sequence[Reservation], now: datetime) -> None:
         await self.conn.execute(
-            reservations.insert(),
+            _INSERT_RESERVATIONS,
             [
                 {
                     "id": r.id,
@@ -395,7 +395,7 @@ class ReservationRepository:
             ],
         )
         await self.conn.execute(
-            reservation_lines.insert(),
+            _INSERT_RESERVATION_LINES,
             [
                 {"reservation_id": r.id, "sku": line.sku, "quantity": line.quantity}
                 for r in new
@@ -460,10 +460,10 @@ class ReservationRepository:
         return [reservation_from_row(row, lines.get(row.id, ())) for row in rows]
 
 
-_INSERT_GROUP = reservation_groups.insert()
-_GROUP_BY_KEY = sa.select(reservation_groups.c.id, reservation_groups.c.request_hash).where(
-    reservation_groups.c.customer_id == sa.bindparam("b_customer"),
-    reservation_groups.c.idempotency_key == sa.bindparam("b_key"),
+_INSERT_IDEMPOTENCY_KEY = idempotency_keys.insert()
+_IDEMPOTENCY_KEY = sa.select(idempotency_keys.c.group_id, idempotency_keys.c.request_hash).where(
+    idempotency_keys.c.customer_id == sa.bindparam("b_customer"),
+    idempotency_keys.c.key == sa.bindparam("b_key"),
 )
 _RESERVATION = sa.select(reservations).where(reservations.c.id == sa.bindparam("b_id"))
 _RESERVATION_FOR_UPDATE = _RESERVATION.with_for_update()
@@ -703,7 +703,7 @@ class OutboxRepository:
         if not new:
             return
         await self.conn.execute(
-            outbox.insert(),
+            _INSERT_OUTBOX,
             [
                 {
                     "event_id": e.id,

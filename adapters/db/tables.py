@@ -85,24 +85,24 @@ stock_levels = sa.Table(
     sa.Index("ix_stock_levels_sku_store_id", "sku", "store_id"),
 )
 
-reservation_groups = sa.Table(
-    "reservation_groups",
+# An idempotency key names the group of reservations its first request created: the same key
+# from the same customer returns that group, and never locks twice.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
     metadata,
-    sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("customer_id", Code, nullable=False),
-    sa.Column("channel", Code),
-    # The same key from the same customer names the same group: a retry never locks twice.
-    sa.Column("idempotency_key", sa.String(128)),
-    sa.Column("request_hash", sa.String(64)),
+    sa.Column("customer_id", Code, primary_key=True),
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("group_id", sa.String(36), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.UniqueConstraint("customer_id", "idempotency_key"),
 )
 
 reservations = sa.Table(
     "reservations",
     metadata,
     sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("group_id", sa.String(36), sa.ForeignKey("reservation_groups.id"), nullable=False),
+    # The reserve call that made it: reservations split over stores share it.
+    sa.Column("group_id", sa.String(36), nullable=False),
     sa.Column("code", sa.String(16), nullable=False),
     sa.Column("customer_id", Code, nullable=False),
     sa.Column("store_id", Code, sa.ForeignKey("stores.id"), nullable=False),

@@ -23,8 +23,8 @@ from services.unit_of_work import RetryableConflict
 
 # Unique keys whose collision means "someone else got there first; look again or retry".
 _CONFLICTS = {
-    "uq_reservation_groups_customer_id_idempotency_key": "idempotency_key",
-    "reservation_groups.customer_id, reservation_groups.idempotency_key": "idempotency_key",
+    "pk_idempotency_keys": "idempotency_key",
+    "idempotency_keys.customer_id, idempotency_keys.key": "idempotency_key",
     "uq_reservations_active_code": "pickup_code",
     "reservations.code": "pickup_code",
     # A row names a store or SKU that does not exist.

@@ -68,19 +68,13 @@ def upgrade() -> None:
     op.create_index("ix_stock_levels_sku_store_id", "stock_levels", ["sku", "store_id"])
 
     op.create_table(
-        "reservation_groups",
-        sa.Column("id", sa.String(36), nullable=False),
+        "idempotency_keys",
         sa.Column("customer_id", CODE, nullable=False),
-        sa.Column("channel", CODE),
-        sa.Column("idempotency_key", sa.String(128)),
-        sa.Column("request_hash", sa.String(64)),
+        sa.Column("key", sa.String(128), nullable=False),
+        sa.Column("request_hash", sa.String(64), nullable=False),
+        sa.Column("group_id", sa.String(36), nullable=False),
         sa.Column("created_at", TS, nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_reservation_groups")),
-        sa.UniqueConstraint(
-            "customer_id",
-            "idempotency_key",
-            name=op.f("uq_reservation_groups_customer_id_idempotency_key"),
-        ),
+        sa.PrimaryKeyConstraint("customer_id", "key", name=op.f("pk_idempotency_keys")),
     )
 
     op.create_table(
@@ -105,11 +99,6 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "status IN ('HELD', 'READY_FOR_PICKUP', 'COLLECTED', 'CANCELLED', 'EXPIRED')",
             name=op.f("ck_reservations_status_known"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["group_id"],
-            ["reservation_groups.id"],
-            name=op.f("fk_reservations_group_id_reservation_groups"),
         ),
         sa.ForeignKeyConstraint(
             ["store_id"], ["stores.id"], name=op.f("fk_reservations_store_id_stores")
@@ -250,7 +239,7 @@ def downgrade() -> None:
     op.drop_table("reservation_lines")
     op.drop_index("uq_reservations_active_code", table_name="reservations")
     op.drop_table("reservations")
-    op.drop_table("reservation_groups")
+    op.drop_table("idempotency_keys")
     op.drop_table("stock_levels")
     op.drop_table("skus")
     op.drop_table("stores")

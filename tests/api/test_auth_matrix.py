@@ -239,7 +239,6 @@ def _after_policy(view: dict[str, Any], caller: str) -> None:
 
 RESERVE_TABLES = frozenset(
     {
-        "reservation_groups",
         "reservations",
         "reservation_lines",
         "customer_holds",
