@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from adapters.db.fast import Statements
 from adapters.db.tables import (
     customer_holds,
     customer_sku_holds,
@@ -78,21 +79,20 @@ _RELEASE = (
 
 
 class StockRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, statements: Statements) -> None:
         self.conn = conn
+        self.statements = statements
 
     async def lock(
         self, store_id: str, sku: str, quantity: int, now: datetime
     ) -> StockLevel | None:
         """Add `quantity` to reserved if that many units are available; None if not."""
-        row = (
-            await self.conn.execute(
-                _LOCK, {"b_store": store_id, "b_sku": sku, "b_qty": quantity, "b_now": now}
-            )
-        ).first()
+        row = await self.statements.first(
+            _LOCK, {"b_qty": quantity, "b_now": now, "b_store": store_id, "b_sku": sku}
+        )
         if row is None:
             return None
-        return StockLevel(store_id, sku, row.on_hand, row.reserved, row.safety_stock)
+        return StockLevel(store_id, sku, row["on_hand"], row["reserved"], row["safety_stock"])
 
     async def release(self, store_id: str, sku: str, quantity: int, now: datetime) -> StockLevel:
         row = (
@@ -198,13 +198,11 @@ class StockRepository:
 
 
 class LedgerRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self.conn = conn
+    def __init__(self, statements: Statements) -> None:
+        self.statements = statements
 
     async def record(self, movements: Sequence[Movement], now: datetime) -> None:
-        if not movements:
-            return
-        await self.conn.execute(
+        await self.statements.run_many(
             _INSERT_STOCK_MOVEMENTS,
             [
                 {
@@ -262,8 +260,9 @@ _HOLDS_STATEMENTS: dict[str, tuple[Any, Any]] = {}
 class HoldsRepository:
     """Per-customer counters of active reservations and of units per SKU."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, statements: Statements) -> None:
         self.conn = conn
+        self.statements = statements
         self._active, self._units = _holds_statements(conn.dialect.name)
 
     async def add_reservations(self, customer_id: str, count: int, limit: int) -> bool:
@@ -271,7 +270,7 @@ class HoldsRepository:
         if count > limit:
             return False
         params = {"b_customer": customer_id, "b_count": count, "b_limit": limit}
-        return (await self.conn.execute(self._active, params)).first() is not None
+        return await self.statements.first(self._active, params) is not None
 
     async def add_units(self, customer_id: str, units: Mapping[str, int], limit: int) -> list[str]:
         """Count more units per SKU for the customer; returns the SKUs that would go over `limit`
@@ -287,7 +286,7 @@ class HoldsRepository:
                 "b_units": quantity,
                 "b_limit": limit,
             }
-            counted = (await self.conn.execute(self._units, params)).first() is not None
+            counted = await self.statements.first(self._units, params) is not None
             return [] if counted else [sku]
         # Several SKUs: one multi-row statement (rows in SKU order, so locks come in that order).
         rows = [
@@ -349,8 +348,9 @@ _FORGET_ZERO_UNITS = sa.delete(customer_sku_holds).where(
 
 
 class ReservationRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, statements: Statements) -> None:
         self.conn = conn
+        self.statements = statements
 
     async def add_idempotency_key(
         self, customer_id: str, key: str, request_hash: str, group_id: str, now: datetime
@@ -374,7 +374,7 @@ class ReservationRepository:
         return (row.group_id, row.request_hash) if row else None
 
     async def add(self, new: Sequence[Reservation], now: datetime) -> None:
-        await self.conn.execute(
+        await self.statements.run_many(
             _INSERT_RESERVATIONS,
             [
                 {
@@ -394,7 +394,7 @@ class ReservationRepository:
                 for r in new
             ],
         )
-        await self.conn.execute(
+        await self.statements.run_many(
             _INSERT_RESERVATION_LINES,
             [
                 {"reservation_id": r.id, "sku": line.sku, "quantity": line.quantity}
@@ -696,13 +696,11 @@ def event_payload(event: Event) -> dict[str, Any]:
 
 
 class OutboxRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self.conn = conn
+    def __init__(self, statements: Statements) -> None:
+        self.statements = statements
 
     async def add(self, new: Sequence[Event]) -> None:
-        if not new:
-            return
-        await self.conn.execute(
+        await self.statements.run_many(
             _INSERT_OUTBOX,
             [
                 {

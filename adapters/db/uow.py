@@ -7,9 +7,11 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Self
 
+from asyncpg.exceptions import IntegrityConstraintViolationError
 from sqlalchemy.exc import IntegrityError
 
 from adapters.db.engine import Database
+from adapters.db.fast import Statements
 from adapters.db.repositories import (
     CatalogRepository,
     HoldsRepository,
@@ -43,14 +45,19 @@ class SqlUnitOfWork:
         self._stack = AsyncExitStack()
         conn = await self._stack.enter_async_context(self._db.write())
         self.conn = conn
-        self.stock = StockRepository(conn)
-        self.ledger = LedgerRepository(conn)
-        self.holds = HoldsRepository(conn)
-        self.reservations = ReservationRepository(conn)
+        try:
+            statements = await Statements.open(conn)
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        self.stock = StockRepository(conn, statements)
+        self.ledger = LedgerRepository(statements)
+        self.holds = HoldsRepository(conn, statements)
+        self.reservations = ReservationRepository(conn, statements)
         self.catalog = CatalogRepository(conn)
         self._after_commit: list[Callable[[], None]] = []
         self.policy = PolicyRepository(conn, self._db.policy_cache, self._after_commit)
-        self.outbox = OutboxRepository(conn)
+        self.outbox = OutboxRepository(statements)
         return self
 
     async def commit(self) -> None:
@@ -71,8 +78,10 @@ class SqlUnitOfWork:
                 await self.conn.rollback()
         finally:
             await self._stack.aclose()
-        if isinstance(exc, IntegrityError):
-            message = str(exc.orig)
+        # Through SQLAlchemy an IntegrityError; from the statements run on asyncpg directly,
+        # asyncpg's own integrity errors.
+        if isinstance(exc, IntegrityError | IntegrityConstraintViolationError):
+            message = str(exc.orig if isinstance(exc, IntegrityError) else exc)
             for marker, what in _CONFLICTS.items():
                 if marker in message:
                     raise RetryableConflict(what) from exc
