@@ -137,6 +137,7 @@ async def reset(db: Database) -> None:
         await conn.execute(sa.insert(policy).values(**_DEFAULT_POLICY, updated_at=START))
         await conn.commit()
     db.policy_cache.clear()
+    db.store_directory.clear()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from adapters.db.repositories import PolicyCache
+from adapters.db.caches import PolicyCache, StoreDirectory
 
 READ_ONLY = "ropos_read_only"
 
@@ -47,6 +47,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self.policy_cache = PolicyCache()
+        self.store_directory = StoreDirectory()
         if self.is_sqlite:
             _tune_sqlite(self.engine, sqlite_busy_timeout_ms)
 
@@ -68,10 +69,14 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads: one consistent snapshot, never a write lock."""
+        """A connection for reads, never holding a write lock. On PostgreSQL in autocommit: each
+        statement sees committed data, with no BEGIN and ROLLBACK round trips around it."""
         async with self.engine.connect() as conn:
-            conn = await conn.execution_options(**{READ_ONLY: True})
-            await conn.begin()
+            if self.is_sqlite:
+                conn = await conn.execution_options(**{READ_ONLY: True})
+                await conn.begin()
+            else:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
 
     async def dispose(self) -> None:

@@ -3,7 +3,6 @@ work; none commits."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -13,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from adapters.db.caches import PolicyCache, StoreDirectory
 from adapters.db.fast import Statements
 from adapters.db.tables import (
     customer_holds,
@@ -534,8 +534,15 @@ def reservation_from_row(row: Any, lines: Iterable[Line]) -> Reservation:
 class CatalogRepository:
     """Stores and SKUs."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        directory: StoreDirectory | None = None,
+        after_commit: list[Callable[[], None]] | None = None,
+    ) -> None:
         self.conn = conn
+        self.directory = directory
+        self.after_commit = after_commit
 
     async def existing_stores(self, store_ids: Iterable[str]) -> set[str]:
         ids = sorted(set(store_ids))
@@ -560,6 +567,8 @@ class CatalogRepository:
         await self.conn.execute(
             stmt, [{**row, "created_at": now, "updated_at": now} for row in rows]
         )
+        if self.directory is not None and self.after_commit is not None:
+            self.after_commit.append(self.directory.clear)
 
     async def upsert_skus(
         self, rows: Sequence[Mapping[str, Any]], now: datetime, *, overwrite: bool = True
@@ -600,28 +609,6 @@ _POLICY_FIELDS = (
     "expiry_warning_seconds",
     "max_stores_per_group",
 )
-
-
-class PolicyCache:
-    """The policy as last read, for a few seconds: every reserve needs it and it rarely changes.
-    A change made in this process is seen at once (the cache is cleared when it commits); one made
-    by another replica within `ttl_seconds`."""
-
-    def __init__(self, ttl_seconds: float = 2.0) -> None:
-        self.ttl_seconds = ttl_seconds
-        self._policy: ReservationPolicy | None = None
-        self._read_at = 0.0
-
-    def get(self) -> ReservationPolicy | None:
-        if self._policy is not None and time.monotonic() - self._read_at < self.ttl_seconds:
-            return self._policy
-        return None
-
-    def put(self, policy: ReservationPolicy) -> None:
-        self._policy, self._read_at = policy, time.monotonic()
-
-    def clear(self) -> None:
-        self._policy = None
 
 
 _SELECT_POLICY = sa.select(reservation_policy).where(reservation_policy.c.id == 1)

@@ -54,8 +54,8 @@ class SqlUnitOfWork:
         self.ledger = LedgerRepository(statements)
         self.holds = HoldsRepository(conn, statements)
         self.reservations = ReservationRepository(conn, statements)
-        self.catalog = CatalogRepository(conn)
         self._after_commit: list[Callable[[], None]] = []
+        self.catalog = CatalogRepository(conn, self._db.store_directory, self._after_commit)
         self.policy = PolicyRepository(conn, self._db.policy_cache, self._after_commit)
         self.outbox = OutboxRepository(statements)
         return self

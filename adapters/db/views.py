@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
+from adapters.db.caches import StoreDirectory
 from adapters.db.engine import Database
 from adapters.db.repositories import load_lines, policy_from_row, reservation_from_row
 from adapters.db.tables import reservation_policy, reservations, stock_levels, stores
@@ -20,10 +22,7 @@ _ACTIVE = sorted(str(s) for s in ACTIVE_STATUSES)
 _STORE_COLUMNS = (stores.c.id, stores.c.name, stores.c.lat, stores.c.lon, stores.c.timezone)
 
 
-_STORES_IN_BOX = sa.select(*_STORE_COLUMNS).where(
-    stores.c.lat.between(sa.bindparam("b_min_lat"), sa.bindparam("b_max_lat")),
-    stores.c.lon.between(sa.bindparam("b_min_lon"), sa.bindparam("b_max_lon")),
-)
+_ALL_STORES = sa.select(*_STORE_COLUMNS)
 _STORES_BY_IDS = sa.select(*_STORE_COLUMNS).where(
     stores.c.id.in_(sa.bindparam("b_ids", expanding=True))
 )
@@ -43,29 +42,31 @@ def _store(row: Any) -> Store:
 class Views:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._directory_lock = asyncio.Lock()
 
     async def stores_in_box(self, box: BoundingBox) -> list[Store]:
-        async with self.db.read() as conn:
-            rows = await conn.execute(
-                _STORES_IN_BOX,
-                {
-                    "b_min_lat": box.min_lat,
-                    "b_max_lat": box.max_lat,
-                    "b_min_lon": box.min_lon,
-                    "b_max_lon": box.max_lon,
-                },
-            )
-            return [_store(row) for row in rows]
+        return (await self._directory()).in_box(box)
 
     async def stores_page(self, first: int) -> list[Store]:
-        async with self.db.read() as conn:
-            rows = await conn.execute(sa.select(*_STORE_COLUMNS).order_by(stores.c.id).limit(first))
-            return [_store(row) for row in rows]
+        return (await self._directory()).first(first)
 
     async def stores_by_ids(self, ids: Sequence[str]) -> dict[str, Store]:
-        async with self.db.read() as conn:
-            rows = await conn.execute(_STORES_BY_IDS, {"b_ids": list(ids)})
-            return {row.id: _store(row) for row in rows}
+        found = (await self._directory()).by_ids(ids)
+        missing = [i for i in ids if i not in found]
+        if missing:  # added by another replica since the directory was read
+            async with self.db.read() as conn:
+                rows = await conn.execute(_STORES_BY_IDS, {"b_ids": missing})
+                found.update({row.id: _store(row) for row in rows})
+        return found
+
+    async def _directory(self) -> StoreDirectory:
+        directory = self.db.store_directory
+        if not directory.fresh:
+            async with self._directory_lock:
+                if not directory.fresh:
+                    async with self.db.read() as conn:
+                        directory.load([_store(row) for row in await conn.execute(_ALL_STORES)])
+        return directory
 
     async def stock_levels(
         self, store_ids: Sequence[str], skus: Sequence[str]

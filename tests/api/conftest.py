@@ -95,7 +95,9 @@ async def gateway(database_url: str, db: Database) -> AsyncIterator[Gateway]:
 def api(gateway: Gateway, clean_db: Database) -> Gateway:
     """The running gateway, with an empty database and its clock at START."""
     gateway.clock.set(START)
-    gateway.app.state.db.policy_cache.clear()  # the database was reset under the running server
+    # The database was reset under the running server: forget what it had cached.
+    gateway.app.state.db.policy_cache.clear()
+    gateway.app.state.db.store_directory.clear()
     return gateway
 
 
