@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from domain.errors import BadInput
 
@@ -69,3 +71,50 @@ def bounding_box(center: GeoPoint, radius_km: float) -> BoundingBox:
         # Crossing the antimeridian: keep it simple and search every longitude.
         return BoundingBox(min_lat, max_lat, -180.0, 180.0)
     return BoundingBox(min_lat, max_lat, min_lon, max_lon)
+
+
+T = TypeVar("T")
+
+# The flat-earth (equirectangular) distance is a tenth of the cost of the haversine and, for the
+# distances and latitudes a store search covers, within a few percent of it: good enough to rule
+# out places that cannot be among the nearest, never to rank them. Near the poles it is not used.
+_APPROXIMATION_SLACK = 1.05
+_APPROXIMATION_SLACK_KM = 1.0
+_APPROXIMATION_MAX_LAT = 70.0
+
+
+def nearest(
+    center: GeoPoint,
+    places: Iterable[T],
+    position: Callable[[T], tuple[float, float]],
+    radius_km: float,
+    limit: int,
+) -> list[tuple[T, float]]:
+    """The `limit` places nearest to `center` within `radius_km`, nearest first (ties in the
+    order given), each with its haversine distance."""
+    items = list(places)
+    if abs(center.lat) > _APPROXIMATION_MAX_LAT:
+        exact = [(p, distance_km(center, *position(p))) for p in items]
+        within = [(p, d) for p, d in exact if d <= radius_km]
+        within.sort(key=lambda pd: pd[1])
+        return within[:limit]
+    km_per_degree = math.pi * EARTH_RADIUS_KM / 180.0
+    lat0, lon0 = center.lat, center.lon
+    approximate: list[tuple[float, int, T]] = []
+    for index, place in enumerate(items):
+        lat, lon = position(place)
+        dx = (lon - lon0) * math.cos(math.radians((lat + lat0) / 2))
+        dy = lat - lat0
+        approximate.append((km_per_degree * math.sqrt(dx * dx + dy * dy), index, place))
+    approximate.sort(key=lambda a: (a[0], a[1]))
+    found: list[tuple[float, int, T]] = []
+    for rough, index, place in approximate:
+        bound = radius_km if len(found) < limit else min(radius_km, found[limit - 1][0])
+        if rough > bound * _APPROXIMATION_SLACK + _APPROXIMATION_SLACK_KM:
+            break
+        exact_km = distance_km(center, *position(place))
+        if exact_km <= radius_km:
+            found.append((exact_km, index, place))
+            found.sort(key=lambda f: (f[0], f[1]))
+            del found[limit:]
+    return [(place, d) for d, _, place in found]

@@ -9,7 +9,7 @@ from typing import Protocol
 from domain.catalog import Store
 from domain.commands import validate_code
 from domain.errors import BadInput
-from domain.geo import BoundingBox, GeoPoint, bounding_box, distance_km, validate_radius
+from domain.geo import BoundingBox, GeoPoint, bounding_box, nearest, validate_radius
 from domain.policy import ReservationPolicy
 from domain.reservations import Reservation
 from domain.stock import StockLevel
@@ -70,13 +70,11 @@ async def stores_near(
 ) -> list[NearbyStore]:
     radius = validate_radius(radius_km)
     limit = validate_first(first)
-    nearby = [
+    in_box = await read.stores_in_box(bounding_box(near, radius))
+    return [
         NearbyStore(store, distance)
-        for store in await read.stores_in_box(bounding_box(near, radius))
-        if (distance := distance_km(near, store.lat, store.lon)) <= radius
+        for store, distance in nearest(near, in_box, lambda s: (s.lat, s.lon), radius, limit)
     ]
-    nearby.sort(key=lambda n: (n.distance_km, n.store.id))
-    return nearby[:limit]
 
 
 async def availability(

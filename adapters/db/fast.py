@@ -51,9 +51,12 @@ def _values(
 class Statements:
     """Runs module-level (never per-call) Core statements on the unit of work's connection."""
 
-    def __init__(self, conn: AsyncConnection, driver: Any | None) -> None:
+    def __init__(
+        self, conn: AsyncConnection, driver: Any | None, adapted: Any | None = None
+    ) -> None:
         self._conn = conn
         self._driver = driver  # the asyncpg connection on PostgreSQL, else None
+        self._adapted = adapted  # SQLAlchemy's adapter around it
 
     @classmethod
     async def open(cls, conn: AsyncConnection) -> Statements:
@@ -67,7 +70,15 @@ class Statements:
         async with adapted._execute_mutex:  # type: ignore[union-attr]
             if adapted._transaction is None:  # type: ignore[union-attr]
                 await adapted._start_transaction()  # type: ignore[union-attr]
-        return cls(conn, fairy.driver_connection)
+        return cls(conn, fairy.driver_connection, adapted)
+
+    async def commit(self) -> None:
+        """Commit the transaction. On PostgreSQL straight on asyncpg: the last statement of a
+        reserve holds a hot stock row's lock until the commit, so the commit is sent without
+        SQLAlchemy's bookkeeping first (which then finds nothing left to commit)."""
+        if self._adapted is not None and self._adapted._transaction is not None:
+            await self._adapted._call_and_discard(self._adapted._transaction.commit)
+        await self._conn.commit()
 
     async def first(self, stmt: Executable, params: Mapping[str, Any]) -> Any | None:
         """The first row the statement returns (indexable by column name), or None."""

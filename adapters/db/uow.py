@@ -50,6 +50,7 @@ class SqlUnitOfWork:
         except BaseException:
             await self._stack.aclose()
             raise
+        self._statements = statements
         self.stock = StockRepository(conn, statements)
         self.ledger = LedgerRepository(statements)
         self.holds = HoldsRepository(conn, statements)
@@ -61,7 +62,7 @@ class SqlUnitOfWork:
         return self
 
     async def commit(self) -> None:
-        await self.conn.commit()
+        await self._statements.commit()
         self._committed = True
         for callback in self._after_commit:
             callback()

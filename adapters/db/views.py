@@ -26,7 +26,13 @@ _ALL_STORES = sa.select(*_STORE_COLUMNS)
 _STORES_BY_IDS = sa.select(*_STORE_COLUMNS).where(
     stores.c.id.in_(sa.bindparam("b_ids", expanding=True))
 )
-_STOCK_LEVELS = sa.select(stock_levels).where(
+_STOCK_LEVELS = sa.select(
+    stock_levels.c.store_id,
+    stock_levels.c.sku,
+    stock_levels.c.on_hand,
+    stock_levels.c.reserved,
+    stock_levels.c.safety_stock,
+).where(
     stock_levels.c.store_id.in_(sa.bindparam("b_stores", expanding=True)),
     stock_levels.c.sku.in_(sa.bindparam("b_skus", expanding=True)),
 )
@@ -76,10 +82,8 @@ class Views:
                 _STOCK_LEVELS, {"b_stores": list(store_ids), "b_skus": list(skus)}
             )
             return {
-                (r.store_id, r.sku): StockLevel(
-                    r.store_id, r.sku, r.on_hand, r.reserved, r.safety_stock
-                )
-                for r in rows
+                (store_id, sku): StockLevel(store_id, sku, on_hand, reserved, safety)
+                for store_id, sku, on_hand, reserved, safety in rows
             }
 
     async def reservations_by_ids(self, ids: Sequence[str]) -> dict[str, Reservation]:

@@ -183,3 +183,29 @@ def test_bounding_box_across_the_antimeridian_covers_every_longitude() -> None:
     assert (box.min_lon, box.max_lon) == (-180.0, 180.0)
     assert box.min_lat == pytest.approx(-0.4497, abs=1e-4)
     assert box.max_lat == pytest.approx(0.4497, abs=1e-4)
+
+
+def test_nearest_agrees_with_sorting_every_place_by_haversine():
+    import random
+
+    from domain.geo import nearest
+
+    rng = random.Random(20261126)
+    for _ in range(300):
+        center = GeoPoint(rng.uniform(-75, 75), rng.uniform(-179, 179))
+        places = [
+            (
+                center.lat + rng.uniform(-3, 3),
+                max(-180.0, min(180.0, center.lon + rng.uniform(-4, 4))),
+            )
+            for _ in range(rng.randint(0, 120))
+        ]
+        places = [(max(-90.0, min(90.0, lat)), lon) for lat, lon in places]
+        radius, limit = rng.choice([5, 20, 50, 200, 1000]), rng.randint(1, 15)
+
+        found = nearest(center, places, lambda p: p, radius, limit)
+
+        expected = sorted(((p, distance_km(center, *p)) for p in places), key=lambda pd: pd[1])
+        expected = [pd for pd in expected if pd[1] <= radius][:limit]
+        assert [d for _, d in found] == pytest.approx([d for _, d in expected])
+        assert [p for p, _ in found] == [p for p, _ in expected]
