@@ -85,6 +85,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+            policy_cache_seconds=settings.policy_cache_seconds,
+            store_cache_seconds=settings.store_cache_seconds,
         )
         workers: list[Periodic] = []
         try:

@@ -1,4 +1,4 @@
-"""The `ropos` command: serve, worker, migrate, seed, token, export-schema."""
+"""The `ropos` command: serve, worker, migrate, seed, check, token, export-schema."""
 
 from __future__ import annotations
 
@@ -116,6 +116,25 @@ def cmd_seed(args: argparse.Namespace) -> None:
     print(json.dumps({"loaded": asyncio.run(run())}))
 
 
+def cmd_check(args: argparse.Namespace) -> None:
+    from adapters.db import invariants
+    from adapters.db.engine import Database
+
+    settings = _settings()
+
+    async def run() -> dict[str, list[tuple[object, ...]]]:
+        db = Database(settings.database_url)
+        try:
+            return await invariants.violations(db)
+        finally:
+            await db.dispose()
+
+    broken = asyncio.run(run())
+    print(json.dumps({"ok": not broken, "violations": broken}, default=str, indent=2))
+    if broken:
+        sys.exit(1)
+
+
 def cmd_token(args: argparse.Namespace) -> None:
     from gateway.auth import issue_token
 
@@ -175,6 +194,9 @@ def parser() -> argparse.ArgumentParser:
         "--demo", action="store_true", help="the demo chain: London stores, SKUs, stock"
     )
     seed.set_defaults(func=cmd_seed)
+
+    check = sub.add_parser("check", help="check the stock and reservation invariants")
+    check.set_defaults(func=cmd_check)
 
     token = sub.add_parser("token", help="print a signed JWT for local use and tests")
     token.add_argument("--role", required=True, choices=[r.value for r in Role])

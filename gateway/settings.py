@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(0.5, gt=0, le=60)
     sweep_batch_size: int = Field(200, ge=1, le=10_000)
 
+    policy_cache_seconds: float = Field(2.0, ge=0)
+    store_cache_seconds: float = Field(30.0, ge=0)
+
     db_pool_size: int = Field(10, ge=1)
     db_max_overflow: int = Field(10, ge=0)
     sqlite_busy_timeout_ms: int = Field(30_000, ge=0)

@@ -33,6 +33,8 @@ class Database:
         pool_size: int = 10,
         max_overflow: int = 10,
         sqlite_busy_timeout_ms: int = 30_000,
+        policy_cache_seconds: float = 2.0,
+        store_cache_seconds: float = 30.0,
         echo: bool = False,
     ) -> None:
         self.url = make_url(url)
@@ -46,8 +48,8 @@ class Database:
             )
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
-        self.policy_cache = PolicyCache()
-        self.store_directory = StoreDirectory()
+        self.policy_cache = PolicyCache(policy_cache_seconds)
+        self.store_directory = StoreDirectory(store_cache_seconds)
         if self.is_sqlite:
             _tune_sqlite(self.engine, sqlite_busy_timeout_ms)
 

@@ -32,7 +32,7 @@ _CHECKS = {
     """,
     "no oversell (reserved within on hand less safety stock)": """
         SELECT store_id, sku, on_hand, reserved, safety_stock FROM stock_levels
-        WHERE reserved > on_hand - safety_stock
+        WHERE reserved > 0 AND reserved > on_hand - safety_stock
     """,
     "the ledger adds up to on hand and reserved": """
         SELECT s.store_id, s.sku, s.on_hand, s.reserved, m.on_hand_sum, m.reserved_sum
