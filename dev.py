@@ -66,7 +66,9 @@ def serve(extra: list[str]) -> None:
             [str(ropos), "token", *args], cwd=ROOT, capture_output=True, text=True
         )
         print(f"  {' '.join(args):32} {token.stdout.strip()}")
-    say("GraphiQL at http://127.0.0.1:8000/graphql (Ctrl+C stops)")
+    host = extra[extra.index("--host") + 1] if "--host" in extra[:-1] else "127.0.0.1"
+    port = extra[extra.index("--port") + 1] if "--port" in extra[:-1] else "8000"
+    say(f"GraphiQL at http://{host}:{port}/graphql (Ctrl+C stops)")
     os.execv(str(ropos), [str(ropos), "serve", *extra])
 
 
