@@ -178,11 +178,9 @@ async def _explain_shortage(tx: UnitOfWork, cmd: Reserve, store_id: str, sku: st
 async def _explain_unknown(uow: UnitOfWorkFactory, cmd: Reserve) -> None:
     """A reservation row named a store or SKU that does not exist: say which."""
     async with uow() as tx:
-        unknown_skus = sorted(set(cmd.units) - await tx.catalog.existing_skus(cmd.units))
         if cmd.store_id is not None and not await tx.catalog.existing_stores([cmd.store_id]):
             raise NotFound(f"Unknown store: {cmd.store_id}", storeId=cmd.store_id)
-        if unknown_skus:
-            raise NotFound(f"Unknown SKU: {', '.join(unknown_skus)}", skus=unknown_skus)
+        await _ensure_skus_exist(tx, cmd)
 
 
 async def _replay(
