@@ -424,7 +424,7 @@ async def main_async(args: argparse.Namespace) -> int:
         )
         with common.timed(f"start gateway on port {gateway.port}"):
             await gateway.start()
-        print(f"gateway pid {gateway.pid}, pool {args.gateway_pool_size} (+0 overflow)")
+        print(f"gateway pid {gateway.pid}, pool {_pool(args)}")
         print(
             f"gateway: {args.concurrency} clients, {args.warmup:g} s warm-up + {args.duration:g} s",
             flush=True,
@@ -458,7 +458,7 @@ async def main_async(args: argparse.Namespace) -> int:
         "query": "availability(skus: 3-5 random, near: random point, radiusKm: 50, first: 10) "
         "{ store { id name } distanceKm canServeAll lines { sku available } }",
         "concurrency": f"{args.concurrency} clients (keep-alive HTTP/1.1), gateway DB pool "
-        f"{args.gateway_pool_size}",
+        f"{_pool(args)}",
         "duration": f"{args.duration:g} s measured after {args.warmup:g} s warm-up",
     }
     common.print_block("=== parameters ===", params)
@@ -532,7 +532,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--gateway-pool-size",
         type=int,
         default=None,
-        help="the gateway's ROPOS_DB_POOL_SIZE (default: the concurrency; overflow 0)",
+        help="the gateway's ROPOS_DB_POOL_SIZE, overflow 0 (default: the gateway's own settings)",
     )
     p.add_argument(
         "--gateway-command",
@@ -543,13 +543,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--py-spy", metavar="DIR", help="record the gateway with py-spy into DIR")
     args = p.parse_args(argv)
-    if args.gateway_pool_size is None:
-        args.gateway_pool_size = args.concurrency
     if not 0.0 < args.stock_density <= 1.0:
         p.error("--stock-density must be in (0, 1]")
     if args.concurrency < 1 or args.duration <= 0 or args.warmup < 0:
         p.error("concurrency >= 1, duration > 0, warmup >= 0")
     return args
+
+
+def _pool(args: argparse.Namespace) -> str:
+    if args.gateway_pool_size is None:
+        return "as the gateway's defaults (ROPOS_DB_POOL_SIZE, ROPOS_DB_MAX_OVERFLOW)"
+    return f"{args.gateway_pool_size} (+0 overflow)"
 
 
 def main(argv: list[str] | None = None) -> int:

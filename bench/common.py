@@ -131,7 +131,7 @@ class GatewayProcess:
         self,
         database_url: str,
         *,
-        pool_size: int,
+        pool_size: int | None = None,
         max_overflow: int = 0,
         command: str | None = None,
     ) -> None:
@@ -157,13 +157,11 @@ class GatewayProcess:
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(
-            ROPOS_DATABASE_URL=self.database_url,
-            ROPOS_ENV="dev",
-            ROPOS_LOG_LEVEL="WARNING",
-            ROPOS_DB_POOL_SIZE=str(self.pool_size),
-            ROPOS_DB_MAX_OVERFLOW=str(self.max_overflow),
-        )
+        env.update(ROPOS_DATABASE_URL=self.database_url, ROPOS_ENV="dev", ROPOS_LOG_LEVEL="WARNING")
+        if self.pool_size is not None:  # else the gateway's own defaults, as shipped
+            env.update(
+                ROPOS_DB_POOL_SIZE=str(self.pool_size), ROPOS_DB_MAX_OVERFLOW=str(self.max_overflow)
+            )
         return env
 
     async def start(self, startup_seconds: float = 60.0) -> None:
