@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -113,6 +114,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 )
             for worker in workers:
                 worker.start()
+            # Everything made so far (schema, modules, caches) lives as long as the process: keep
+            # it out of the garbage collector's sweeps, which otherwise show up as latency spikes.
+            gc.freeze()
             log.info("started", extra={"database": db.url.render_as_string(hide_password=True)})
             yield
         finally:
