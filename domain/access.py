@@ -58,6 +58,16 @@ class Actor:
             case _:
                 return False
 
+    def hands_over(self, reservation: Reservation) -> bool:
+        """Staff and POS of the reservation's store run its handoff: ready, scan, payment."""
+        return self.role in STORE_ROLES and reservation.store_id == self.store_id
+
+    def sees_pickup_code(self, reservation: Reservation) -> bool:
+        """The signed QR payload: the shopper who shows it and the store that scans it."""
+        return self.hands_over(reservation) or (
+            self.role is Role.CUSTOMER and reservation.customer_id == self.subject
+        )
+
     def can_cancel(self, reservation: Reservation) -> bool:
         # Everyone who can see a reservation may cancel it, except the WMS (it has no customer).
         return self.role is not Role.WMS and self.can_view(reservation)

@@ -48,6 +48,11 @@ class ReservationReadyForPickup(ReservationEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReservationExpiringSoon(ReservationEvent):
+    type = "EXPIRING_SOON"
+
+
+@dataclass(frozen=True, kw_only=True)
 class ReservationCollected(ReservationEvent):
     type = "COLLECTED"
 

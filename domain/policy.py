@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from domain.errors import BadInput, LimitExceeded
 
@@ -20,6 +21,11 @@ class ReservationPolicy:
     max_units_per_sku_per_customer: int = 10
     expiry_warning_seconds: int = 15 * 60
     max_stores_per_group: int = 3
+    # None: the hold's own expiry stands when the goods are ready; else the shopper gets this long
+    # from the moment they are told the goods are waiting.
+    pickup_window_seconds: int | None = None
+    # Whether the till may collect a HELD reservation directly, without the ready step.
+    allow_pickup_without_ready: bool = False
 
     def __post_init__(self) -> None:
         allowed = self.allowed_hold_seconds
@@ -56,6 +62,14 @@ class ReservationPolicy:
                     f"{_camel(name)} must be between 1 and 1000000, got {value}.",
                     field=_camel(name),
                 )
+        if self.pickup_window_seconds is not None and not (
+            MIN_HOLD_SECONDS <= self.pickup_window_seconds <= MAX_HOLD_SECONDS
+        ):
+            raise BadInput(
+                f"pickupWindowSeconds must be between {MIN_HOLD_SECONDS} and {MAX_HOLD_SECONDS}, "
+                f"got {self.pickup_window_seconds}.",
+                field="pickupWindowSeconds",
+            )
         if not 0 <= self.expiry_warning_seconds < min(allowed):
             raise BadInput(
                 "expiryWarningSeconds must be at least 0 and shorter than the shortest hold "
@@ -64,7 +78,7 @@ class ReservationPolicy:
             )
 
     @classmethod
-    def create(cls, *, allowed_hold_seconds: Iterable[int], **fields: int) -> ReservationPolicy:
+    def create(cls, *, allowed_hold_seconds: Iterable[int], **fields: Any) -> ReservationPolicy:
         return cls(allowed_hold_seconds=tuple(sorted(set(allowed_hold_seconds))), **fields)
 
     def hold_seconds_for(self, requested: int | None) -> int:

@@ -11,9 +11,12 @@ from typing import Any
 from domain import errors
 from domain.events import (
     ReservationCancelled,
+    ReservationCollected,
     ReservationCreated,
     ReservationEvent,
     ReservationExpired,
+    ReservationExpiringSoon,
+    ReservationReadyForPickup,
 )
 
 
@@ -77,6 +80,8 @@ class Reservation:
     cancelled_at: datetime | None = None
     expired_at: datetime | None = None
     cancel_reason: str | None = None
+    # The expiry the EXPIRING_SOON warning was sent for (a pickup window moves the expiry).
+    warned_for: datetime | None = None
     version: int = 1
     events: list[ReservationEvent] = field(default_factory=list, repr=False)
 
@@ -125,6 +130,30 @@ class Reservation:
     def units(self) -> dict[str, int]:
         return {line.sku: line.quantity for line in self.lines}
 
+    def mark_ready(self, now: datetime, pickup_window_seconds: int | None = None) -> None:
+        """Picked and waiting at the store. With a pickup window, the shopper gets that long from
+        now, however much of the hold is left."""
+        self._ensure_not_due(now, "marked ready")
+        self._move(Status.READY_FOR_PICKUP, now)
+        self.ready_at = now
+        if pickup_window_seconds is not None:
+            self.expires_at = now + timedelta(seconds=pickup_window_seconds)
+        self._record(ReservationReadyForPickup, now)
+
+    def collect(self, now: datetime, *, without_ready_step: bool = False) -> None:
+        """Paid and handed over. From READY_FOR_PICKUP, or from HELD where the policy allows a
+        pickup without the ready step."""
+        self._ensure_not_due(now, "collected")
+        if self.status is Status.HELD and not without_ready_step:
+            raise errors.InvalidTransition(
+                f"Reservation {self.id} is HELD: mark it ready for pickup before collecting it.",
+                reservationId=self.id,
+                status=str(self.status),
+            )
+        self._move(Status.COLLECTED, now, also_from=Status.HELD if without_ready_step else None)
+        self.collected_at = now
+        self._record(ReservationCollected, now)
+
     def cancel(self, now: datetime, reason: str | None = None) -> None:
         self._ensure_not_due(now, "cancelled")
         self._move(Status.CANCELLED, now)
@@ -142,6 +171,20 @@ class Reservation:
         self.expired_at = now
         self._record(ReservationExpired, now)
 
+    def needs_expiry_warning(self, now: datetime, lead_seconds: int) -> bool:
+        return (
+            self.is_active
+            and lead_seconds > 0
+            and self.warned_for != self.expires_at
+            and self.expires_at - timedelta(seconds=lead_seconds) <= now < self.expires_at
+        )
+
+    def warn_expiring(self, now: datetime) -> None:
+        """The shopper and the store are told the hold runs out soon (once per expiry)."""
+        self.warned_for = self.expires_at
+        self.version += 1
+        self._record(ReservationExpiringSoon, now)
+
     def _ensure_not_due(self, now: datetime, verb: str) -> None:
         if self.is_due(now):
             raise errors.ReservationExpired(
@@ -150,8 +193,8 @@ class Reservation:
                 reservationId=self.id,
             )
 
-    def _move(self, to: Status, now: datetime) -> None:
-        if to not in TRANSITIONS[self.status]:
+    def _move(self, to: Status, now: datetime, also_from: Status | None = None) -> None:
+        if to not in TRANSITIONS[self.status] and self.status is not also_from:
             if self.status is Status.EXPIRED:
                 raise errors.ReservationExpired(
                     f"Reservation {self.id} has expired.", reservationId=self.id

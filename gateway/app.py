@@ -24,12 +24,14 @@ from adapters.db.engine import Database
 from adapters.db.uow import SqlUnitOfWork
 from adapters.db.views import Views
 from domain.clock import Clock, SystemClock
+from domain.pickup import qr_payload
 from gateway import migrate
 from gateway.auth import actor_from_header
 from gateway.settings import Settings
 from gateway.workers import Periodic, expiry_sweeper
 from resolvers.context import Context, Deps
 from resolvers.errors import client_error
+from schema.qr import qr_png
 from schema.root import build_schema
 
 log = logging.getLogger(__name__)
@@ -102,7 +104,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 return SqlUnitOfWork(db)
 
             app.state.db = db
-            app.state.deps = Deps(uow=uow, read=Views(db), clock=clock)
+            app.state.deps = Deps(uow=uow, read=Views(db), clock=clock, qr_key=settings.qr_key)
             if settings.run_workers:
                 workers.append(
                     expiry_sweeper(
@@ -136,6 +138,26 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
         return JSONResponse({"status": "ok", "database": "up"})
 
+    async def pickup_qr(request: Request) -> Response:
+        """The pickup QR code as PNG, for the reservation's customer and its store."""
+        deps: Deps = request.app.state.deps
+        actor, problem = actor_from_header(
+            settings, request.headers.get("authorization"), deps.clock.now()
+        )
+        if actor is None:
+            return JSONResponse(
+                {"error": problem or "Sign in: send 'Authorization: Bearer <token>'."},
+                status_code=401,
+            )
+        reservation_id = request.path_params["reservation_id"]
+        reservation = (await deps.read.reservations_by_ids([reservation_id])).get(reservation_id)
+        if reservation is None or not actor.sees_pickup_code(reservation):
+            return JSONResponse({"error": f"No reservation {reservation_id}."}, status_code=404)
+        payload = qr_payload(reservation.id, reservation.code, deps.qr_key)
+        return Response(
+            qr_png(payload), media_type="image/png", headers={"Cache-Control": "private, no-store"}
+        )
+
     graphql = GraphQLApp(settings)
     middleware = []
     if settings.allowed_origins:
@@ -154,6 +176,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/reservations/{reservation_id}/qr.png", pickup_qr, methods=["GET"]),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
         ],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -20,6 +22,8 @@ class Settings(BaseSettings):
     broker_url: str = "memory://"
     jwt_secret: SecretStr | None = None
     jwt_issuer: str = "ropos"
+    # Signs pickup QR codes; by default derived from the JWT secret.
+    qr_secret: SecretStr | None = None
     token_ttl_seconds: int = Field(24 * 3600, ge=60)
 
     run_workers: bool = True
@@ -58,6 +62,12 @@ class Settings(BaseSettings):
     @property
     def jwt_key(self) -> str:
         return self.jwt_secret.get_secret_value() if self.jwt_secret else DEV_JWT_SECRET
+
+    @property
+    def qr_key(self) -> bytes:
+        if self.qr_secret is not None:
+            return self.qr_secret.get_secret_value().encode()
+        return hmac.new(self.jwt_key.encode(), b"ropos pickup qr codes", hashlib.sha256).digest()
 
     @property
     def graphiql_enabled(self) -> bool:

@@ -54,9 +54,11 @@ class Periodic:
 def expiry_sweeper(
     uow: UnitOfWorkFactory, clock: Clock, *, interval: float, batch_size: int
 ) -> Periodic:
-    """Moves due reservations to EXPIRED and releases their stock, with nobody acting."""
+    """Moves due reservations to EXPIRED and releases their stock, and sends the EXPIRING_SOON
+    warnings at the policy's lead time, with nobody acting."""
 
-    async def sweep() -> int:
-        return await reservations.expire_due(uow=uow, clock=clock, batch_size=batch_size)
+    async def sweep() -> None:
+        await reservations.expire_due(uow=uow, clock=clock, batch_size=batch_size)
+        await reservations.warn_expiring(uow=uow, clock=clock, batch_size=batch_size)
 
     return Periodic("expiry-sweeper", sweep, interval)

@@ -25,6 +25,7 @@ class Deps:
     uow: UnitOfWorkFactory
     read: ReadPort
     clock: Clock
+    qr_key: bytes
 
 
 class Loaders:

@@ -9,11 +9,12 @@ import strawberry
 from domain.catalog import Sku, StockCount, Store
 from domain.commands import Reserve
 from domain.geo import GeoPoint
+from domain.pickup import Payment
 from domain.policy import ReservationPolicy
 from resolvers.context import Info
 from schema import types
+from services import pickup, reservations, stock
 from services import policy as policy_service
-from services import reservations, stock
 
 
 def _group(group: reservations.ReservationGroup) -> types.ReservationGroup:
@@ -55,6 +56,55 @@ async def cancel_reservation(
     deps = info.context.deps
     cancelled = await reservations.cancel(str(id), reason, uow=deps.uow, clock=deps.clock)
     return types.Reservation.from_domain(cancelled)
+
+
+async def mark_ready_for_pickup(
+    info: Info,
+    id: Annotated[strawberry.ID, strawberry.argument(description="The reservation's id.")],
+) -> types.Reservation:
+    deps = info.context.deps
+    ready = await pickup.mark_ready(str(id), uow=deps.uow, clock=deps.clock)
+    return types.Reservation.from_domain(ready)
+
+
+async def scan_pickup(
+    info: Info,
+    code: Annotated[
+        str,
+        strawberry.argument(
+            description="What the till scanned from the QR code, or the receipt's pickup code "
+            "(case and spaces do not matter)."
+        ),
+    ],
+) -> types.Reservation:
+    actor = info.context.require_actor()
+    deps = info.context.deps
+    found = await pickup.scan(
+        code, actor.store_id or "", read=deps.read, key=deps.qr_key, clock=deps.clock
+    )
+    return types.Reservation.from_domain(found)
+
+
+async def complete_pickup(
+    info: Info,
+    id: Annotated[strawberry.ID, strawberry.argument(description="The reservation's id.")],
+    payment: Annotated[types.PaymentInput, strawberry.argument(description="The money taken.")],
+) -> types.Reservation:
+    actor = info.context.require_actor()
+    deps = info.context.deps
+    collected = await pickup.complete_pickup(
+        str(id),
+        Payment.build(
+            amount=payment.amount,
+            currency=payment.currency,
+            method=payment.method,
+            reference=payment.reference,
+        ),
+        actor.subject,
+        uow=deps.uow,
+        clock=deps.clock,
+    )
+    return types.Reservation.from_domain(collected)
 
 
 async def upsert_stores(
@@ -124,6 +174,8 @@ async def update_reservation_policy(
         max_units_per_sku_per_customer=input.max_units_per_sku_per_customer,
         expiry_warning_seconds=input.expiry_warning_seconds,
         max_stores_per_group=input.max_stores_per_group,
+        pickup_window_seconds=input.pickup_window_seconds,
+        allow_pickup_without_ready=input.allow_pickup_without_ready,
     )
     saved = await policy_service.update_policy(policy, uow=deps.uow, clock=deps.clock)
     return types.ReservationPolicy.from_domain(saved)

@@ -69,6 +69,24 @@ class SeesReservation(BasePermission):
         return True
 
 
+class HandsOverReservation(BasePermission):
+    """Staff or POS of the store of the reservation named by the argument. Callers who may not see
+    the reservation get NOT_FOUND; those who may see it but not run its handoff, FORBIDDEN."""
+
+    def __init__(self, argument: str = "id") -> None:
+        self.argument = argument
+
+    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        actor = info.context.require_actor()
+        reservation_id = str(kwargs[self.argument])
+        reservation = await info.context.loaders.reservation.load(reservation_id)
+        if reservation is None or not actor.can_view(reservation):
+            raise NotFound(f"No reservation {reservation_id}.")
+        if not actor.hands_over(reservation):
+            raise Forbidden("Only the store's staff and POS hand over its reservations.")
+        return True
+
+
 def allow(*permissions: BasePermission) -> list[FieldExtension]:
     """Field extensions that run the permissions, in order, before the resolver."""
     return [PermissionExtension(permissions=list(permissions), use_directives=False)]

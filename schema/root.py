@@ -19,6 +19,7 @@ from resolvers import mutations, queries
 from resolvers.errors import OperationRules, log_unexpected
 from resolvers.permissions import (
     ActsForStore,
+    HandsOverReservation,
     HasRole,
     IsAuthenticated,
     SeesReservation,
@@ -77,6 +78,23 @@ class Mutation:
         resolver=mutations.cancel_reservation,
         description="Cancel an active reservation; its stock is released at once.",
         extensions=allow(IsAuthenticated(), SeesReservation(to_cancel=True)),
+    )
+    mark_ready_for_pickup: types.Reservation = strawberry.field(
+        resolver=mutations.mark_ready_for_pickup,
+        description="Picked and waiting at the store: HELD -> READY_FOR_PICKUP (its staff, POS).",
+        extensions=allow(HandsOverReservation()),
+    )
+    scan_pickup: types.Reservation = strawberry.field(
+        resolver=mutations.scan_pickup,
+        description="Find the reservation a shopper shows at the till, by QR payload or receipt "
+        "code; only the store's staff and POS find it.",
+        extensions=allow(HasRole(Role.STAFF, Role.POS)),
+    )
+    complete_pickup: types.Reservation = strawberry.field(
+        resolver=mutations.complete_pickup,
+        description="Paid and handed over: the units leave the store and the lock ends. The "
+        "same payment reference again returns the same result.",
+        extensions=allow(HandsOverReservation()),
     )
     upsert_stores: list[types.Store] = strawberry.field(
         resolver=mutations.upsert_stores,

@@ -8,8 +8,9 @@ from enum import Enum
 
 import strawberry
 
-from domain import catalog, policy, reservations, stock
+from domain import catalog, pickup, policy, reservations, stock
 from resolvers.context import Info
+from schema.qr import qr_svg
 from services import queries
 
 
@@ -135,6 +136,27 @@ class Reservation:
         now = info.context.deps.clock.now()
         return max(0, int((self.expires_at - now).total_seconds()))
 
+    @strawberry.field(
+        description="The signed text the pickup QR code carries; for the reservation's customer "
+        "and its store's staff and POS (null for anyone else)."
+    )
+    def pickup_qr_payload(self, info: Info) -> str | None:
+        return self._qr_payload(info)
+
+    @strawberry.field(
+        description="The pickup QR code as an SVG document (same visibility as pickupQrPayload); "
+        "as PNG at GET /reservations/{id}/qr.png."
+    )
+    def pickup_qr_svg(self, info: Info) -> str | None:
+        payload = self._qr_payload(info)
+        return qr_svg(payload) if payload is not None else None
+
+    def _qr_payload(self, info: Info) -> str | None:
+        actor = info.context.actor
+        if actor is None or not actor.sees_pickup_code(self):  # type: ignore[arg-type]
+            return None
+        return pickup.qr_payload(str(self.id), self.code, info.context.deps.qr_key)
+
     @strawberry.field(description="The store it is held at.")
     async def store(self, info: Info) -> Store | None:
         found = await info.context.loaders.store.load(str(self.store_id))
@@ -190,6 +212,13 @@ class ReservationPolicy:
     max_stores_per_group: int = strawberry.field(
         description="The most stores one reserve may be split over."
     )
+    pickup_window_seconds: int | None = strawberry.field(
+        description="When set, marking a reservation ready restarts its clock: the shopper gets "
+        "this long from then."
+    )
+    allow_pickup_without_ready: bool = strawberry.field(
+        description="Whether the till may collect a HELD reservation without the ready step."
+    )
 
     @classmethod
     def from_domain(cls, p: policy.ReservationPolicy) -> ReservationPolicy:
@@ -200,6 +229,8 @@ class ReservationPolicy:
             max_units_per_sku_per_customer=p.max_units_per_sku_per_customer,
             expiry_warning_seconds=p.expiry_warning_seconds,
             max_stores_per_group=p.max_stores_per_group,
+            pickup_window_seconds=p.pickup_window_seconds,
+            allow_pickup_without_ready=p.allow_pickup_without_ready,
         )
 
 
@@ -296,4 +327,23 @@ class ReservationPolicyInput:
     )
     max_stores_per_group: int = strawberry.field(
         default=3, description="The most stores a reserve may be split over (default 3)."
+    )
+    pickup_window_seconds: int | None = strawberry.field(
+        default=None,
+        description="Restart the clock when ready: the shopper gets this long from then "
+        "(default: none, the hold's own expiry stands).",
+    )
+    allow_pickup_without_ready: bool = strawberry.field(
+        default=False,
+        description="Allow collecting a HELD reservation without the ready step (default false).",
+    )
+
+
+@strawberry.input(description="The money taken at the till.")
+class PaymentInput:
+    amount: Decimal = strawberry.field(description="The amount paid, 0 or more, two decimals.")
+    currency: str = strawberry.field(description="ISO 4217 code, e.g. EUR.")
+    method: str = strawberry.field(description="How it was paid: card, cash, voucher...")
+    reference: str = strawberry.field(
+        description="The POS's own id of the payment; the same reference again is a retry."
     )

@@ -1,4 +1,4 @@
-"""Reservation use cases: reserve, cancel, and expire what is due."""
+"""Reservation use cases: reserve, cancel, expire what is due, warn of expiry."""
 
 from __future__ import annotations
 
@@ -211,7 +211,7 @@ async def cancel(
         previous = reservation.version
         reservation.cancel(now, reason)
         await tx.reservations.save(reservation, previous, now)
-        await _release(tx, [reservation], MovementReason.CANCEL, now)
+        await finish(tx, [reservation], MovementReason.CANCEL, now)
         await tx.commit()
     log.info(
         "cancelled", extra={"reservation_id": reservation.id, "store_id": reservation.store_id}
@@ -231,7 +231,7 @@ async def expire_due(*, uow: UnitOfWorkFactory, clock: Clock, batch_size: int = 
                 previous = reservation.version
                 reservation.expire(now)
                 await tx.reservations.save(reservation, previous, now)
-            await _release(tx, due, MovementReason.EXPIRE, now)
+            await finish(tx, due, MovementReason.EXPIRE, now)
             await tx.commit()
         total += len(due)
         for reservation in due:
@@ -243,12 +243,39 @@ async def expire_due(*, uow: UnitOfWorkFactory, clock: Clock, batch_size: int = 
             return total
 
 
-async def _release(
+async def warn_expiring(*, uow: UnitOfWorkFactory, clock: Clock, batch_size: int = 200) -> int:
+    """Send the EXPIRING_SOON warning for every active reservation within the policy's lead time
+    of its expiry, once per expiry. Safe to run in several processes at once."""
+    total = 0
+    while True:
+        async with uow() as tx:
+            now = clock.now()
+            policy = await tx.policy.get()
+            if policy.expiry_warning_seconds <= 0:
+                return total
+            due = await tx.reservations.claim_expiring(
+                now, policy.expiry_warning_seconds, batch_size
+            )
+            for reservation in due:
+                previous = reservation.version
+                reservation.warn_expiring(now)
+                await tx.reservations.save(reservation, previous, now)
+            await tx.outbox.add([e for r in due for e in r.events])
+            await tx.commit()
+        total += len(due)
+        if len(due) < batch_size:
+            return total
+
+
+async def finish(
     tx: UnitOfWork, finished: Sequence[Reservation], reason: MovementReason, now: datetime
 ) -> None:
-    """Give the units of finished reservations back to available, in deterministic row order."""
+    """End the locks of reservations that just became final, in deterministic row order: their
+    units go back to available (cancelled, expired) or leave the store (collected, `reason`
+    COLLECT: on hand and reserved both drop). Counters, ledger and outbox follow."""
     if not finished:
         return
+    consumed = reason is MovementReason.COLLECT
     per_customer: dict[str, tuple[int, dict[str, int]]] = {}
     per_row: dict[tuple[str, str], int] = defaultdict(int)
     movements: list[Movement] = []
@@ -257,12 +284,18 @@ async def _release(
         for line in r.lines:
             units[line.sku] = units.get(line.sku, 0) + line.quantity
             per_row[(r.store_id, line.sku)] += line.quantity
-            movements.append(Movement(r.store_id, line.sku, 0, -line.quantity, reason, r.id))
+            on_hand_delta = -line.quantity if consumed else 0
+            movements.append(
+                Movement(r.store_id, line.sku, on_hand_delta, -line.quantity, reason, r.id)
+            )
         per_customer[r.customer_id] = (count + 1, units)
     for customer_id in sorted(per_customer):
         count, units = per_customer[customer_id]
         await tx.holds.remove(customer_id, count, units)
     for (store_id, sku), quantity in sorted(per_row.items()):
-        await tx.stock.release(store_id, sku, quantity, now)
+        if consumed:
+            await tx.stock.consume(store_id, sku, quantity, now)
+        else:
+            await tx.stock.release(store_id, sku, quantity, now)
     await tx.ledger.record(movements, now)
     await tx.outbox.add([e for r in finished for e in r.events])

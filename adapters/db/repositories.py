@@ -4,7 +4,7 @@ work; none commits."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,7 @@ from adapters.db.tables import (
     customer_sku_holds,
     idempotency_keys,
     outbox,
+    payments,
     reservation_lines,
     reservation_policy,
     reservations,
@@ -29,6 +30,7 @@ from adapters.db.tables import (
 )
 from domain.events import Event, ReservationEvent, StockChanged
 from domain.geo import GeoPoint, bounding_box, distance_km
+from domain.pickup import Payment
 from domain.policy import ReservationPolicy
 from domain.reservations import Line, Reservation, Status
 from domain.sourcing import Candidate
@@ -68,6 +70,21 @@ _LOCK = (
     )
     .returning(*_returning)
 )
+# Collected: the units leave the store, and the lock on them ends.
+_CONSUME = (
+    sa.update(stock_levels)
+    .where(
+        _key
+        & (stock_levels.c.reserved >= sa.bindparam("b_qty"))
+        & (stock_levels.c.on_hand >= sa.bindparam("b_qty"))
+    )
+    .values(
+        on_hand=stock_levels.c.on_hand - sa.bindparam("b_qty"),
+        reserved=stock_levels.c.reserved - sa.bindparam("b_qty"),
+        updated_at=sa.bindparam("b_now"),
+    )
+    .returning(*_returning)
+)
 _RELEASE = (
     sa.update(stock_levels)
     .where(_key & (stock_levels.c.reserved >= sa.bindparam("b_qty")))
@@ -102,6 +119,16 @@ class StockRepository:
         ).first()
         if row is None:
             raise InvariantViolated(f"cannot release {quantity} of {sku} at {store_id}")
+        return StockLevel(store_id, sku, row.on_hand, row.reserved, row.safety_stock)
+
+    async def consume(self, store_id: str, sku: str, quantity: int, now: datetime) -> StockLevel:
+        row = (
+            await self.conn.execute(
+                _CONSUME, {"b_store": store_id, "b_sku": sku, "b_qty": quantity, "b_now": now}
+            )
+        ).first()
+        if row is None:
+            raise InvariantViolated(f"cannot hand over {quantity} of {sku} at {store_id}")
         return StockLevel(store_id, sku, row.on_hand, row.reserved, row.safety_stock)
 
     async def candidates(
@@ -428,6 +455,49 @@ class ReservationRepository:
             .with_for_update(skip_locked=True)
         )
 
+    async def claim_expiring(
+        self, now: datetime, lead_seconds: int, limit: int
+    ) -> list[Reservation]:
+        """Active reservations within `lead_seconds` of their expiry and not yet warned about
+        this expiry, locked; rows another worker holds are skipped."""
+        return await self._load(
+            sa.select(reservations)
+            .where(
+                reservations.c.status.in_([Status.HELD.value, Status.READY_FOR_PICKUP.value]),
+                reservations.c.expires_at > now,
+                reservations.c.expires_at <= now + timedelta(seconds=lead_seconds),
+                sa.or_(
+                    reservations.c.warned_for.is_(None),
+                    reservations.c.warned_for != reservations.c.expires_at,
+                ),
+            )
+            .order_by(reservations.c.expires_at, reservations.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+
+    async def add_payment(
+        self, reservation_id: str, payment: Payment, received_by: str, now: datetime
+    ) -> None:
+        await self.conn.execute(
+            _INSERT_PAYMENT,
+            {
+                "reservation_id": reservation_id,
+                "amount": payment.amount,
+                "currency": payment.currency,
+                "method": payment.method,
+                "reference": payment.reference,
+                "received_by": received_by,
+                "received_at": now,
+            },
+        )
+
+    async def payment_of(self, reservation_id: str) -> Payment | None:
+        row = (await self.conn.execute(_PAYMENT_OF, {"b_id": reservation_id})).first()
+        if row is None:
+            return None
+        return Payment(row.amount, row.currency, row.method, row.reference)
+
     async def save(self, reservation: Reservation, previous_version: int, now: datetime) -> None:
         result = await self.conn.execute(
             _SAVE_RESERVATION,
@@ -441,6 +511,7 @@ class ReservationRepository:
                 "cancelled_at": reservation.cancelled_at,
                 "expired_at": reservation.expired_at,
                 "cancel_reason": reservation.cancel_reason,
+                "warned_for": reservation.warned_for,
                 "version": reservation.version,
                 "updated_at": now,
             },
@@ -466,6 +537,8 @@ _IDEMPOTENCY_KEY = sa.select(idempotency_keys.c.group_id, idempotency_keys.c.req
     idempotency_keys.c.key == sa.bindparam("b_key"),
 )
 _RESERVATION = sa.select(reservations).where(reservations.c.id == sa.bindparam("b_id"))
+_INSERT_PAYMENT = payments.insert()
+_PAYMENT_OF = sa.select(payments).where(payments.c.reservation_id == sa.bindparam("b_id"))
 _RESERVATION_FOR_UPDATE = _RESERVATION.with_for_update()
 _SAVE_RESERVATION = (
     sa.update(reservations)
@@ -484,6 +557,7 @@ _SAVE_RESERVATION = (
                 "cancelled_at",
                 "expired_at",
                 "cancel_reason",
+                "warned_for",
                 "version",
                 "updated_at",
             )
@@ -524,6 +598,7 @@ def reservation_from_row(row: Any, lines: Iterable[Line]) -> Reservation:
         cancelled_at=row.cancelled_at,
         expired_at=row.expired_at,
         cancel_reason=row.cancel_reason,
+        warned_for=row.warned_for,
         version=row.version,
     )
 
@@ -608,6 +683,8 @@ _POLICY_FIELDS = (
     "max_units_per_sku_per_customer",
     "expiry_warning_seconds",
     "max_stores_per_group",
+    "pickup_window_seconds",
+    "allow_pickup_without_ready",
 )
 
 

@@ -116,6 +116,8 @@ reservations = sa.Table(
     sa.Column("cancelled_at", UTCDateTime),
     sa.Column("expired_at", UTCDateTime),
     sa.Column("cancel_reason", sa.String(500)),
+    # The expiry the EXPIRING_SOON warning went out for.
+    sa.Column("warned_for", UTCDateTime),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.CheckConstraint(
@@ -175,7 +177,23 @@ reservation_policy = sa.Table(
     sa.Column("expiry_warning_seconds", sa.Integer, nullable=False),
     sa.Column("max_stores_per_group", sa.Integer, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("pickup_window_seconds", sa.Integer),
+    sa.Column("allow_pickup_without_ready", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.CheckConstraint("id = 1", name="single_row"),
+)
+
+# The money taken at the till for a collected reservation; one per reservation.
+payments = sa.Table(
+    "payments",
+    metadata,
+    sa.Column("reservation_id", sa.String(36), sa.ForeignKey("reservations.id"), primary_key=True),
+    sa.Column("amount", sa.Numeric(12, 2), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("method", sa.String(32), nullable=False),
+    sa.Column("reference", sa.String(128), nullable=False),
+    sa.Column("received_by", sa.String(64), nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("amount >= 0", name="amount_not_negative"),
 )
 
 outbox = sa.Table(

@@ -36,6 +36,12 @@ _STOCK_LEVELS = sa.select(
     stock_levels.c.store_id.in_(sa.bindparam("b_stores", expanding=True)),
     stock_levels.c.sku.in_(sa.bindparam("b_skus", expanding=True)),
 )
+_RESERVATION_BY_CODE = (
+    sa.select(reservations)
+    .where(reservations.c.code == sa.bindparam("b_code"))
+    .order_by(reservations.c.status.in_(_ACTIVE).desc(), reservations.c.created_at.desc())
+    .limit(1)
+)
 _RESERVATIONS_BY_IDS = sa.select(reservations).where(
     reservations.c.id.in_(sa.bindparam("b_ids", expanding=True))
 )
@@ -89,6 +95,11 @@ class Views:
     async def reservations_by_ids(self, ids: Sequence[str]) -> dict[str, Reservation]:
         found = await self._reservations(_RESERVATIONS_BY_IDS, {"b_ids": list(ids)})
         return {r.id: r for r in found}
+
+    async def reservation_by_code(self, code: str) -> Reservation | None:
+        """The active reservation with this pickup code, else the latest that had it."""
+        found = await self._reservations(_RESERVATION_BY_CODE, {"b_code": code})
+        return found[0] if found else None
 
     async def reservations_of_customer(
         self, customer_id: str, *, active_only: bool, first: int

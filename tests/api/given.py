@@ -27,7 +27,9 @@ mutation($stores: [StoreInput!]!, $levels: [StockLevelInput!]!) {
 """
 RESERVE = """
 mutation($input: ReserveInput!) {
-  reserve(input: $input) { id reservations { id customerId storeId channel status lines { sku quantity } } }
+  reserve(input: $input) {
+    id reservations { id code customerId storeId channel status lines { sku quantity } }
+  }
 }
 """
 # What ops see of the world around S001: its stock of SKU-1, its pickup queue, the stores and the

@@ -51,6 +51,14 @@ mutation($input: ReserveInput!) {
 CANCEL = """
 mutation($id: ID!) { cancelReservation(id: $id, reason: "changed my mind") { id status } }
 """
+MARK_READY = "mutation($id: ID!) { markReadyForPickup(id: $id) { id status } }"
+SCAN = "mutation($code: String!) { scanPickup(code: $code) { id status } }"
+COMPLETE = """
+mutation($id: ID!) {
+  completePickup(id: $id, payment: {amount: "9.99", currency: "GBP", method: "card",
+                                    reference: "pay-1"}) { id status }
+}
+"""
 UPSERT_STORES = "mutation($stores: [StoreInput!]!) { upsertStores(stores: $stores) { id name } }"
 UPSERT_SKUS = "mutation($skus: [SkuInput!]!) { upsertSkus(skus: $skus) { code name } }"
 SYNC_STOCK = "mutation($levels: [StockLevelInput!]!) { syncStock(levels: $levels) { applied } }"
@@ -136,6 +144,7 @@ OK = "OK"
 UN = "UNAUTHENTICATED"
 FB = "FORBIDDEN"
 NF = "NOT_FOUND"  # the reservation is not the caller's to see: to them it does not exist
+IT = "INVALID_TRANSITION"  # allowed, and refused by the lifecycle: the reservation is not ready
 
 # fmt: off
 MATRIX: dict[str, tuple[str, ...]] = {
@@ -150,6 +159,9 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "pickupQueue":             (UN,   UN,    UN,    FB,   FB,   OK,    FB,    OK,    FB,    OK,   FB,   FB,    FB),
     "reserve":                 (UN,   UN,    UN,    OK,   OK,   OK,    FB,    FB,    FB,    OK,   FB,   OK,    OK),
     "cancelReservation":       (UN,   UN,    UN,    OK,   NF,   OK,    NF,    OK,    NF,    OK,   NF,   OK,    NF),
+    "markReadyForPickup":      (UN,   UN,    UN,    FB,   NF,   OK,    NF,    OK,    NF,    FB,   NF,   FB,    NF),
+    "scanPickup":              (UN,   UN,    UN,    FB,   FB,   OK,    NF,    OK,    NF,    FB,   FB,   FB,    FB),
+    "completePickup":          (UN,   UN,    UN,    FB,   NF,   IT,    NF,    IT,    NF,    FB,   NF,   FB,    NF),
     "upsertStores":            (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   OK,   FB,    FB),
     "upsertSkus":              (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   OK,   FB,    FB),
     "syncStock":               (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   OK,   FB,    FB),
@@ -172,6 +184,7 @@ class World:
     """Stores S001 and S002 with SKU-1 (10 and 5 on hand) and alice's reservation of 1 unit."""
 
     reservation_id: str
+    code: str
 
 
 NEW_STORE = {
@@ -223,6 +236,10 @@ def _after_reserve(view: dict[str, Any], caller: str) -> None:
 def _after_cancel(view: dict[str, Any], caller: str) -> None:
     view["stockLevel"] = {"onHand": 10, "reserved": 0, "available": 10}
     view["pickupQueue"] = []
+
+
+def _after_ready(view: dict[str, Any], caller: str) -> None:
+    view["pickupQueue"][0]["status"] = "READY_FOR_PICKUP"
 
 
 def _after_upsert_stores(view: dict[str, Any], caller: str) -> None:
@@ -349,6 +366,26 @@ OPERATIONS: dict[str, Operation] = {
         effect=_after_cancel,
         tables=CANCEL_TABLES,
     ),
+    "markReadyForPickup": Operation(
+        MARK_READY,
+        lambda w, c: {"markReadyForPickup": {"id": w.reservation_id, "status": "READY_FOR_PICKUP"}},
+        lambda w, c: {"id": w.reservation_id},
+        effect=_after_ready,
+        tables=frozenset({"reservations", "outbox"}),
+    ),
+    "scanPickup": Operation(
+        SCAN,
+        lambda w, c: {"scanPickup": {"id": w.reservation_id, "status": "HELD"}},
+        lambda w, c: {"code": w.code.lower()},
+        # Finding the reservation changes nothing.
+        effect=lambda view, caller: None,
+    ),
+    "completePickup": Operation(
+        COMPLETE,
+        lambda w, c: {},  # never reached: HELD needs the ready step first (see IT above)
+        lambda w, c: {"id": w.reservation_id},
+        effect=lambda view, caller: None,
+    ),
     "upsertStores": Operation(
         UPSERT_STORES,
         lambda w, c: {"upsertStores": [{"id": "S003", "name": "Canary Wharf"}]},
@@ -396,7 +433,7 @@ async def world(http, api) -> World:
         lines=[{"sku": "SKU-1", "quantity": 1}],
         channel="web",
     )
-    return World(reservation["id"])
+    return World(reservation["id"], reservation["code"])
 
 
 # --- the tests -----------------------------------------------------------------------------------

@@ -110,3 +110,48 @@ async def test_concurrent_sweepers_expire_each_reservation_once(uow, clock, clea
             )
         ).scalar_one()
     assert expired_events == 60
+
+
+async def expiring_soon_events(db) -> int:
+    async with db.read() as conn:
+        return (
+            await conn.execute(
+                sa.select(sa.func.count())
+                .select_from(outbox)
+                .where(outbox.c.type == "EXPIRING_SOON")
+            )
+        ).scalar_one()
+
+
+async def test_the_expiry_warning_goes_out_once_at_the_lead_time(uow, clock, clean_db, store):
+    await reservations.reserve(reserve_cmd(lines={"A": 1}, store_id="S1"), uow=uow, clock=clock)
+
+    clock.advance(7200 - 901)
+    assert await reservations.warn_expiring(uow=uow, clock=clock) == 0
+    clock.advance(1)  # 15 minutes (the default lead) before expiry
+    assert await reservations.warn_expiring(uow=uow, clock=clock) == 1
+    clock.advance(60)
+    assert await reservations.warn_expiring(uow=uow, clock=clock) == 0
+
+    assert await expiring_soon_events(clean_db) == 1
+
+
+async def test_a_new_expiry_gets_its_own_warning(uow, clock, clean_db, store):
+    from domain.policy import ReservationPolicy
+    from services import pickup
+    from services import policy as policy_service
+
+    await policy_service.update_policy(
+        ReservationPolicy(pickup_window_seconds=3600), uow=uow, clock=clock
+    )
+    group = await reservations.reserve(
+        reserve_cmd(lines={"A": 1}, store_id="S1"), uow=uow, clock=clock
+    )
+    clock.advance(7200 - 600)
+    assert await reservations.warn_expiring(uow=uow, clock=clock) == 1
+
+    await pickup.mark_ready(group.reservations[0].id, uow=uow, clock=clock)  # an hour from now
+    clock.advance(3600 - 600)
+
+    assert await reservations.warn_expiring(uow=uow, clock=clock) == 1
+    assert await expiring_soon_events(clean_db) == 2
