@@ -66,3 +66,7 @@ class ReservationExpired(DomainError):
 
 class RateLimited(DomainError):
     code = "RATE_LIMITED"
+
+
+class TooSlow(RateLimited):
+    """A subscriber fell so far behind that its events no longer fit its buffer."""

@@ -89,3 +89,46 @@ class StockChanged:
 
 
 Event = ReservationEvent | StockChanged
+
+# Reservation events after which a store's availability of the reservation's SKUs has changed.
+MOVES_STOCK = frozenset({"CREATED", "CANCELLED", "EXPIRED", "COLLECTED"})
+# What the store's POS terminals are told of.
+FOR_THE_STORE = frozenset(
+    {"READY_FOR_PICKUP", "EXPIRING_SOON", "COLLECTED", "CANCELLED", "EXPIRED"}
+)
+# After these a reservation changes no more.
+FINAL = frozenset({"COLLECTED", "CANCELLED", "EXPIRED"})
+
+
+def store_channel(store_id: str) -> str:
+    """Every reservation event of a store (its POS terminals listen here)."""
+    return f"store:{store_id}"
+
+
+def reservation_channel(reservation_id: str) -> str:
+    """Every event of one reservation (its customer's app listens here)."""
+    return f"reservation:{reservation_id}"
+
+
+def stock_channel(store_id: str | None = None) -> str:
+    """Availability changes of one store, or of every store."""
+    return f"stock:{store_id}" if store_id else "stock"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """An outbox row the relay has yet to publish."""
+
+    position: int
+    event_id: str
+    type: str
+    store_id: str | None
+    reservation_id: str | None
+    payload: dict[str, Any]
+
+    def channels(self) -> list[str]:
+        if self.reservation_id is not None and self.store_id is not None:
+            return [reservation_channel(self.reservation_id), store_channel(self.store_id)]
+        if self.type == StockChanged.type and self.store_id is not None:
+            return [stock_channel(self.store_id), stock_channel()]
+        return []

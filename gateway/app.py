@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -17,9 +18,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
+from adapters.broker import make_broadcast, redact
 from adapters.db.engine import Database
 from adapters.db.uow import SqlUnitOfWork
 from adapters.db.views import Views
@@ -28,7 +32,7 @@ from domain.pickup import qr_payload
 from gateway import migrate
 from gateway.auth import actor_from_header
 from gateway.settings import Settings
-from gateway.workers import Periodic, expiry_sweeper
+from gateway.workers import OutboxRelay, Periodic, expiry_sweeper
 from resolvers.context import Context, Deps
 from resolvers.errors import client_error
 from schema.qr import qr_png
@@ -69,6 +73,21 @@ class GraphQLApp(GraphQL[Context, None]):
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """WebSocket clients send their token in connection_init: {"Authorization": "Bearer
+        <token>"} (or {"token": "<token>"}). A bad token closes the socket (4403); none leaves
+        the connection anonymous (public subscriptions only)."""
+        params = context.connection_params or {}
+        header = params.get("Authorization") or params.get("authorization")
+        if header is None and params.get("token"):
+            header = f"Bearer {params['token']}"
+        if header is not None:
+            actor, problem = actor_from_header(self.settings, str(header), context.deps.clock.now())
+            if actor is None:
+                raise ConnectionRejectionError({"message": problem or "Invalid token."})
+            context.actor, context.auth_problem = actor, None
+        return UNSET
+
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         deps: Deps = request.app.state.deps
         actor, problem = actor_from_header(
@@ -91,7 +110,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             policy_cache_seconds=settings.policy_cache_seconds,
             store_cache_seconds=settings.store_cache_seconds,
         )
-        workers: list[Periodic] = []
+        broadcast = make_broadcast(settings.broker_url, max_pending=settings.subscription_buffer)
+        workers: list[Periodic | OutboxRelay] = []
         try:
             current, head = await migrate.current_revision(db), migrate.head_revision()
             if current != head:
@@ -99,44 +119,73 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                     f"The database is at migration {current or 'none'}, the code needs {head}: "
                     "run `ropos migrate` first."
                 )
+            await broadcast.connect()
+            read = Views(db)
+            relay: OutboxRelay | None = None
 
             def uow() -> SqlUnitOfWork:
-                return SqlUnitOfWork(db)
+                return SqlUnitOfWork(db, notify=relay.wake if relay is not None else None)
 
-            app.state.db = db
-            app.state.deps = Deps(uow=uow, read=Views(db), clock=clock, qr_key=settings.qr_key)
             if settings.run_workers:
-                workers.append(
+                relay = OutboxRelay(
+                    uow,
+                    broadcast,
+                    read,
+                    clock,
+                    interval=settings.relay_interval_seconds,
+                    batch_size=settings.relay_batch_size,
+                )
+                workers += [
+                    relay,
                     expiry_sweeper(
                         uow,
                         clock,
                         interval=settings.sweep_interval_seconds,
                         batch_size=settings.sweep_batch_size,
-                    )
-                )
+                    ),
+                ]
+            app.state.db = db
+            app.state.broadcast = broadcast
+            app.state.deps = Deps(
+                uow=uow, read=read, clock=clock, qr_key=settings.qr_key, broadcast=broadcast
+            )
             for worker in workers:
                 worker.start()
             # Everything made so far (schema, modules, caches) lives as long as the process: keep
             # it out of the garbage collector's sweeps, which otherwise show up as latency spikes.
             gc.freeze()
-            log.info("started", extra={"database": db.url.render_as_string(hide_password=True)})
+            log.info(
+                "started",
+                extra={
+                    "database": db.url.render_as_string(hide_password=True),
+                    "broker": redact(settings.broker_url),
+                },
+            )
             yield
         finally:
             for worker in workers:
                 await worker.stop()
+            with contextlib.suppress(Exception):
+                await broadcast.disconnect()
             await db.dispose()
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
 
     async def readyz(request: Request) -> Response:
+        # The database decides readiness. A broker outage does not: mutations go on and events
+        # wait in the outbox, and taking every replica out of rotation at once would be worse.
+        broker = "up" if request.app.state.broadcast.healthy else "down"
         try:
             async with request.app.state.db.read() as conn:
                 await conn.exec_driver_sql("SELECT 1")
         except Exception as error:
             log.warning("not ready", extra={"error": str(error)})
-            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
-        return JSONResponse({"status": "ok", "database": "up"})
+            return JSONResponse(
+                {"status": "unavailable", "database": "down", "broker": broker}, status_code=503
+            )
+        status = "ok" if broker == "up" else "degraded"
+        return JSONResponse({"status": status, "database": "up", "broker": broker})
 
     async def pickup_qr(request: Request) -> Response:
         """The pickup QR code as PNG, for the reservation's customer and its store."""

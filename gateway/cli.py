@@ -47,19 +47,36 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
+    from adapters.broker import make_broadcast
     from adapters.db.engine import Database
     from adapters.db.uow import SqlUnitOfWork
+    from adapters.db.views import Views
     from gateway import logs
-    from gateway.workers import expiry_sweeper
+    from gateway.workers import OutboxRelay, expiry_sweeper
 
     settings = _settings()
     logs.configure(settings.log_level, json_lines=settings.log_json)
 
     async def run() -> None:
         db = Database(settings.database_url, pool_size=settings.db_pool_size)
+        broadcast = make_broadcast(settings.broker_url)
+        await broadcast.connect()
+        clock = SystemClock()
+
+        def uow() -> SqlUnitOfWork:
+            return SqlUnitOfWork(db, notify=relay.wake)
+
+        relay = OutboxRelay(
+            uow,
+            broadcast,
+            Views(db),
+            clock,
+            interval=settings.relay_interval_seconds,
+            batch_size=settings.relay_batch_size,
+        )
         sweeper = expiry_sweeper(
-            lambda: SqlUnitOfWork(db),
-            SystemClock(),
+            uow,
+            clock,
             interval=settings.sweep_interval_seconds,
             batch_size=settings.sweep_batch_size,
         )
@@ -67,11 +84,14 @@ def cmd_worker(args: argparse.Namespace) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        relay.start()
         sweeper.start()
         try:
             await stop.wait()
         finally:
             await sweeper.stop()
+            await relay.stop()
+            await broadcast.disconnect()
             await db.dispose()
 
     asyncio.run(run())

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     qr_secret: SecretStr | None = None
     token_ttl_seconds: int = Field(24 * 3600, ge=60)
 
+    subscription_buffer: int = Field(1000, ge=1, le=1_000_000)
+    relay_interval_seconds: float = Field(1.0, gt=0, le=60)
+    relay_batch_size: int = Field(500, ge=1, le=10_000)
+
     run_workers: bool = True
     sweep_interval_seconds: float = Field(0.5, gt=0, le=60)
     sweep_batch_size: int = Field(200, ge=1, le=10_000)

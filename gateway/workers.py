@@ -8,13 +8,17 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from domain.clock import Clock
-from services import reservations
+from services import relay, reservations
+from services.queries import ReadPort
+from services.relay import Publisher
 from services.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
 
 MAX_BACKOFF_SECONDS = 30.0
+# Short: once the broker is back, what waited in the outbox should go out within seconds.
+RELAY_MAX_BACKOFF_SECONDS = 5.0
 
 
 class Periodic:
@@ -62,3 +66,68 @@ def expiry_sweeper(
         await reservations.warn_expiring(uow=uow, clock=clock, batch_size=batch_size)
 
     return Periodic("expiry-sweeper", sweep, interval)
+
+
+class OutboxRelay:
+    """Publishes the outbox: woken right after each commit that wrote events, and every
+    `interval` seconds besides, for what a crash or a broker outage left behind. While the broker
+    is down, attempts back off up to RELAY_MAX_BACKOFF_SECONDS; events wait in the outbox."""
+
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        publisher: Publisher,
+        read: ReadPort,
+        clock: Clock,
+        *,
+        interval: float,
+        batch_size: int,
+    ) -> None:
+        self._uow = uow
+        self._publisher = publisher
+        self._read = read
+        self._clock = clock
+        self._interval = interval
+        self._batch_size = batch_size
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Called after a commit that wrote outbox events (any thread of this event loop)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        pause = self._interval
+        while True:
+            self._wake.clear()
+            try:
+                published = await relay.publish_pending(
+                    uow=self._uow,
+                    publisher=self._publisher,
+                    read=self._read,
+                    clock=self._clock,
+                    batch_size=self._batch_size,
+                )
+                pause = self._interval
+                if published == self._batch_size:
+                    continue  # more waiting
+            except Exception as error:
+                log.warning(
+                    "outbox relay could not publish; events wait in the outbox",
+                    extra={"error": str(error), "retry_in": pause},
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RELAY_MAX_BACKOFF_SECONDS)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)

@@ -26,6 +26,9 @@ class Deps:
     read: ReadPort
     clock: Clock
     qr_key: bytes
+    # broadcaster's Broadcast (memory:// or our Redis backend): subscribe(channel) for the
+    # subscriptions; the relay publishes through it.
+    broadcast: Any
 
 
 class Loaders:
@@ -58,9 +61,15 @@ class Context:
     # A token that was sent but is not valid: why, for the fields that need a caller.
     auth_problem: str | None = None
     request: Any = None
+    # The connection_init payload of a WebSocket (strawberry sets it).
+    connection_params: dict[str, Any] | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
+        self.fresh_loaders()
+
+    def fresh_loaders(self) -> None:
+        """New DataLoaders: once per operation (a WebSocket's context lives as long as it does)."""
         self.loaders = Loaders(self.deps.read)
 
     def require_actor(self) -> Actor:

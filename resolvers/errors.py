@@ -67,9 +67,10 @@ def _with(error: GraphQLError, message: str, extensions: dict[str, Any]) -> Grap
 
 
 class OperationRules(SchemaExtension):
-    """One extension for what every operation gets: the token limit for the parser, the depth and
-    alias rules for validation, and errors rewritten into the contract's shape afterwards. (One
-    extension instead of three: strawberry's per-extension overhead is paid on every request.)"""
+    """One extension for what every operation gets: fresh DataLoaders, the token limit for the
+    parser, the depth and alias rules for validation, and errors rewritten into the contract's
+    shape afterwards. (One extension instead of four: strawberry's per-extension overhead is paid
+    on every request.)"""
 
     def __init__(
         self, max_tokens: int, validation_rules: Sequence[type[ASTValidationRule]]
@@ -79,6 +80,8 @@ class OperationRules(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context
+        if hasattr(context.context, "fresh_loaders"):
+            context.context.fresh_loaders()
         context.parse_options["max_tokens"] = self.max_tokens
         context.validation_rules = context.validation_rules + self.validation_rules
         yield

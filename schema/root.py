@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import strawberry
@@ -15,7 +16,7 @@ from strawberry.extensions import (
 from strawberry.types import ExecutionContext
 
 from domain.access import Role
-from resolvers import mutations, queries
+from resolvers import mutations, queries, subscriptions
 from resolvers.errors import OperationRules, log_unexpected
 from resolvers.permissions import (
     ActsForStore,
@@ -118,6 +119,26 @@ class Mutation:
     )
 
 
+@strawberry.type(description="Live events, over WebSocket (graphql-transport-ws or graphql-ws).")
+class Subscription:
+    pickup_events: AsyncGenerator[types.PickupEvent, None] = strawberry.subscription(
+        resolver=subscriptions.pickup_events,
+        description="For a store's POS terminals: a reservation became ready for pickup, is "
+        "expiring soon, was collected, cancelled or expired (staff and POS of the store, ops).",
+        extensions=allow(ActsForStore()),
+    )
+    reservation_updates: AsyncGenerator[types.ReservationEvent, None] = strawberry.subscription(
+        resolver=subscriptions.reservation_updates,
+        description="For the reservation's app: first its state (SNAPSHOT, with expiresAt and "
+        "secondsRemaining for the countdown), then every change; ends after a final state.",
+        extensions=allow(SeesReservation()),
+    )
+    stock_updates: AsyncGenerator[types.StockEvent, None] = strawberry.subscription(
+        resolver=subscriptions.stock_updates,
+        description="Changes of available units, for storefronts (no token needed).",
+    )
+
+
 class RoposSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -140,4 +161,6 @@ def build_schema(
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
     ]
-    return RoposSchema(query=Query, mutation=Mutation, extensions=extensions)
+    return RoposSchema(
+        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+    )

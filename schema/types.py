@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
+from typing import Any, Self
 
 import strawberry
 
@@ -182,6 +183,84 @@ class Reservation:
             expired_at=r.expired_at,
             cancel_reason=r.cancel_reason,
         )
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def reservation_from_snapshot(r: dict[str, Any]) -> Reservation:
+    """A Reservation from the state an event carries (no database read)."""
+    return Reservation(
+        id=strawberry.ID(r["id"]),
+        code=r["code"],
+        group_id=strawberry.ID(r["groupId"]),
+        customer_id=strawberry.ID(r["customerId"]),
+        store_id=strawberry.ID(r["storeId"]),
+        channel=r["channel"],
+        status=ReservationStatus(r["status"]),
+        lines=[ReservationLine(sku=line["sku"], quantity=line["quantity"]) for line in r["lines"]],
+        hold_seconds=r["holdSeconds"],
+        created_at=datetime.fromisoformat(r["createdAt"]),
+        expires_at=datetime.fromisoformat(r["expiresAt"]),
+        ready_at=_when(r["readyAt"]),
+        collected_at=_when(r["collectedAt"]),
+        cancelled_at=_when(r["cancelledAt"]),
+        expired_at=_when(r["expiredAt"]),
+        cancel_reason=r["cancelReason"],
+    )
+
+
+@strawberry.enum(description="What happened to a reservation.")
+class ReservationEventType(Enum):
+    SNAPSHOT = strawberry.enum_value("SNAPSHOT", description="Its state when you subscribed.")
+    CREATED = strawberry.enum_value("CREATED", description="It was made.")
+    READY_FOR_PICKUP = strawberry.enum_value(
+        "READY_FOR_PICKUP", description="It is picked and waiting at the store."
+    )
+    EXPIRING_SOON = strawberry.enum_value(
+        "EXPIRING_SOON", description="Its hold ends within the policy's warning time."
+    )
+    COLLECTED = strawberry.enum_value("COLLECTED", description="It was paid and handed over.")
+    CANCELLED = strawberry.enum_value("CANCELLED", description="It was cancelled.")
+    EXPIRED = strawberry.enum_value("EXPIRED", description="It was not collected in time.")
+
+
+@strawberry.type(description="Something that happened to a reservation of a store.")
+class PickupEvent:
+    id: strawberry.ID = strawberry.field(
+        description="The event's id: the same id is the same event."
+    )
+    type: ReservationEventType = strawberry.field(description="What happened.")
+    occurred_at: datetime = strawberry.field(description="When (UTC).")
+    sequence: int = strawberry.field(
+        description="The reservation's own change counter: higher is newer; use it to drop "
+        "duplicates and late arrivals."
+    )
+    reservation: Reservation = strawberry.field(description="The reservation after it happened.")
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Self:
+        return cls(
+            id=strawberry.ID(payload["id"]),
+            type=ReservationEventType(payload["type"]),
+            occurred_at=datetime.fromisoformat(payload["occurredAt"]),
+            sequence=payload["sequence"],
+            reservation=reservation_from_snapshot(payload["reservation"]),
+        )
+
+
+@strawberry.type(description="Something that happened to one reservation, for its app.")
+class ReservationEvent(PickupEvent):
+    pass
+
+
+@strawberry.type(description="The available units of one SKU at one store changed.")
+class StockEvent:
+    store_id: strawberry.ID = strawberry.field(description="The store's code.")
+    sku: str = strawberry.field(description="The SKU code.")
+    available: int = strawberry.field(description="Units that can be reserved now.")
+    occurred_at: datetime = strawberry.field(description="When (UTC).")
 
 
 @strawberry.type(description="What one reserve call created: one reservation per store.")

@@ -7,7 +7,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from domain.events import Event
+from domain.events import Event, PendingEvent
 from domain.geo import GeoPoint
 from domain.pickup import Payment
 from domain.policy import ReservationPolicy
@@ -87,6 +87,8 @@ class PolicyPort(Protocol):
 
 class OutboxPort(Protocol):
     async def add(self, new: Sequence[Event]) -> None: ...
+    async def claim_unpublished(self, limit: int) -> list[PendingEvent]: ...
+    async def mark_published(self, positions: Sequence[int], now: datetime) -> None: ...
 
 
 class UnitOfWork(Protocol):

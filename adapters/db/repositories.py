@@ -28,7 +28,7 @@ from adapters.db.tables import (
     stock_movements,
     stores,
 )
-from domain.events import Event, ReservationEvent, StockChanged
+from domain.events import Event, PendingEvent, ReservationEvent, StockChanged
 from domain.geo import GeoPoint, bounding_box, distance_km
 from domain.pickup import Payment
 from domain.policy import ReservationPolicy
@@ -760,10 +760,23 @@ def event_payload(event: Event) -> dict[str, Any]:
 
 
 class OutboxRepository:
-    def __init__(self, statements: Statements) -> None:
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        statements: Statements,
+        after_commit: list[Callable[[], None]] | None = None,
+        notify: Callable[[], None] | None = None,
+    ) -> None:
+        self.conn = conn
         self.statements = statements
+        self.after_commit = after_commit
+        self.notify = notify
 
     async def add(self, new: Sequence[Event]) -> None:
+        notify, after_commit = self.notify, self.after_commit
+        if new and notify is not None and after_commit is not None and notify not in after_commit:
+            # Wake the relay as soon as these are committed, instead of at its next sweep.
+            after_commit.append(notify)
         await self.statements.run_many(
             _INSERT_OUTBOX,
             [
@@ -780,3 +793,42 @@ class OutboxRepository:
                 for e in new
             ],
         )
+
+    async def claim_unpublished(self, limit: int) -> list[PendingEvent]:
+        """The oldest events not yet published, locked; rows another relay holds are skipped."""
+        rows = await self.conn.execute(_CLAIM_UNPUBLISHED, {"b_limit": limit})
+        return [
+            PendingEvent(
+                position=row.position,
+                event_id=row.event_id,
+                type=row.type,
+                store_id=row.store_id,
+                reservation_id=row.reservation_id,
+                payload=row.payload,
+            )
+            for row in rows
+        ]
+
+    async def mark_published(self, positions: Sequence[int], now: datetime) -> None:
+        await self.conn.execute(_MARK_PUBLISHED, {"b_positions": list(positions), "b_now": now})
+
+
+_CLAIM_UNPUBLISHED = (
+    sa.select(
+        outbox.c.position,
+        outbox.c.event_id,
+        outbox.c.type,
+        outbox.c.store_id,
+        outbox.c.reservation_id,
+        outbox.c.payload,
+    )
+    .where(outbox.c.published_at.is_(None))
+    .order_by(outbox.c.position)
+    .limit(sa.bindparam("b_limit"))
+    .with_for_update(skip_locked=True)
+)
+_MARK_PUBLISHED = (
+    sa.update(outbox)
+    .where(outbox.c.position.in_(sa.bindparam("b_positions", expanding=True)))
+    .values(published_at=sa.bindparam("b_now"), attempts=outbox.c.attempts + 1)
+)

@@ -36,8 +36,9 @@ _CONFLICTS = {
 
 
 class SqlUnitOfWork:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, notify: Callable[[], None] | None = None) -> None:
         self._db = db
+        self._notify = notify
         self._stack: AsyncExitStack | None = None
         self._committed = False
 
@@ -58,7 +59,7 @@ class SqlUnitOfWork:
         self._after_commit: list[Callable[[], None]] = []
         self.catalog = CatalogRepository(conn, self._db.store_directory, self._after_commit)
         self.policy = PolicyRepository(conn, self._db.policy_cache, self._after_commit)
-        self.outbox = OutboxRepository(statements)
+        self.outbox = OutboxRepository(conn, statements, self._after_commit, self._notify)
         return self
 
     async def commit(self) -> None:

@@ -4,6 +4,7 @@ loop, with a controlled clock; and a small client that speaks GraphQL over HTTP 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -62,7 +63,12 @@ class Gateway:
 async def gateway(database_url: str, db: Database) -> AsyncIterator[Gateway]:
     """One uvicorn server per test module; its clock is set back to START before each test."""
     settings = Settings(
-        database_url=database_url, sweep_interval_seconds=0.1, log_json=False, graphiql=True
+        database_url=database_url,
+        broker_url=os.environ.get("ROPOS_TEST_BROKER_URL", "memory://"),
+        sweep_interval_seconds=0.1,
+        relay_interval_seconds=0.2,
+        log_json=False,
+        graphiql=True,
     )
     clock = FakeClock(START)
     port = free_port()

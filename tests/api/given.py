@@ -118,12 +118,20 @@ def in_order(view: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
+_DELIVERY_COLUMNS = {"outbox": ("published_at", "attempts")}
+
+
 async def database_rows(db: Database) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table: stock, reservations, groups, holds, outbox, ledger, policy."""
     rows: dict[str, list[tuple[Any, ...]]] = {}
     async with db.read() as conn:
         for table in metadata.sorted_tables:
-            ordered = sa.select(table).order_by(*table.primary_key.columns)
+            # The relay marks outbox rows published in the background: delivery bookkeeping, not
+            # a change a request made.
+            columns = [
+                c for c in table.columns if c.name not in _DELIVERY_COLUMNS.get(table.name, ())
+            ]
+            ordered = sa.select(*columns).order_by(*table.primary_key.columns)
             rows[table.name] = [tuple(row) for row in (await conn.execute(ordered)).all()]
     return rows
 

@@ -228,4 +228,4 @@ async def test_readiness_reports_the_database_up(http, api):
     response = await http.get(f"{api.url}/readyz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "up"}
+    assert response.json() == {"status": "ok", "database": "up", "broker": "up"}

@@ -1,0 +1,89 @@
+"""The outbox relay: publish committed events to the broker, at least once, in outbox order."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+import orjson
+
+from domain.clock import Clock
+from domain.events import MOVES_STOCK, PendingEvent, stock_channel
+from services.queries import ReadPort
+from services.unit_of_work import UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    async def publish(self, channel: str, message: str) -> None:
+        """Raises when the broker cannot take the message (the event then stays in the outbox)."""
+        ...
+
+
+async def publish_pending(
+    *, uow: UnitOfWorkFactory, publisher: Publisher, read: ReadPort, clock: Clock, batch_size: int
+) -> int:
+    """Publish up to `batch_size` unpublished events and mark them published. If the broker fails
+    part-way, what went out is marked and the rest waits for the next attempt; a crash between
+    publishing and marking publishes again (consumers drop duplicates by event id and sequence).
+    Returns how many events were published."""
+    async with uow() as tx:
+        pending = await tx.outbox.claim_unpublished(batch_size)
+        if not pending:
+            return 0
+        availability = await _availability(read, pending)
+        published: list[int] = []
+        try:
+            for event in pending:
+                message = orjson.dumps(event.payload).decode()
+                for channel in event.channels():
+                    await publisher.publish(channel, message)
+                for channel, stock_message in _stock_messages(event, availability):
+                    await publisher.publish(channel, stock_message)
+                published.append(event.position)
+        finally:
+            if published:
+                await tx.outbox.mark_published(published, clock.now())
+                await tx.commit()
+    return len(published)
+
+
+def _lines(event: PendingEvent) -> list[str]:
+    if event.type not in MOVES_STOCK or event.store_id is None:
+        return []
+    return [line["sku"] for line in event.payload["reservation"]["lines"]]
+
+
+async def _availability(
+    read: ReadPort, pending: Sequence[PendingEvent]
+) -> dict[tuple[str, str], int]:
+    """Current availability of the rows the batch's reservation events moved: a storefront wants
+    the latest figure, which is also the one that is right when events arrive late."""
+    keys = {(e.store_id, sku) for e in pending for sku in _lines(e) if e.store_id is not None}
+    if not keys:
+        return {}
+    levels = await read.stock_levels(sorted({s for s, _ in keys}), sorted({k for _, k in keys}))
+    return {key: levels[key].available if key in levels else 0 for key in keys}
+
+
+def _stock_messages(
+    event: PendingEvent, availability: dict[tuple[str, str], int]
+) -> list[tuple[str, str]]:
+    messages = []
+    for sku in _lines(event):
+        assert event.store_id is not None
+        message = orjson.dumps(
+            {
+                "id": f"{event.event_id}:{sku}",
+                "type": "STOCK_CHANGED",
+                "occurredAt": event.payload["occurredAt"],
+                "storeId": event.store_id,
+                "sku": sku,
+                "available": availability[(event.store_id, sku)],
+                "reason": event.type,
+            }
+        ).decode()
+        messages += [(stock_channel(event.store_id), message), (stock_channel(), message)]
+    return messages
