@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -27,12 +27,13 @@ from adapters.broker import make_broadcast, redact
 from adapters.db.engine import Database
 from adapters.db.uow import SqlUnitOfWork
 from adapters.db.views import Views
+from adapters.pos.webhooks import HttpWebhookSender
 from domain.clock import Clock, SystemClock
 from domain.pickup import qr_payload
 from gateway import migrate
 from gateway.auth import actor_from_header
 from gateway.settings import Settings
-from gateway.workers import OutboxRelay, Periodic, expiry_sweeper
+from gateway.workers import OutboxRelay, Periodic, expiry_sweeper, webhook_deliverer
 from resolvers.context import Context, Deps
 from resolvers.errors import client_error
 from schema.qr import qr_png
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
         broadcast = make_broadcast(settings.broker_url, max_pending=settings.subscription_buffer)
         workers: list[Periodic | OutboxRelay] = []
+        closers: list[Callable[[], Awaitable[None]]] = []
         try:
             current, head = await migrate.current_revision(db), migrate.head_revision()
             if current != head:
@@ -135,6 +137,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                     interval=settings.relay_interval_seconds,
                     batch_size=settings.relay_batch_size,
                 )
+                sender = HttpWebhookSender(settings.webhook_timeout_seconds)
+                closers.append(sender.close)
                 workers += [
                     relay,
                     expiry_sweeper(
@@ -142,6 +146,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                         clock,
                         interval=settings.sweep_interval_seconds,
                         batch_size=settings.sweep_batch_size,
+                    ),
+                    webhook_deliverer(
+                        uow,
+                        sender,
+                        clock,
+                        interval=settings.webhook_interval_seconds,
+                        max_attempts=settings.webhook_max_attempts,
                     ),
                 ]
             app.state.db = db
@@ -165,6 +176,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         finally:
             for worker in workers:
                 await worker.stop()
+            for close in closers:
+                await close()
             with contextlib.suppress(Exception):
                 await broadcast.disconnect()
             await db.dispose()

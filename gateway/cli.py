@@ -51,8 +51,9 @@ def cmd_worker(args: argparse.Namespace) -> None:
     from adapters.db.engine import Database
     from adapters.db.uow import SqlUnitOfWork
     from adapters.db.views import Views
+    from adapters.pos.webhooks import HttpWebhookSender
     from gateway import logs
-    from gateway.workers import OutboxRelay, expiry_sweeper
+    from gateway.workers import OutboxRelay, expiry_sweeper, webhook_deliverer
 
     settings = _settings()
     logs.configure(settings.log_level, json_lines=settings.log_json)
@@ -80,17 +81,28 @@ def cmd_worker(args: argparse.Namespace) -> None:
             interval=settings.sweep_interval_seconds,
             batch_size=settings.sweep_batch_size,
         )
+        sender = HttpWebhookSender(settings.webhook_timeout_seconds)
+        deliverer = webhook_deliverer(
+            uow,
+            sender,
+            clock,
+            interval=settings.webhook_interval_seconds,
+            max_attempts=settings.webhook_max_attempts,
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         relay.start()
         sweeper.start()
+        deliverer.start()
         try:
             await stop.wait()
         finally:
+            await deliverer.stop()
             await sweeper.stop()
             await relay.stop()
+            await sender.close()
             await broadcast.disconnect()
             await db.dispose()
 

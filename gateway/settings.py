@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     relay_interval_seconds: float = Field(1.0, gt=0, le=60)
     relay_batch_size: int = Field(500, ge=1, le=10_000)
 
+    webhook_interval_seconds: float = Field(1.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(8, ge=1, le=100)
+    webhook_timeout_seconds: float = Field(5.0, gt=0, le=60)
+
     run_workers: bool = True
     sweep_interval_seconds: float = Field(0.5, gt=0, le=60)
     sweep_batch_size: int = Field(200, ge=1, le=10_000)

@@ -8,10 +8,11 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from domain.clock import Clock
-from services import relay, reservations
+from services import relay, reservations, webhooks
 from services.queries import ReadPort
 from services.relay import Publisher
 from services.unit_of_work import UnitOfWorkFactory
+from services.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,25 @@ def expiry_sweeper(
         await reservations.warn_expiring(uow=uow, clock=clock, batch_size=batch_size)
 
     return Periodic("expiry-sweeper", sweep, interval)
+
+
+def webhook_deliverer(
+    uow: UnitOfWorkFactory,
+    sender: WebhookSender,
+    clock: Clock,
+    *,
+    interval: float,
+    max_attempts: int,
+) -> Periodic:
+    """Sends what is due to the stores' POS webhooks, retrying with backoff."""
+
+    async def deliver() -> None:
+        while await webhooks.deliver_due(
+            uow=uow, sender=sender, clock=clock, max_attempts=max_attempts
+        ):
+            pass
+
+    return Periodic("webhook-deliveries", deliver, interval)
 
 
 class OutboxRelay:

@@ -8,12 +8,14 @@ import strawberry
 
 from domain.catalog import Sku, StockCount, Store
 from domain.commands import Reserve
+from domain.errors import BadInput
 from domain.geo import GeoPoint
 from domain.pickup import Payment
 from domain.policy import ReservationPolicy
+from domain.webhooks import WebhookTarget
 from resolvers.context import Info
 from schema import types
-from services import pickup, reservations, stock
+from services import pickup, reservations, stock, webhooks
 from services import policy as policy_service
 
 
@@ -105,6 +107,40 @@ async def complete_pickup(
         clock=deps.clock,
     )
     return types.Reservation.from_domain(collected)
+
+
+async def set_store_webhook(
+    info: Info,
+    store_id: Annotated[strawberry.ID, strawberry.argument(description="The store's code.")],
+    url: Annotated[
+        str | None,
+        strawberry.argument(description="http(s) URL its events are POSTed to; null removes it."),
+    ] = None,
+    secret: Annotated[
+        str | None,
+        strawberry.argument(
+            description="The shared secret the X-Ropos-Signature HMAC is made with (16 to 200 "
+            "characters); required with url."
+        ),
+    ] = None,
+) -> types.StoreWebhook:
+    deps = info.context.deps
+    target = None
+    if url is not None:
+        if secret is None:
+            raise BadInput("A webhook needs a secret to sign its requests with.", field="secret")
+        target = WebhookTarget.build(url, secret)
+    saved = await webhooks.set_store_webhook(str(store_id), target, uow=deps.uow, clock=deps.clock)
+    return types.StoreWebhook(store_id=store_id, url=saved.url if saved else None)
+
+
+async def replay_webhook_delivery(
+    info: Info,
+    id: Annotated[strawberry.ID, strawberry.argument(description="The dead delivery's id.")],
+) -> types.WebhookDelivery:
+    deps = info.context.deps
+    replayed = await webhooks.replay(str(id), uow=deps.uow, clock=deps.clock)
+    return types.WebhookDelivery.from_domain(replayed)
 
 
 async def upsert_stores(

@@ -108,3 +108,24 @@ async def pickup_queue(
 
 async def reservation_policy(info: Info) -> types.ReservationPolicy:
     return types.ReservationPolicy.from_domain(await info.context.deps.read.policy())
+
+
+async def webhook_deliveries(
+    info: Info,
+    status: Annotated[
+        types.WebhookDeliveryStatus,
+        strawberry.argument(description="Which ones (default DEAD: the dead letters)."),
+    ] = types.WebhookDeliveryStatus.DEAD,
+    store_id: Annotated[
+        strawberry.ID | None, strawberry.argument(description="Only this store's.")
+    ] = None,
+    first: Annotated[
+        int | None, strawberry.argument(description="How many, 1 to 100 (default 50).")
+    ] = None,
+) -> list[types.WebhookDelivery]:
+    found = await info.context.deps.read.webhook_deliveries(
+        status.name,
+        str(store_id) if store_id is not None else None,
+        queries.validate_first(first, default=50),
+    )
+    return [types.WebhookDelivery.from_domain(d) for d in found]

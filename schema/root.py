@@ -61,6 +61,11 @@ class Query:
         description="Active reservations of a store, soonest to expire first.",
         extensions=allow(ActsForStore()),
     )
+    webhook_deliveries: list[types.WebhookDelivery] = strawberry.field(
+        resolver=queries.webhook_deliveries,
+        description="POS webhook deliveries, newest first; by default the dead letters (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
     reservation_policy: types.ReservationPolicy = strawberry.field(
         resolver=queries.reservation_policy, description="The rules for holds and limits."
     )
@@ -96,6 +101,16 @@ class Mutation:
         description="Paid and handed over: the units leave the store and the lock ends. The "
         "same payment reference again returns the same result.",
         extensions=allow(HandsOverReservation()),
+    )
+    set_store_webhook: types.StoreWebhook = strawberry.field(
+        resolver=mutations.set_store_webhook,
+        description="Set or remove the URL a store's POS wants its events POSTed to (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
+    replay_webhook_delivery: types.WebhookDelivery = strawberry.field(
+        resolver=mutations.replay_webhook_delivery,
+        description="Send a dead-lettered webhook delivery again, now (ops).",
+        extensions=allow(HasRole(Role.OPS)),
     )
     upsert_stores: list[types.Store] = strawberry.field(
         resolver=mutations.upsert_stores,

@@ -9,7 +9,7 @@ from typing import Any, Self
 
 import strawberry
 
-from domain import catalog, pickup, policy, reservations, stock
+from domain import catalog, pickup, policy, reservations, stock, webhooks
 from resolvers.context import Info
 from schema.qr import qr_svg
 from services import queries
@@ -261,6 +261,54 @@ class StockEvent:
     sku: str = strawberry.field(description="The SKU code.")
     available: int = strawberry.field(description="Units that can be reserved now.")
     occurred_at: datetime = strawberry.field(description="When (UTC).")
+
+
+@strawberry.enum(description="Where a webhook delivery stands.")
+class WebhookDeliveryStatus(Enum):
+    PENDING = strawberry.enum_value("PENDING", description="Not delivered yet; will be tried.")
+    DELIVERED = strawberry.enum_value("DELIVERED", description="The POS answered 2xx.")
+    DEAD = strawberry.enum_value(
+        "DEAD", description="Given up after too many tries; ops may replay it."
+    )
+
+
+@strawberry.type(description="One event on its way to a store's POS webhook.")
+class WebhookDelivery:
+    id: strawberry.ID = strawberry.field(description="The delivery's id.")
+    event_id: strawberry.ID = strawberry.field(description="The event sent (X-Ropos-Event-Id).")
+    event_type: str = strawberry.field(description="READY_FOR_PICKUP, COLLECTED, ...")
+    store_id: strawberry.ID = strawberry.field(description="The store whose webhook it is.")
+    url: str = strawberry.field(description="Where it is POSTed.")
+    status: WebhookDeliveryStatus = strawberry.field(description="Where it stands.")
+    attempts: int = strawberry.field(description="Tries so far.")
+    last_status_code: int | None = strawberry.field(description="HTTP status of the last try.")
+    last_error: str | None = strawberry.field(description="Why the last try failed.")
+    created_at: datetime = strawberry.field(description="When it was queued.")
+    next_attempt_at: datetime = strawberry.field(description="When it is next tried, if pending.")
+    delivered_at: datetime | None = strawberry.field(description="When the POS accepted it.")
+
+    @classmethod
+    def from_domain(cls, d: webhooks.Delivery) -> WebhookDelivery:
+        return cls(
+            id=strawberry.ID(d.id),
+            event_id=strawberry.ID(d.event_id),
+            event_type=d.event_type,
+            store_id=strawberry.ID(d.store_id),
+            url=d.url,
+            status=WebhookDeliveryStatus(d.status.value),
+            attempts=d.attempts,
+            last_status_code=d.last_status_code,
+            last_error=d.last_error,
+            created_at=d.created_at,
+            next_attempt_at=d.next_attempt_at,
+            delivered_at=d.delivered_at,
+        )
+
+
+@strawberry.type(description="A store's POS webhook.")
+class StoreWebhook:
+    store_id: strawberry.ID = strawberry.field(description="The store's code.")
+    url: str | None = strawberry.field(description="Where its events are POSTed; null: none.")
 
 
 @strawberry.type(description="What one reserve call created: one reservation per store.")

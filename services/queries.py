@@ -13,6 +13,7 @@ from domain.geo import BoundingBox, GeoPoint, bounding_box, nearest, validate_ra
 from domain.policy import ReservationPolicy
 from domain.reservations import Reservation
 from domain.stock import StockLevel
+from domain.webhooks import Delivery
 
 MAX_FIRST = 100
 MAX_AVAILABILITY_SKUS = 100
@@ -32,6 +33,9 @@ class ReadPort(Protocol):
     ) -> list[Reservation]: ...
     async def pickup_queue(self, store_id: str, first: int) -> list[Reservation]: ...
     async def policy(self) -> ReservationPolicy: ...
+    async def webhook_deliveries(
+        self, status: str, store_id: str | None, first: int
+    ) -> list[Delivery]: ...
 
 
 @dataclass(frozen=True, slots=True)

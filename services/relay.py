@@ -1,4 +1,5 @@
-"""The outbox relay: publish committed events to the broker, at least once, in outbox order."""
+"""The outbox relay: publish committed events to the broker, at least once, in outbox order, and
+queue the ones a store's POS webhook is sent."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import orjson
 
 from domain.clock import Clock
 from domain.events import MOVES_STOCK, PendingEvent, stock_channel
+from services import webhooks
 from services.queries import ReadPort
 from services.unit_of_work import UnitOfWorkFactory
 
@@ -45,6 +47,9 @@ async def publish_pending(
                 published.append(event.position)
         finally:
             if published:
+                went_out = set(published)
+                done = [e for e in pending if e.position in went_out]
+                await webhooks.enqueue(tx, done, clock.now())
                 await tx.outbox.mark_published(published, clock.now())
                 await tx.commit()
     return len(published)

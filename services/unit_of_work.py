@@ -14,6 +14,7 @@ from domain.policy import ReservationPolicy
 from domain.reservations import Reservation
 from domain.sourcing import Candidate
 from domain.stock import Movement, StockLevel
+from domain.webhooks import Delivery, DeliveryStatus, WebhookTarget
 
 
 class StockPort(Protocol):
@@ -91,6 +92,29 @@ class OutboxPort(Protocol):
     async def mark_published(self, positions: Sequence[int], now: datetime) -> None: ...
 
 
+class WebhooksPort(Protocol):
+    async def targets(self, store_ids: Iterable[str]) -> dict[str, WebhookTarget]: ...
+    async def set_target(
+        self, store_id: str, target: WebhookTarget | None, now: datetime
+    ) -> bool: ...
+    async def enqueue(self, deliveries: Sequence[Delivery]) -> None: ...
+    async def claim_due(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[tuple[Delivery, str | None]]: ...
+    async def record(
+        self,
+        delivery_id: str,
+        *,
+        status: DeliveryStatus,
+        now: datetime,
+        next_attempt_at: datetime,
+        status_code: int | None,
+        error: str | None,
+    ) -> None: ...
+    async def replay(self, delivery_id: str, now: datetime) -> Delivery | None: ...
+    async def get(self, delivery_id: str) -> Delivery | None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Leaving the `async with` block without `commit()` rolls everything back.
     Events added to `outbox` are committed with the change; after the commit, `committed_events`
@@ -110,6 +134,8 @@ class UnitOfWork(Protocol):
     def policy(self) -> PolicyPort: ...
     @property
     def outbox(self) -> OutboxPort: ...
+    @property
+    def webhooks(self) -> WebhooksPort: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

@@ -3,6 +3,7 @@ work; none commits."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -27,6 +28,7 @@ from adapters.db.tables import (
     stock_levels,
     stock_movements,
     stores,
+    webhook_deliveries,
 )
 from domain.events import Event, PendingEvent, ReservationEvent, StockChanged
 from domain.geo import GeoPoint, bounding_box, distance_km
@@ -35,6 +37,7 @@ from domain.policy import ReservationPolicy
 from domain.reservations import Line, Reservation, Status
 from domain.sourcing import Candidate
 from domain.stock import Movement, StockLevel
+from domain.webhooks import Delivery, DeliveryStatus, WebhookTarget
 
 # Statements are built once: building them per call costs more CPU than running them.
 _INSERT_STOCK_MOVEMENTS = stock_movements.insert()
@@ -832,3 +835,160 @@ _MARK_PUBLISHED = (
     .where(outbox.c.position.in_(sa.bindparam("b_positions", expanding=True)))
     .values(published_at=sa.bindparam("b_now"), attempts=outbox.c.attempts + 1)
 )
+
+
+# --- POS webhooks ---------------------------------------------------------------------------------
+
+
+def delivery_from_row(row: Any) -> Delivery:
+    return Delivery(
+        id=row.id,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        store_id=row.store_id,
+        url=row.url,
+        payload=row.payload,
+        status=DeliveryStatus(row.status),
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        created_at=row.created_at,
+        last_status_code=row.last_status_code,
+        last_error=row.last_error,
+        delivered_at=row.delivered_at,
+    )
+
+
+class WebhookRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def targets(self, store_ids: Iterable[str]) -> dict[str, WebhookTarget]:
+        ids = sorted(set(store_ids))
+        if not ids:
+            return {}
+        rows = await self.conn.execute(
+            sa.select(stores.c.id, stores.c.webhook_url, stores.c.webhook_secret).where(
+                stores.c.id.in_(ids), stores.c.webhook_url.is_not(None)
+            )
+        )
+        return {row.id: WebhookTarget(row.webhook_url, row.webhook_secret) for row in rows}
+
+    async def set_target(self, store_id: str, target: WebhookTarget | None, now: datetime) -> bool:
+        result = await self.conn.execute(
+            sa.update(stores)
+            .where(stores.c.id == store_id)
+            .values(
+                webhook_url=target.url if target else None,
+                webhook_secret=target.secret if target else None,
+                updated_at=now,
+            )
+        )
+        return result.rowcount == 1
+
+    async def enqueue(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        stmt = _insert(self.conn, webhook_deliveries).on_conflict_do_nothing(
+            index_elements=[webhook_deliveries.c.event_id, webhook_deliveries.c.store_id]
+        )
+        await self.conn.execute(
+            stmt,
+            [
+                {
+                    "id": d.id,
+                    "event_id": d.event_id,
+                    "event_type": d.event_type,
+                    "store_id": d.store_id,
+                    "url": d.url,
+                    "payload": d.payload,
+                    "status": str(d.status),
+                    "attempts": d.attempts,
+                    "next_attempt_at": d.next_attempt_at,
+                    "created_at": d.created_at,
+                }
+                for d in deliveries
+            ],
+        )
+
+    async def claim_due(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[tuple[Delivery, str | None]]:
+        """Pending deliveries due now, each with the store's current secret (None when the store
+        no longer has a webhook). They are leased: counted as tried and not due again until
+        `lease_until`, so a worker that dies mid-request leaves them for another to retry."""
+        rows = (
+            await self.conn.execute(
+                sa.select(webhook_deliveries, stores.c.webhook_secret)
+                .select_from(
+                    webhook_deliveries.outerjoin(
+                        stores, stores.c.id == webhook_deliveries.c.store_id
+                    )
+                )
+                .where(
+                    webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
+                    webhook_deliveries.c.next_attempt_at <= now,
+                )
+                .order_by(webhook_deliveries.c.next_attempt_at, webhook_deliveries.c.id)
+                .limit(limit)
+                .with_for_update(of=webhook_deliveries, skip_locked=True)
+            )
+        ).all()
+        if not rows:
+            return []
+        await self.conn.execute(
+            sa.update(webhook_deliveries)
+            .where(webhook_deliveries.c.id.in_([row.id for row in rows]))
+            .values(attempts=webhook_deliveries.c.attempts + 1, next_attempt_at=lease_until)
+        )
+        return [
+            (
+                dataclasses.replace(delivery_from_row(row), attempts=row.attempts + 1),
+                row.webhook_secret,
+            )
+            for row in rows
+        ]
+
+    async def record(
+        self,
+        delivery_id: str,
+        *,
+        status: DeliveryStatus,
+        now: datetime,
+        next_attempt_at: datetime,
+        status_code: int | None,
+        error: str | None,
+    ) -> None:
+        await self.conn.execute(
+            sa.update(webhook_deliveries)
+            .where(webhook_deliveries.c.id == delivery_id)
+            .values(
+                status=str(status),
+                next_attempt_at=next_attempt_at,
+                last_status_code=status_code,
+                last_error=error[:500] if error else None,
+                delivered_at=now if status is DeliveryStatus.DELIVERED else None,
+            )
+        )
+
+    async def replay(self, delivery_id: str, now: datetime) -> Delivery | None:
+        """A dead delivery back to pending, due now, with a fresh count of attempts."""
+        row = (
+            await self.conn.execute(
+                sa.update(webhook_deliveries)
+                .where(
+                    webhook_deliveries.c.id == delivery_id,
+                    webhook_deliveries.c.status == DeliveryStatus.DEAD.value,
+                )
+                .values(status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now)
+                .returning(*webhook_deliveries.c)
+            )
+        ).first()
+        return delivery_from_row(row) if row else None
+
+    async def get(self, delivery_id: str) -> Delivery | None:
+        row = (
+            await self.conn.execute(
+                sa.select(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id)
+            )
+        ).first()
+        return delivery_from_row(row) if row else None

@@ -56,6 +56,10 @@ stores = sa.Table(
     sa.Column("timezone", sa.String(64), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Where the store's POS wants its events POSTed (for POS systems that keep no socket open),
+    # and the secret their HMAC signature is made with.
+    sa.Column("webhook_url", sa.String(500)),
+    sa.Column("webhook_secret", sa.String(200)),
     sa.CheckConstraint("lat >= -90 AND lat <= 90", name="lat_range"),
     sa.CheckConstraint("lon >= -180 AND lon <= 180", name="lon_range"),
     sa.Index("ix_stores_lat_lon", "lat", "lon"),
@@ -227,4 +231,26 @@ stock_movements = sa.Table(
     sa.Column("occurred_at", UTCDateTime, nullable=False),
     sa.Index("ix_stock_movements_store_id_sku", "store_id", "sku"),
     sa.Index("ix_stock_movements_reservation_id", "reservation_id"),
+)
+
+# Events on their way to a store's POS webhook: retried with backoff, dead after too many tries.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("event_id", sa.String(36), nullable=False),
+    sa.Column("event_type", sa.String(40), nullable=False),
+    sa.Column("store_id", Code, nullable=False),
+    sa.Column("url", sa.String(500), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("last_error", sa.String(500)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("delivered_at", UTCDateTime),
+    sa.CheckConstraint("status IN ('PENDING', 'DELIVERED', 'DEAD')", name="status_known"),
+    sa.UniqueConstraint("event_id", "store_id"),
+    sa.Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
 )

@@ -20,6 +20,7 @@ from adapters.db.repositories import (
     PolicyRepository,
     ReservationRepository,
     StockRepository,
+    WebhookRepository,
 )
 from services.unit_of_work import RetryableConflict
 
@@ -60,6 +61,7 @@ class SqlUnitOfWork:
         self.catalog = CatalogRepository(conn, self._db.store_directory, self._after_commit)
         self.policy = PolicyRepository(conn, self._db.policy_cache, self._after_commit)
         self.outbox = OutboxRepository(conn, statements, self._after_commit, self._notify)
+        self.webhooks = WebhookRepository(conn)
         return self
 
     async def commit(self) -> None:

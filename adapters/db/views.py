@@ -10,13 +10,25 @@ import sqlalchemy as sa
 
 from adapters.db.caches import StoreDirectory
 from adapters.db.engine import Database
-from adapters.db.repositories import load_lines, policy_from_row, reservation_from_row
-from adapters.db.tables import reservation_policy, reservations, stock_levels, stores
+from adapters.db.repositories import (
+    delivery_from_row,
+    load_lines,
+    policy_from_row,
+    reservation_from_row,
+)
+from adapters.db.tables import (
+    reservation_policy,
+    reservations,
+    stock_levels,
+    stores,
+    webhook_deliveries,
+)
 from domain.catalog import Store
 from domain.geo import BoundingBox
 from domain.policy import ReservationPolicy
 from domain.reservations import ACTIVE_STATUSES, Reservation
 from domain.stock import StockLevel
+from domain.webhooks import Delivery
 
 _ACTIVE = sorted(str(s) for s in ACTIVE_STATUSES)
 _STORE_COLUMNS = (stores.c.id, stores.c.name, stores.c.lat, stores.c.lon, stores.c.timezone)
@@ -118,6 +130,18 @@ class Views:
             .order_by(reservations.c.expires_at, reservations.c.id)
             .limit(first)
         )
+
+    async def webhook_deliveries(
+        self, status: str, store_id: str | None, first: int
+    ) -> list[Delivery]:
+        query = sa.select(webhook_deliveries).where(webhook_deliveries.c.status == status)
+        if store_id is not None:
+            query = query.where(webhook_deliveries.c.store_id == store_id)
+        query = query.order_by(
+            webhook_deliveries.c.created_at.desc(), webhook_deliveries.c.id
+        ).limit(first)
+        async with self.db.read() as conn:
+            return [delivery_from_row(row) for row in await conn.execute(query)]
 
     async def policy(self) -> ReservationPolicy:
         async with self.db.read() as conn:

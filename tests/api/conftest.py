@@ -67,6 +67,8 @@ async def gateway(database_url: str, db: Database) -> AsyncIterator[Gateway]:
         broker_url=os.environ.get("ROPOS_TEST_BROKER_URL", "memory://"),
         sweep_interval_seconds=0.1,
         relay_interval_seconds=0.2,
+        webhook_interval_seconds=0.1,
+        webhook_max_attempts=3,
         log_json=False,
         graphiql=True,
     )

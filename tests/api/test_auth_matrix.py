@@ -59,6 +59,12 @@ mutation($id: ID!) {
                                     reference: "pay-1"}) { id status }
 }
 """
+WEBHOOK_DELIVERIES = "query { webhookDeliveries { id status } }"
+SET_WEBHOOK = """
+mutation { setStoreWebhook(storeId: "S001", url: "https://pos.example.com/hooks",
+                           secret: "a-secret-of-the-s001-pos") { storeId url } }
+"""
+REPLAY_WEBHOOK = 'mutation { replayWebhookDelivery(id: "no-such-delivery") { id status } }'
 UPSERT_STORES = "mutation($stores: [StoreInput!]!) { upsertStores(stores: $stores) { id name } }"
 UPSERT_SKUS = "mutation($skus: [SkuInput!]!) { upsertSkus(skus: $skus) { code name } }"
 SYNC_STOCK = "mutation($levels: [StockLevelInput!]!) { syncStock(levels: $levels) { applied } }"
@@ -166,6 +172,10 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "upsertSkus":              (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   OK,   FB,    FB),
     "syncStock":               (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   OK,   FB,    FB),
     "updateReservationPolicy": (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
+    "webhookDeliveries":       (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
+    "setStoreWebhook":         (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
+    # ops may replay; the id names no delivery, so ops are told it does not exist
+    "replayWebhookDelivery":   (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    NF,   FB,   FB,    FB),
 }
 # fmt: on
 
@@ -385,6 +395,19 @@ OPERATIONS: dict[str, Operation] = {
         lambda w, c: {},  # never reached: HELD needs the ready step first (see IT above)
         lambda w, c: {"id": w.reservation_id},
         effect=lambda view, caller: None,
+    ),
+    "webhookDeliveries": Operation(WEBHOOK_DELIVERIES, lambda w, c: {"webhookDeliveries": []}),
+    "setStoreWebhook": Operation(
+        SET_WEBHOOK,
+        lambda w, c: {
+            "setStoreWebhook": {"storeId": "S001", "url": "https://pos.example.com/hooks"}
+        },
+        # The webhook is not part of what ops' view shows; the stores table is where it shows.
+        effect=lambda view, caller: None,
+        tables=frozenset({"stores"}),
+    ),
+    "replayWebhookDelivery": Operation(
+        REPLAY_WEBHOOK, lambda w, c: {}, effect=lambda view, caller: None
     ),
     "upsertStores": Operation(
         UPSERT_STORES,

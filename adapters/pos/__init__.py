@@ -1,0 +1,1 @@
+"""The stores' POS systems, for those that keep no socket open: webhooks."""
