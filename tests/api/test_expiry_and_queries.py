@@ -13,6 +13,10 @@ from tests.api.test_reserve_http import RESERVE, given_a_store_with_stock
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
+# The gateway's workers (gateway/workers.py) query on their own; their statements are not the
+# request's.
+BACKGROUND_TASKS = ("expiry-sweeper", "outbox-relay", "webhook-deliveries")
+
 STATUS = "query($id: ID!) { reservation(id: $id) { status secondsRemaining expiredAt } }"
 QUEUE = """
 query($store: ID!) {
@@ -72,7 +76,7 @@ async def test_a_list_query_costs_the_same_few_statements_however_long_the_list(
 
         def count(conn, cursor, statement, *args):
             task = asyncio.current_task()
-            if task is not None and task.get_name() in ("expiry-sweeper", "outbox-relay"):
+            if task is not None and task.get_name() in BACKGROUND_TASKS:
                 return  # the background workers' own queries are not the request's
             if statement.lstrip().upper().startswith("SELECT"):
                 selects.append(statement)
