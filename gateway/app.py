@@ -132,7 +132,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 relay = OutboxRelay(
                     uow,
                     broadcast,
-                    read,
                     clock,
                     interval=settings.relay_interval_seconds,
                     batch_size=settings.relay_batch_size,

@@ -42,6 +42,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
         proxy_headers=True,
         ws_ping_interval=20,
         ws_ping_timeout=20,
+        # Events are a few hundred bytes; per-socket compressors cost ~40 KB each.
+        ws_per_message_deflate=False,
         timeout_graceful_shutdown=10,
     )
 
@@ -50,7 +52,6 @@ def cmd_worker(args: argparse.Namespace) -> None:
     from adapters.broker import make_broadcast
     from adapters.db.engine import Database
     from adapters.db.uow import SqlUnitOfWork
-    from adapters.db.views import Views
     from adapters.pos.webhooks import HttpWebhookSender
     from gateway import logs
     from gateway.workers import OutboxRelay, expiry_sweeper, webhook_deliverer
@@ -70,7 +71,6 @@ def cmd_worker(args: argparse.Namespace) -> None:
         relay = OutboxRelay(
             uow,
             broadcast,
-            Views(db),
             clock,
             interval=settings.relay_interval_seconds,
             batch_size=settings.relay_batch_size,

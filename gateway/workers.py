@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 
 from domain.clock import Clock
 from services import relay, reservations, webhooks
-from services.queries import ReadPort
 from services.relay import Publisher
 from services.unit_of_work import UnitOfWorkFactory
 from services.webhooks import WebhookSender
@@ -97,7 +96,6 @@ class OutboxRelay:
         self,
         uow: UnitOfWorkFactory,
         publisher: Publisher,
-        read: ReadPort,
         clock: Clock,
         *,
         interval: float,
@@ -105,7 +103,6 @@ class OutboxRelay:
     ) -> None:
         self._uow = uow
         self._publisher = publisher
-        self._read = read
         self._clock = clock
         self._interval = interval
         self._batch_size = batch_size
@@ -134,7 +131,6 @@ class OutboxRelay:
                 published = await relay.publish_pending(
                     uow=self._uow,
                     publisher=self._publisher,
-                    read=self._read,
                     clock=self._clock,
                     batch_size=self._batch_size,
                 )

@@ -13,6 +13,7 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 
 from domain.access import Role
@@ -154,6 +155,16 @@ class Subscription:
     )
 
 
+class RoposExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    def build_per_event_executor(self, payload: Any) -> Any:
+        executor = super().build_per_event_executor(payload)
+        # graphql-core 3.3.2 copies the executor shallowly for each subscription event, so every
+        # event shares the sub-field cache, keyed by lists made anew per event: a long-lived
+        # subscription would grow it (and the collector's work) without end.
+        executor._relevant_sub_fields = {}
+        return executor
+
+
 class RoposSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -177,5 +188,9 @@ def build_schema(
         lambda: ValidationCache(maxsize=256),
     ]
     return RoposSchema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        execution_context_class=RoposExecutionContext,
     )

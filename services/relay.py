@@ -12,8 +12,7 @@ import orjson
 from domain.clock import Clock
 from domain.events import MOVES_STOCK, PendingEvent, stock_channel
 from services import webhooks
-from services.queries import ReadPort
-from services.unit_of_work import UnitOfWorkFactory
+from services.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +24,7 @@ class Publisher(Protocol):
 
 
 async def publish_pending(
-    *, uow: UnitOfWorkFactory, publisher: Publisher, read: ReadPort, clock: Clock, batch_size: int
+    *, uow: UnitOfWorkFactory, publisher: Publisher, clock: Clock, batch_size: int
 ) -> int:
     """Publish up to `batch_size` unpublished events and mark them published. If the broker fails
     part-way, what went out is marked and the rest waits for the next attempt; a crash between
@@ -35,7 +34,9 @@ async def publish_pending(
         pending = await tx.outbox.claim_unpublished(batch_size)
         if not pending:
             return 0
-        availability = await _availability(read, pending)
+        # Read on the transaction's own connection: waiting on another one while this transaction
+        # holds its outbox rows could close a lock cycle PostgreSQL cannot see (DDL, TRUNCATE).
+        availability = await _availability(tx, pending)
         published: list[int] = []
         try:
             for event in pending:
@@ -62,14 +63,14 @@ def _lines(event: PendingEvent) -> list[str]:
 
 
 async def _availability(
-    read: ReadPort, pending: Sequence[PendingEvent]
+    tx: UnitOfWork, pending: Sequence[PendingEvent]
 ) -> dict[tuple[str, str], int]:
     """Current availability of the rows the batch's reservation events moved: a storefront wants
     the latest figure, which is also the one that is right when events arrive late."""
     keys = {(e.store_id, sku) for e in pending for sku in _lines(e) if e.store_id is not None}
     if not keys:
         return {}
-    levels = await read.stock_levels(sorted({s for s, _ in keys}), sorted({k for _, k in keys}))
+    levels = await tx.stock.levels(sorted(keys))
     return {key: levels[key].available if key in levels else 0 for key in keys}
 
 

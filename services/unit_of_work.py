@@ -34,6 +34,9 @@ class StockPort(Protocol):
     async def current(
         self, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], StockLevel]: ...
+    async def levels(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], StockLevel]: ...
     async def set_levels(self, levels: Sequence[Mapping[str, Any]], now: datetime) -> None: ...
 
 

@@ -93,3 +93,25 @@ async def test_a_repeated_query_is_validated_once():
 
     after = cache.cache_info()
     assert (after.hits - before.hits, after.misses - before.misses) == (3, 0)
+
+
+def test_each_subscription_event_gets_its_own_sub_field_cache():
+    # graphql-core shares one cache between an executor and its per-event copies; the schema's
+    # executor gives every event a fresh one, so a long subscription does not grow without end.
+    from graphql import parse
+
+    from schema.root import RoposExecutionContext
+
+    schema = build_schema()
+    document = parse('subscription { stockUpdates(storeId: "S1") { sku available } }')
+    executor = RoposExecutionContext.build(schema._schema, document)
+
+    first = executor.build_per_event_executor({"n": 1})
+    second = executor.build_per_event_executor({"n": 2})
+
+    caches = [
+        executor._relevant_sub_fields,
+        first._relevant_sub_fields,
+        second._relevant_sub_fields,
+    ]
+    assert len({id(cache) for cache in caches}) == 3
