@@ -71,8 +71,9 @@ class GraphQLApp(GraphQL[Context, None]):
             result.errors = [client_error(error) for error in result.errors]
         return await super().process_result(request, result)
 
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+    def encode_json(self, data: object) -> str:
+        # Text, not bytes: WebSocket messages must go out as text frames.
+        return orjson.dumps(data).decode()
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """WebSocket clients send their token in connection_init: {"Authorization": "Bearer

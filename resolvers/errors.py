@@ -11,6 +11,7 @@ from typing import Any
 
 from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types import StreamExecutionResult
 
 from domain.errors import DomainError
 
@@ -88,3 +89,10 @@ class OperationRules(SchemaExtension):
         result = context.result
         if result is not None and result.errors:
             result.errors = [client_error(e) for e in result.errors]
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        # A subscription's results go to the client while the operation still runs.
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = [client_error(e) for e in errors]  # type: ignore[union-attr]
+        yield

@@ -179,13 +179,14 @@ async def wait_for_status(
 async def test_n_failures_dead_letter_and_a_replay_delivers(http, api, receiver):
     receiver.answers[:] = [500, 503, 500]
     await given_a_webhook_and_a_ready_reservation(http, api, receiver)
-    for tries in (1, 2):
+    for tries, answered in ((1, 500), (2, 503)):
         await receiver.wait_for(tries)
+        # A try is counted when it is claimed and its answer recorded after: wait for the answer.
         await wait_for_status(
             http,
             api,
             "PENDING",
-            lambda d, n=tries: d["attempts"] == n and d["lastStatusCode"] is not None,
+            lambda d, n=tries, code=answered: d["attempts"] == n and d["lastStatusCode"] == code,
         )
         api.clock.advance(60)  # past the retry delay (at most 4 s after two tries)
     await receiver.wait_for(3)
