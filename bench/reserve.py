@@ -128,8 +128,8 @@ async def reset(url: str) -> None:
     try:
         async with conn.transaction():
             await conn.execute(
-                "TRUNCATE reservation_lines, reservations, idempotency_keys, customer_holds, "
-                "customer_sku_holds, outbox RESTART IDENTITY"
+                "TRUNCATE payments, reservation_lines, reservations, idempotency_keys, "
+                "customer_holds, customer_sku_holds, outbox, webhook_deliveries RESTART IDENTITY"
             )
             await conn.execute("DELETE FROM stock_movements WHERE reason <> 'SYNC'")
             await conn.execute("UPDATE stock_levels SET reserved = 0 WHERE reserved <> 0")

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 
 MAX_BACKOFF_SECONDS = 30.0
+COALESCE_SECONDS = 0.005
 # Short: once the broker is back, what waited in the outbox should go out within seconds.
 RELAY_MAX_BACKOFF_SECONDS = 5.0
 
@@ -147,3 +148,6 @@ class OutboxRelay:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+                # Let the commits of the same moment gather: one relay transaction for many
+                # events costs far less than one for each, and a few ms are not noticed.
+                await asyncio.sleep(COALESCE_SECONDS)

@@ -73,6 +73,16 @@ _LOCK = (
     )
     .returning(*_returning)
 )
+_LEVELS = sa.select(
+    stock_levels.c.store_id,
+    stock_levels.c.sku,
+    stock_levels.c.on_hand,
+    stock_levels.c.reserved,
+    stock_levels.c.safety_stock,
+).where(
+    stock_levels.c.store_id.in_(sa.bindparam("b_stores", expanding=True)),
+    stock_levels.c.sku.in_(sa.bindparam("b_skus", expanding=True)),
+)
 # Collected: the units leave the store, and the lock on them ends.
 _CONSUME = (
     sa.update(stock_levels)
@@ -183,7 +193,18 @@ class StockRepository:
 
     async def levels(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StockLevel]:
         """The rows for these (store, SKU) keys, read without locking them."""
-        return await self._rows(keys, lock=False)
+        if not keys:
+            return {}
+        wanted = set(keys)
+        rows = await self.conn.execute(
+            _LEVELS,
+            {"b_stores": sorted({s for s, _ in wanted}), "b_skus": sorted({k for _, k in wanted})},
+        )
+        return {
+            (store_id, sku): StockLevel(store_id, sku, on_hand, reserved, safety)
+            for store_id, sku, on_hand, reserved, safety in rows
+            if (store_id, sku) in wanted
+        }
 
     async def current(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StockLevel]:
         """The rows for these (store, SKU) keys, locked for update on PostgreSQL."""
