@@ -6,6 +6,7 @@ from typing import Annotated
 
 import strawberry
 
+from domain.access import STORE_ROLES
 from domain.catalog import Sku, StockCount, Store
 from domain.commands import Reserve
 from domain.errors import BadInput
@@ -81,9 +82,9 @@ async def scan_pickup(
 ) -> types.Reservation:
     actor = info.context.require_actor()
     deps = info.context.deps
-    found = await pickup.scan(
-        code, actor.store_id or "", read=deps.read, key=deps.qr_key, clock=deps.clock
-    )
+    # Only a store's staff and POS find its reservations; to anyone else none exists.
+    store_id = actor.store_id if actor.role in STORE_ROLES and actor.store_id else None
+    found = await pickup.scan(code, store_id, read=deps.read, key=deps.qr_key, clock=deps.clock)
     return types.Reservation.from_domain(found)
 
 

@@ -34,11 +34,13 @@ async def mark_ready(reservation_id: str, *, uow: UnitOfWorkFactory, clock: Cloc
 
 
 async def scan(
-    text: str, store_id: str, *, read: ReadPort, key: bytes, clock: Clock
+    text: str, store_id: str | None, *, read: ReadPort, key: bytes, clock: Clock
 ) -> Reservation:
     """The reservation a till scanned (QR payload) or typed (receipt code), if it is one of this
-    store's and can be handed over; to other stores it does not exist."""
+    store's and can be handed over; to other stores (and to callers of none) it does not exist."""
     scanned = read_scanned(text, key)
+    if store_id is None:
+        raise NotFound("No reservation with this code at this store.")
     if scanned.reservation_id is not None:
         found = (await read.reservations_by_ids([scanned.reservation_id])).get(
             scanned.reservation_id

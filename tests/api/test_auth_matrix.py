@@ -166,7 +166,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "reserve":                 (UN,   UN,    UN,    OK,   OK,   OK,    FB,    FB,    FB,    OK,   FB,   OK,    OK),
     "cancelReservation":       (UN,   UN,    UN,    OK,   NF,   OK,    NF,    OK,    NF,    OK,   NF,   OK,    NF),
     "markReadyForPickup":      (UN,   UN,    UN,    FB,   NF,   OK,    NF,    OK,    NF,    FB,   NF,   FB,    NF),
-    "scanPickup":              (UN,   UN,    UN,    FB,   FB,   OK,    NF,    OK,    NF,    FB,   FB,   FB,    FB),
+    "scanPickup":              (UN,   UN,    UN,    NF,   NF,   OK,    NF,    OK,    NF,    NF,   NF,   NF,    NF),
     "completePickup":          (UN,   UN,    UN,    FB,   NF,   IT,    NF,    IT,    NF,    FB,   NF,   FB,    NF),
     "upsertStores":            (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   OK,   FB,    FB),
     "upsertSkus":              (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   OK,   FB,    FB),

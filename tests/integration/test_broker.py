@@ -488,3 +488,28 @@ async def test_an_unresponsive_redis_is_noticed_by_its_silence(
         assert await next_event(subscriber) == Event("store:S1", "awake")
     (lost,) = broker_logs(caplog, "broker connection lost")
     assert "no reply to PING" in lost.__dict__["error"]
+
+
+async def test_a_subscriber_too_far_behind_is_dropped_with_a_clear_error():
+    # Given a broker that lets a subscriber fall 3 events behind, and one that does not read
+    from adapters.broker import make_broadcast
+    from domain.errors import TooSlow
+
+    broadcast = make_broadcast("memory://", max_pending=3)
+    await broadcast.connect()
+    try:
+        async with broadcast.subscribe("store:S1") as slow, broadcast.subscribe("store:S1") as fast:
+            # When 5 events are published, the other subscriber reading as they come
+            received = []
+            for n in range(5):
+                await broadcast.publish("store:S1", f"event {n}")
+                received.append((await asyncio.wait_for(fast.get(), 1)).message)
+
+            # Then the reader got them all, and the slow one gets its 3 and then the error
+            assert received == [f"event {n}" for n in range(5)]
+            got = [(await asyncio.wait_for(slow.get(), 1)).message for _ in range(3)]
+            assert got == ["event 0", "event 1", "event 2"]
+            with pytest.raises(TooSlow, match="fell more than 3 events behind"):
+                await asyncio.wait_for(slow.get(), 1)
+    finally:
+        await broadcast.disconnect()
