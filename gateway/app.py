@@ -33,7 +33,7 @@ from domain.pickup import qr_payload
 from gateway import migrate
 from gateway.auth import actor_from_header
 from gateway.settings import Settings
-from gateway.workers import OutboxRelay, Periodic, expiry_sweeper, webhook_deliverer
+from gateway.workers import OutboxRelay, Worker, expiry_sweeper, webhook_deliverer
 from resolvers.context import Context, Deps
 from resolvers.errors import client_error
 from schema.qr import qr_png
@@ -113,7 +113,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             store_cache_seconds=settings.store_cache_seconds,
         )
         broadcast = make_broadcast(settings.broker_url, max_pending=settings.subscription_buffer)
-        workers: list[Periodic | OutboxRelay] = []
+        workers: list[Worker] = []
         closers: list[Callable[[], Awaitable[None]]] = []
         try:
             current, head = await migrate.current_revision(db), migrate.head_revision()

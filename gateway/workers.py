@@ -22,14 +22,12 @@ COALESCE_SECONDS = 0.005
 RELAY_MAX_BACKOFF_SECONDS = 5.0
 
 
-class Periodic:
-    """Runs `job` every `interval` seconds until stopped. A failure is logged, never fatal; while
-    failures repeat (the database is down, say) the pause doubles, up to MAX_BACKOFF_SECONDS."""
+class Worker:
+    """A task of this process that runs until stopped; its name shows in logs and task dumps."""
 
-    def __init__(self, name: str, job: Callable[[], Awaitable[object]], interval: float) -> None:
-        self.name = name
-        self.job = job
-        self.interval = interval
+    name: str
+
+    def __init__(self) -> None:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -41,6 +39,20 @@ class Periodic:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+    async def _loop(self) -> None:
+        raise NotImplementedError
+
+
+class Periodic(Worker):
+    """Runs `job` every `interval` seconds until stopped. A failure is logged, never fatal; while
+    failures repeat (the database is down, say) the pause doubles, up to MAX_BACKOFF_SECONDS."""
+
+    def __init__(self, name: str, job: Callable[[], Awaitable[object]], interval: float) -> None:
+        super().__init__()
+        self.name = name
+        self.job = job
+        self.interval = interval
 
     async def _loop(self) -> None:
         pause = self.interval
@@ -88,10 +100,12 @@ def webhook_deliverer(
     return Periodic("webhook-deliveries", deliver, interval)
 
 
-class OutboxRelay:
+class OutboxRelay(Worker):
     """Publishes the outbox: woken right after each commit that wrote events, and every
     `interval` seconds besides, for what a crash or a broker outage left behind. While the broker
     is down, attempts back off up to RELAY_MAX_BACKOFF_SECONDS; events wait in the outbox."""
+
+    name = "outbox-relay"
 
     def __init__(
         self,
@@ -102,27 +116,17 @@ class OutboxRelay:
         interval: float,
         batch_size: int,
     ) -> None:
+        super().__init__()
         self._uow = uow
         self._publisher = publisher
         self._clock = clock
         self._interval = interval
         self._batch_size = batch_size
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
-        """Called after a commit that wrote outbox events (any thread of this event loop)."""
+        """Called after a commit that wrote outbox events."""
         self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="outbox-relay")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _loop(self) -> None:
         pause = self._interval

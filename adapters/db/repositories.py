@@ -73,7 +73,8 @@ _LOCK = (
     )
     .returning(*_returning)
 )
-_LEVELS = sa.select(
+# Stock rows of some stores and SKUs (the cross product; callers keep what they asked for).
+STOCK_LEVELS = sa.select(
     stock_levels.c.store_id,
     stock_levels.c.sku,
     stock_levels.c.on_hand,
@@ -197,7 +198,7 @@ class StockRepository:
             return {}
         wanted = set(keys)
         rows = await self.conn.execute(
-            _LEVELS,
+            STOCK_LEVELS,
             {"b_stores": sorted({s for s, _ in wanted}), "b_skus": sorted({k for _, k in wanted})},
         )
         return {

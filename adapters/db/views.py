@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from adapters.db.caches import StoreDirectory
 from adapters.db.engine import Database
 from adapters.db.repositories import (
+    STOCK_LEVELS,
     delivery_from_row,
     load_lines,
     policy_from_row,
@@ -19,7 +20,6 @@ from adapters.db.repositories import (
 from adapters.db.tables import (
     reservation_policy,
     reservations,
-    stock_levels,
     stores,
     webhook_deliveries,
 )
@@ -37,16 +37,6 @@ _STORE_COLUMNS = (stores.c.id, stores.c.name, stores.c.lat, stores.c.lon, stores
 _ALL_STORES = sa.select(*_STORE_COLUMNS)
 _STORES_BY_IDS = sa.select(*_STORE_COLUMNS).where(
     stores.c.id.in_(sa.bindparam("b_ids", expanding=True))
-)
-_STOCK_LEVELS = sa.select(
-    stock_levels.c.store_id,
-    stock_levels.c.sku,
-    stock_levels.c.on_hand,
-    stock_levels.c.reserved,
-    stock_levels.c.safety_stock,
-).where(
-    stock_levels.c.store_id.in_(sa.bindparam("b_stores", expanding=True)),
-    stock_levels.c.sku.in_(sa.bindparam("b_skus", expanding=True)),
 )
 _RESERVATION_BY_CODE = (
     sa.select(reservations)
@@ -97,7 +87,7 @@ class Views:
     ) -> dict[tuple[str, str], StockLevel]:
         async with self.db.read() as conn:
             rows = await conn.execute(
-                _STOCK_LEVELS, {"b_stores": list(store_ids), "b_skus": list(skus)}
+                STOCK_LEVELS, {"b_stores": list(store_ids), "b_skus": list(skus)}
             )
             return {
                 (store_id, sku): StockLevel(store_id, sku, on_hand, reserved, safety)
