@@ -424,7 +424,7 @@ async def main_async(args: argparse.Namespace) -> int:
         )
         with common.timed(f"start gateway on port {gateway.port}"):
             await gateway.start()
-        print(f"gateway pid {gateway.pid}, pool {_pool(args)}")
+        print(f"gateway pid {gateway.pid}, pool {common.pool_description(args.gateway_pool_size)}")
         print(
             f"gateway: {args.concurrency} clients, {args.warmup:g} s warm-up + {args.duration:g} s",
             flush=True,
@@ -458,7 +458,7 @@ async def main_async(args: argparse.Namespace) -> int:
         "query": "availability(skus: 3-5 random, near: random point, radiusKm: 50, first: 10) "
         "{ store { id name } distanceKm canServeAll lines { sku available } }",
         "concurrency": f"{args.concurrency} clients (keep-alive HTTP/1.1), gateway DB pool "
-        f"{_pool(args)}",
+        f"{common.pool_description(args.gateway_pool_size)}",
         "duration": f"{args.duration:g} s measured after {args.warmup:g} s warm-up",
     }
     common.print_block("=== parameters ===", params)
@@ -548,12 +548,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.concurrency < 1 or args.duration <= 0 or args.warmup < 0:
         p.error("concurrency >= 1, duration > 0, warmup >= 0")
     return args
-
-
-def _pool(args: argparse.Namespace) -> str:
-    if args.gateway_pool_size is None:
-        return "as the gateway's defaults (ROPOS_DB_POOL_SIZE, ROPOS_DB_MAX_OVERFLOW)"
-    return f"{args.gateway_pool_size} (+0 overflow)"
 
 
 def main(argv: list[str] | None = None) -> int:

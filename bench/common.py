@@ -747,3 +747,10 @@ def timed(label: str) -> Iterator[dict[str, float]]:
     yield took
     took["seconds"] = time.perf_counter() - start
     print(f"{label}: {took['seconds']:.1f} s", flush=True)
+
+
+def pool_description(pool_size: int | None) -> str:
+    """How the gateway's database pool is set for a run, for the printed parameters."""
+    if pool_size is None:
+        return "as the gateway's defaults (ROPOS_DB_POOL_SIZE, ROPOS_DB_MAX_OVERFLOW)"
+    return f"{pool_size} (+0 overflow)"

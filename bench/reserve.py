@@ -507,7 +507,7 @@ async def main_async(args: argparse.Namespace) -> int:
         )
         with common.timed(f"start gateway on port {gateway.port}"):
             await gateway.start()
-        print(f"gateway pid {gateway.pid}, pool {_pool(args)}")
+        print(f"gateway pid {gateway.pid}, pool {common.pool_description(args.gateway_pool_size)}")
         ops = common.issue_token("ops", subject="bench-ops")
         policy = await common.graphql(gateway.port, UPDATE_POLICY, {"input": UNLIMITED_POLICY}, ops)
         print(f"policy limits raised: {policy['data']['updateReservationPolicy']}")
@@ -547,7 +547,7 @@ async def main_async(args: argparse.Namespace) -> int:
             "concurrency": f"{args.concurrency} workers (keep-alive HTTP/1.1 connections; "
             f"baseline: asyncpg pool of {args.concurrency})",
             "duration": f"{args.duration:g} s measured after {args.warmup:g} s warm-up",
-            "gateway": f"1 process (uvicorn), DB pool {_pool(args)}, "
+            "gateway": f"1 process (uvicorn), DB pool {common.pool_description(args.gateway_pool_size)}, "
             "ROPOS_LOG_LEVEL=WARNING, channel token, distinct customerId per request",
             "data": f"hot row on hand {args.hot_on_hand:,}; spread {args.stores} stores x "
             f"{args.skus:,} SKUs, on hand {args.spread_on_hand:,}",
@@ -625,12 +625,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.concurrency < 1 or args.duration <= 0 or args.warmup < 0:
         p.error("concurrency >= 1, duration > 0, warmup >= 0")
     return args
-
-
-def _pool(args: argparse.Namespace) -> str:
-    if args.gateway_pool_size is None:
-        return "as the gateway's defaults (ROPOS_DB_POOL_SIZE, ROPOS_DB_MAX_OVERFLOW)"
-    return f"{args.gateway_pool_size} (+0 overflow)"
 
 
 def main(argv: list[str] | None = None) -> int:

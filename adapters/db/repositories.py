@@ -209,20 +209,14 @@ class StockRepository:
 
     async def current(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StockLevel]:
         """The rows for these (store, SKU) keys, locked for update on PostgreSQL."""
-        return await self._rows(keys, lock=True)
-
-    async def _rows(
-        self, keys: Sequence[tuple[str, str]], *, lock: bool
-    ) -> dict[tuple[str, str], StockLevel]:
         if not keys:
             return {}
         query = (
             sa.select(stock_levels)
             .where(sa.tuple_(stock_levels.c.store_id, stock_levels.c.sku).in_(list(keys)))
             .order_by(stock_levels.c.store_id, stock_levels.c.sku)
+            .with_for_update()
         )
-        if lock:
-            query = query.with_for_update()
         return {
             (r.store_id, r.sku): StockLevel(
                 r.store_id, r.sku, r.on_hand, r.reserved, r.safety_stock
