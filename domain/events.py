@@ -23,6 +23,8 @@ class ReservationEvent:
     sequence: int
     occurred_at: datetime
     id: str = field(default_factory=new_event_id)
+    # What else a consumer needs to know of this change (a shortage: which units, moved where).
+    detail: dict[str, Any] | None = None
 
     @property
     def reservation_id(self) -> str:
@@ -68,6 +70,15 @@ class ReservationExpired(ReservationEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReservationShortened(ReservationEvent):
+    """Units of one line could not be kept at the store (the WMS counted fewer, or staff did not
+    find them at pick time): they moved to another store (`detail.movedToReservationId`) or were
+    let go. When no line is left the reservation is CANCELLED instead, with the same detail."""
+
+    type = "STOCK_SHORTAGE"
+
+
+@dataclass(frozen=True, kw_only=True)
 class StockChanged:
     """The WMS's count changed the available units of one (store, SKU). Reserving, cancelling and
     expiring change availability too; their reservation events name the store and the lines, and
@@ -88,14 +99,30 @@ class StockChanged:
         return max(0, self.on_hand - self.reserved - self.safety_stock)
 
 
-Event = ReservationEvent | StockChanged
+@dataclass(frozen=True, kw_only=True)
+class LowStock:
+    """Available units of one (store, SKU) fell below its low-stock threshold: the hook for
+    replenishment. Sent once per fall; again only after it has recovered to the threshold."""
+
+    type: ClassVar[str] = "LOW_STOCK"
+    store_id: str
+    sku: str
+    available: int
+    threshold: int
+    occurred_at: datetime
+    id: str = field(default_factory=new_event_id)
+
+
+Event = ReservationEvent | StockChanged | LowStock
 
 # Reservation events after which a store's availability of the reservation's SKUs has changed.
-MOVES_STOCK = frozenset({"CREATED", "CANCELLED", "EXPIRED", "COLLECTED"})
+MOVES_STOCK = frozenset({"CREATED", "CANCELLED", "EXPIRED", "COLLECTED", "STOCK_SHORTAGE"})
 # What the store's POS terminals are told of.
 FOR_THE_STORE = frozenset(
-    {"READY_FOR_PICKUP", "EXPIRING_SOON", "COLLECTED", "CANCELLED", "EXPIRED"}
+    {"READY_FOR_PICKUP", "EXPIRING_SOON", "COLLECTED", "CANCELLED", "EXPIRED", "STOCK_SHORTAGE"}
 )
+# Events about stock rather than a reservation, published on the stock channels.
+STOCK_EVENTS = frozenset({"STOCK_CHANGED", "LOW_STOCK"})
 # After these a reservation changes no more.
 FINAL = frozenset({"COLLECTED", "CANCELLED", "EXPIRED"})
 
@@ -129,6 +156,6 @@ class PendingEvent:
     def channels(self) -> list[str]:
         if self.reservation_id is not None and self.store_id is not None:
             return [reservation_channel(self.reservation_id), store_channel(self.store_id)]
-        if self.type == StockChanged.type and self.store_id is not None:
+        if self.type in STOCK_EVENTS and self.store_id is not None:
             return [stock_channel(self.store_id), stock_channel()]
         return []

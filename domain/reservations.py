@@ -17,6 +17,7 @@ from domain.events import (
     ReservationExpired,
     ReservationExpiringSoon,
     ReservationReadyForPickup,
+    ReservationShortened,
 )
 
 
@@ -51,7 +52,14 @@ class MovementReason(StrEnum):
     CANCEL = "CANCEL"
     EXPIRE = "EXPIRE"
     COLLECT = "COLLECT"
-    SYNC = "SYNC"
+    SYNC = "SYNC"  # the WMS's count
+    RESOURCE = "RESOURCE"  # units locked at another store for a reservation that ran short
+    SHORTAGE = "SHORTAGE"  # units released because the store has fewer than were reserved
+    SHORT_PICK = "SHORT_PICK"  # reserved units staff did not find: they leave on hand too
+    RECONCILE = "RECONCILE"  # on hand corrected to the WMS's figure by reconciliation
+
+
+STOCK_SHORTAGE = "STOCK_SHORTAGE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +90,8 @@ class Reservation:
     cancel_reason: str | None = None
     # The expiry the EXPIRING_SOON warning was sent for (a pickup window moves the expiry).
     warned_for: datetime | None = None
+    # The reservation whose units this one took over when that store ran short.
+    resourced_from: str | None = None
     version: int = 1
     events: list[ReservationEvent] = field(default_factory=list, repr=False)
 
@@ -98,6 +108,9 @@ class Reservation:
         lines: Iterable[Line],
         hold_seconds: int,
         now: datetime,
+        expires_at: datetime | None = None,
+        resourced_from: str | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> Reservation:
         reservation = cls(
             id=id,
@@ -110,9 +123,10 @@ class Reservation:
             lines=tuple(sorted(lines, key=lambda line: line.sku)),
             hold_seconds=hold_seconds,
             created_at=now,
-            expires_at=now + timedelta(seconds=hold_seconds),
+            expires_at=expires_at or now + timedelta(seconds=hold_seconds),
+            resourced_from=resourced_from,
         )
-        reservation._record(ReservationCreated, now)
+        reservation._record(ReservationCreated, now, detail)
         return reservation
 
     @property
@@ -171,6 +185,37 @@ class Reservation:
         self.expired_at = now
         self._record(ReservationExpired, now)
 
+    def shorten(self, sku: str, quantity: int, now: datetime, detail: dict[str, Any]) -> None:
+        """`quantity` units of the `sku` line can no longer be kept here. The line shrinks (or
+        goes); with no line left the reservation is CANCELLED for STOCK_SHORTAGE."""
+        if not self.is_active:
+            raise errors.InvalidTransition(
+                f"Reservation {self.id} is {self.status}; its lines cannot change.",
+                reservationId=self.id,
+                status=str(self.status),
+            )
+        line = next((line for line in self.lines if line.sku == sku), None)
+        if line is None or not 0 < quantity <= line.quantity:
+            raise errors.BadInput(
+                f"Reservation {self.id} holds no {quantity} units of {sku}.", field="sku"
+            )
+        left = line.quantity - quantity
+        detail = {"sku": sku, "quantity": quantity, **detail}
+        if left == 0 and len(self.lines) == 1:
+            # The last line goes: the reservation ends, and keeps the line it had for the record.
+            self._move(Status.CANCELLED, now)
+            self.cancelled_at = now
+            self.cancel_reason = STOCK_SHORTAGE
+            self._record(ReservationCancelled, now, detail)
+        else:
+            self.lines = tuple(
+                (Line(sku, left) if x.sku == sku else x)
+                for x in self.lines
+                if x.sku != sku or left > 0
+            )
+            self.version += 1
+            self._record(ReservationShortened, now, detail)
+
     def needs_expiry_warning(self, now: datetime, lead_seconds: int) -> bool:
         return (
             self.is_active
@@ -207,9 +252,11 @@ class Reservation:
         self.status = to
         self.version += 1
 
-    def _record(self, kind: type[ReservationEvent], now: datetime) -> None:
+    def _record(
+        self, kind: type[ReservationEvent], now: datetime, detail: dict[str, Any] | None = None
+    ) -> None:
         self.events.append(
-            kind(reservation=self.snapshot(), sequence=self.version, occurred_at=now)
+            kind(reservation=self.snapshot(), sequence=self.version, occurred_at=now, detail=detail)
         )
 
     def snapshot(self) -> dict[str, Any]:
@@ -235,5 +282,6 @@ class Reservation:
             "cancelledAt": iso(self.cancelled_at),
             "expiredAt": iso(self.expired_at),
             "cancelReason": self.cancel_reason,
+            "resourcedFrom": self.resourced_from,
             "version": self.version,
         }

@@ -10,6 +10,7 @@ from domain.pickup import Payment, read_scanned
 from domain.reservations import MovementReason, Reservation, Status
 from services.queries import ReadPort
 from services.reservations import finish
+from services.shortage import record_picked
 from services.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ async def mark_ready(reservation_id: str, *, uow: UnitOfWorkFactory, clock: Cloc
         previous = reservation.version
         reservation.mark_ready(now, policy.pickup_window_seconds)
         await tx.reservations.save(reservation, previous, now)
+        await record_picked(tx, reservation, now)
         await tx.outbox.add(reservation.events)
         await tx.commit()
     log.info("ready", extra={"reservation_id": reservation.id, "store_id": reservation.store_id})
@@ -105,7 +107,10 @@ async def complete_pickup(
                 status=str(reservation.status),
             )
         previous = reservation.version
+        picked = reservation.status is Status.READY_FOR_PICKUP
         reservation.collect(now, without_ready_step=policy.allow_pickup_without_ready)
+        if not picked:  # handed over without the ready step: picked now
+            await record_picked(tx, reservation, now)
         await tx.reservations.save(reservation, previous, now)
         await tx.reservations.add_payment(reservation.id, payment, received_by, now)
         await finish(tx, [reservation], MovementReason.COLLECT, now)

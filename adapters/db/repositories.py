@@ -30,7 +30,7 @@ from adapters.db.tables import (
     stores,
     webhook_deliveries,
 )
-from domain.events import Event, PendingEvent, ReservationEvent, StockChanged
+from domain.events import Event, LowStock, PendingEvent, ReservationEvent, StockChanged
 from domain.geo import GeoPoint, bounding_box, distance_km
 from domain.pickup import Payment
 from domain.policy import ReservationPolicy
@@ -38,6 +38,7 @@ from domain.reservations import Line, Reservation, Status
 from domain.sourcing import Candidate
 from domain.stock import Movement, StockLevel
 from domain.webhooks import Delivery, DeliveryStatus, WebhookTarget
+from domain.wms import KIND_OF_REASON
 
 # Statements are built once: building them per call costs more CPU than running them.
 _INSERT_STOCK_MOVEMENTS = stock_movements.insert()
@@ -207,51 +208,6 @@ class StockRepository:
             if (store_id, sku) in wanted
         }
 
-    async def current(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StockLevel]:
-        """The rows for these (store, SKU) keys, locked for update on PostgreSQL."""
-        if not keys:
-            return {}
-        query = (
-            sa.select(stock_levels)
-            .where(sa.tuple_(stock_levels.c.store_id, stock_levels.c.sku).in_(list(keys)))
-            .order_by(stock_levels.c.store_id, stock_levels.c.sku)
-            .with_for_update()
-        )
-        return {
-            (r.store_id, r.sku): StockLevel(
-                r.store_id, r.sku, r.on_hand, r.reserved, r.safety_stock
-            )
-            for r in await self.conn.execute(query)
-        }
-
-    async def set_levels(self, levels: Sequence[Mapping[str, Any]], now: datetime) -> None:
-        """Upsert absolute on hand (and safety stock when given) for (store, SKU) rows."""
-        with_safety = [dict(level) for level in levels if level.get("safety_stock") is not None]
-        without = [dict(level) for level in levels if level.get("safety_stock") is None]
-        for batch, columns in ((with_safety, ("on_hand", "safety_stock")), (without, ("on_hand",))):
-            if not batch:
-                continue
-            stmt = _insert(self.conn, stock_levels)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[stock_levels.c.store_id, stock_levels.c.sku],
-                set_={
-                    **{c: stmt.excluded[c] for c in columns},
-                    "updated_at": stmt.excluded.updated_at,
-                },
-            )
-            rows = [
-                {
-                    "store_id": level["store_id"],
-                    "sku": level["sku"],
-                    "on_hand": level["on_hand"],
-                    "reserved": 0,
-                    "safety_stock": level.get("safety_stock") or 0,
-                    "updated_at": now,
-                }
-                for level in batch
-            ]
-            await self.conn.execute(stmt, rows)
-
 
 class LedgerRepository:
     def __init__(self, statements: Statements) -> None:
@@ -269,6 +225,7 @@ class LedgerRepository:
                     "reason": m.reason,
                     "reservation_id": m.reservation_id,
                     "occurred_at": now,
+                    "wms_pending": m.reason in KIND_OF_REASON,
                 }
                 for m in movements
             ],
@@ -446,6 +403,7 @@ class ReservationRepository:
                     "expires_at": r.expires_at,
                     "version": r.version,
                     "updated_at": now,
+                    "resourced_from": r.resourced_from,
                 }
                 for r in new
             ],
@@ -504,6 +462,44 @@ class ReservationRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+
+    async def active_lines_at(self, store_id: str, sku: str) -> list[tuple[str, int]]:
+        """(reservation id, units) of the active reservations holding the SKU at the store,
+        newest first: the order in which a shortage takes them back."""
+        rows = await self.conn.execute(
+            sa.select(reservations.c.id, reservation_lines.c.quantity)
+            .select_from(
+                reservations.join(
+                    reservation_lines, reservation_lines.c.reservation_id == reservations.c.id
+                )
+            )
+            .where(
+                reservations.c.store_id == store_id,
+                reservations.c.status.in_([Status.HELD.value, Status.READY_FOR_PICKUP.value]),
+                reservation_lines.c.sku == sku,
+            )
+            .order_by(reservations.c.created_at.desc(), reservations.c.id.desc())
+        )
+        return [(row.id, row.quantity) for row in rows]
+
+    async def save_lines(self, reservation: Reservation) -> None:
+        """Make the stored lines what the reservation now holds (a shortage shrank them)."""
+        kept = {line.sku: line.quantity for line in reservation.lines}
+        await self.conn.execute(
+            sa.delete(reservation_lines).where(
+                reservation_lines.c.reservation_id == reservation.id,
+                reservation_lines.c.sku.not_in(list(kept)),
+            )
+        )
+        for sku, quantity in kept.items():
+            await self.conn.execute(
+                sa.update(reservation_lines)
+                .where(
+                    reservation_lines.c.reservation_id == reservation.id,
+                    reservation_lines.c.sku == sku,
+                )
+                .values(quantity=quantity)
+            )
 
     async def add_payment(
         self, reservation_id: str, payment: Payment, received_by: str, now: datetime
@@ -628,6 +624,7 @@ def reservation_from_row(row: Any, lines: Iterable[Line]) -> Reservation:
         expired_at=row.expired_at,
         cancel_reason=row.cancel_reason,
         warned_for=row.warned_for,
+        resourced_from=row.resourced_from,
         version=row.version,
     )
 
@@ -779,13 +776,26 @@ def event_payload(event: Event) -> dict[str, Any]:
             "available": event.available,
             "reason": event.reason,
         }
-    return {
+    if isinstance(event, LowStock):
+        return {
+            "id": event.id,
+            "type": event.type,
+            "occurredAt": event.occurred_at.isoformat(),
+            "storeId": event.store_id,
+            "sku": event.sku,
+            "available": event.available,
+            "threshold": event.threshold,
+        }
+    payload = {
         "id": event.id,
         "type": event.type,
         "occurredAt": event.occurred_at.isoformat(),
         "sequence": event.sequence,
         "reservation": event.reservation,
     }
+    if event.detail is not None:
+        payload["detail"] = event.detail
+    return payload
 
 
 class OutboxRepository:

@@ -83,6 +83,11 @@ stock_levels = sa.Table(
     sa.Column("reserved", sa.Integer, nullable=False, server_default="0"),
     sa.Column("safety_stock", sa.Integer, nullable=False, server_default="0"),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # The WMS's sequence number of the last count or change applied: older ones change nothing.
+    sa.Column("wms_sequence", sa.BigInteger),
+    # LOW_STOCK goes out when available falls below the threshold, once until it recovers.
+    sa.Column("low_stock_threshold", sa.Integer),
+    sa.Column("low_stock_alerted", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
     sa.CheckConstraint("reserved >= 0", name="reserved_not_negative"),
     sa.CheckConstraint("safety_stock >= 0", name="safety_stock_not_negative"),
@@ -120,6 +125,8 @@ reservations = sa.Table(
     sa.Column("cancelled_at", UTCDateTime),
     sa.Column("expired_at", UTCDateTime),
     sa.Column("cancel_reason", sa.String(500)),
+    # The reservation whose units this one took over when that store ran short.
+    sa.Column("resourced_from", sa.String(36)),
     # The expiry the EXPIRING_SOON warning went out for.
     sa.Column("warned_for", UTCDateTime),
     sa.Column("version", sa.Integer, nullable=False),
@@ -229,8 +236,16 @@ stock_movements = sa.Table(
     sa.Column("reason", sa.String(20), nullable=False),
     sa.Column("reservation_id", sa.String(36)),
     sa.Column("occurred_at", UTCDateTime, nullable=False),
+    # Set for the movements the WMS must hear of, until the WMS feed has queued them.
+    sa.Column("wms_pending", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_stock_movements_store_id_sku", "store_id", "sku"),
     sa.Index("ix_stock_movements_reservation_id", "reservation_id"),
+    sa.Index(
+        "ix_stock_movements_wms_pending",
+        "id",
+        sqlite_where=sa.text("wms_pending"),
+        postgresql_where=sa.text("wms_pending"),
+    ),
 )
 
 # Events on their way to a store's POS webhook: retried with backoff, dead after too many tries.
@@ -253,4 +268,126 @@ webhook_deliveries = sa.Table(
     sa.CheckConstraint("status IN ('PENDING', 'DELIVERED', 'DEAD')", name="status_known"),
     sa.UniqueConstraint("event_id", "store_id"),
     sa.Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+)
+
+# --- the WMS --------------------------------------------------------------------------------------
+
+# Every batch of stock levels the WMS sent, stored before it is acknowledged; a batch id seen
+# before is answered from here and applies nothing twice.
+wms_inbox = sa.Table(
+    "wms_inbox",
+    metadata,
+    sa.Column("batch_id", sa.String(128), primary_key=True),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("levels", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("applied", sa.Integer),
+    sa.Column("stale", sa.Integer),
+    sa.Column("error_code", sa.String(40)),
+    sa.Column("error", sa.String(1000)),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.CheckConstraint("status IN ('RECEIVED', 'APPLIED', 'REJECTED')", name="status_known"),
+    sa.Index("ix_wms_inbox_status_received_at", "status", "received_at"),
+)
+
+# The movements on their way to the WMS, numbered per (store, SKU) in the order they happened.
+wms_outbound = sa.Table(
+    "wms_outbound",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("ledger_id", BigId, unique=True),
+    sa.Column("store_id", Code, nullable=False),
+    sa.Column("sku", Code, nullable=False),
+    sa.Column("sequence", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("reservation_id", sa.String(36)),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("last_error", sa.String(500)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("delivered_at", UTCDateTime),
+    sa.CheckConstraint("status IN ('PENDING', 'DELIVERED', 'DEAD')", name="status_known"),
+    sa.UniqueConstraint("store_id", "sku", "sequence"),
+    sa.Index(
+        "ix_wms_outbound_status_store_id_sku_sequence", "status", "store_id", "sku", "sequence"
+    ),
+)
+
+# The last movement sequence given out per (store, SKU).
+wms_streams = sa.Table(
+    "wms_streams",
+    metadata,
+    sa.Column("store_id", Code, primary_key=True),
+    sa.Column("sku", Code, primary_key=True),
+    sa.Column("last_sequence", sa.BigInteger, nullable=False),
+)
+
+# Work that one process at a time must do (the WMS feed, reconciliation), held for a while.
+worker_leases = sa.Table(
+    "worker_leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(100), nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
+reconciliation_runs = sa.Table(
+    "reconciliation_runs",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("stores", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("compared", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("skipped", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("repaired", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("open", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error", sa.String(500)),
+    sa.Index("ix_reconciliation_runs_started_at", "started_at"),
+)
+
+# What reconciliation found different between ROPOS and the WMS, and what became of it.
+stock_discrepancies = sa.Table(
+    "stock_discrepancies",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("store_id", Code, nullable=False),
+    sa.Column("sku", Code, nullable=False),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("ropos_value", sa.Integer),
+    sa.Column("wms_value", sa.Integer),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("resolution", sa.String(500)),
+    sa.Column("detected_at", UTCDateTime, nullable=False),
+    sa.Column("resolved_at", UTCDateTime),
+    sa.Column("resolved_by", Code),
+    sa.CheckConstraint("status IN ('REPAIRED', 'OPEN', 'RESOLVED')", name="status_known"),
+    sa.Index("ix_stock_discrepancies_status_detected_at", "status", "detected_at"),
+    sa.Index("ix_stock_discrepancies_store_id_detected_at", "store_id", "detected_at"),
+)
+
+# Was reserved stock really there? One sample per reserved line at pick time, and one per
+# (store, SKU) holding reservations at each reconciliation, weighted by its active lines.
+accuracy_samples = sa.Table(
+    "accuracy_samples",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("store_id", Code, nullable=False),
+    sa.Column("sku", Code, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("reservation_id", sa.String(36)),
+    sa.Column("lines", sa.Integer, nullable=False),
+    sa.Column("ok", sa.Integer, nullable=False),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("source IN ('PICK', 'RECONCILIATION')", name="source_known"),
+    sa.CheckConstraint("ok >= 0 AND ok <= lines", name="ok_within_lines"),
+    sa.UniqueConstraint("reservation_id", "sku", "source"),
+    sa.Index("ix_accuracy_samples_occurred_at", "occurred_at"),
+    sa.Index("ix_accuracy_samples_store_id_occurred_at", "store_id", "occurred_at"),
 )

@@ -22,6 +22,7 @@ from adapters.db.repositories import (
     StockRepository,
     WebhookRepository,
 )
+from adapters.db.wms import WmsRepository
 from services.unit_of_work import RetryableConflict
 
 # Unique keys whose collision means "someone else got there first; look again or retry".
@@ -34,6 +35,8 @@ _CONFLICTS = {
     "violates foreign key constraint": "unknown_reference",
     "FOREIGN KEY constraint failed": "unknown_reference",
 }
+# PostgreSQL broke a lock cycle or a serialization conflict by failing this transaction.
+_TRANSIENT_SQLSTATES = {"40P01", "40001"}
 
 
 class SqlUnitOfWork:
@@ -62,6 +65,7 @@ class SqlUnitOfWork:
         self.policy = PolicyRepository(conn, self._db.policy_cache, self._after_commit)
         self.outbox = OutboxRepository(conn, statements, self._after_commit, self._notify)
         self.webhooks = WebhookRepository(conn)
+        self.wms = WmsRepository(conn, statements)
         return self
 
     async def commit(self) -> None:
@@ -84,8 +88,22 @@ class SqlUnitOfWork:
             await self._stack.aclose()
         # Through SQLAlchemy an IntegrityError; from the statements run on asyncpg directly,
         # asyncpg's own integrity errors.
+        if _sqlstate(exc) in _TRANSIENT_SQLSTATES:
+            raise RetryableConflict("deadlock") from exc
         if isinstance(exc, IntegrityError | IntegrityConstraintViolationError):
             message = str(exc.orig if isinstance(exc, IntegrityError) else exc)
             for marker, what in _CONFLICTS.items():
                 if marker in message:
                     raise RetryableConflict(what) from exc
+
+
+def _sqlstate(exc: BaseException | None) -> str | None:
+    """The SQLSTATE of a database error, through SQLAlchemy's and asyncpg's wrappings."""
+    seen = 0
+    while exc is not None and seen < 5:
+        code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+        if isinstance(code, str):
+            return code
+        exc = getattr(exc, "orig", None) or exc.__cause__
+        seen += 1
+    return None

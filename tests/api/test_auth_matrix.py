@@ -381,7 +381,7 @@ OPERATIONS: dict[str, Operation] = {
         lambda w, c: {"markReadyForPickup": {"id": w.reservation_id, "status": "READY_FOR_PICKUP"}},
         lambda w, c: {"id": w.reservation_id},
         effect=_after_ready,
-        tables=frozenset({"reservations", "outbox"}),
+        tables=frozenset({"reservations", "outbox", "accuracy_samples"}),
     ),
     "scanPickup": Operation(
         SCAN,

@@ -129,6 +129,7 @@ def test_hold_records_one_created_event_with_sequence_1_and_the_snapshot() -> No
         "cancelledAt": None,
         "expiredAt": None,
         "cancelReason": None,
+        "resourcedFrom": None,
         "version": 1,
     }
 
