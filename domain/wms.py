@@ -356,3 +356,26 @@ class Discrepancy:
     detected_at: datetime
     resolved_at: datetime | None = None
     resolved_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationRun:
+    id: str
+    started_at: datetime
+    finished_at: datetime | None
+    stores: int
+    compared: int
+    skipped: int
+    repaired: int
+    open: int
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccuracyCount:
+    """Of `lines` reserved lines sampled at one store from one source, `ok` were right."""
+
+    store_id: str
+    source: str
+    lines: int
+    ok: int

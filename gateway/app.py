@@ -27,13 +27,13 @@ from adapters.broker import make_broadcast, redact
 from adapters.db.engine import Database
 from adapters.db.uow import SqlUnitOfWork
 from adapters.db.views import Views
-from adapters.pos.webhooks import HttpWebhookSender
 from domain.clock import Clock, SystemClock
 from domain.pickup import qr_payload
 from gateway import migrate
 from gateway.auth import actor_from_header
+from gateway.inbound import stock_levels_endpoint
 from gateway.settings import Settings
-from gateway.workers import OutboxRelay, Worker, expiry_sweeper, webhook_deliverer
+from gateway.workers import OutboxRelay, Worker, build_workers, wms_client
 from resolvers.context import Context, Deps
 from resolvers.errors import client_error
 from schema.qr import qr_png
@@ -129,36 +129,25 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             def uow() -> SqlUnitOfWork:
                 return SqlUnitOfWork(db, notify=relay.wake if relay is not None else None)
 
+            client = wms_client(settings)
+            if client is not None:
+                closers.append(client.close)
             if settings.run_workers:
-                relay = OutboxRelay(
-                    uow,
-                    broadcast,
-                    clock,
-                    interval=settings.relay_interval_seconds,
-                    batch_size=settings.relay_batch_size,
-                )
-                sender = HttpWebhookSender(settings.webhook_timeout_seconds)
-                closers.append(sender.close)
-                workers += [
-                    relay,
-                    expiry_sweeper(
-                        uow,
-                        clock,
-                        interval=settings.sweep_interval_seconds,
-                        batch_size=settings.sweep_batch_size,
-                    ),
-                    webhook_deliverer(
-                        uow,
-                        sender,
-                        clock,
-                        interval=settings.webhook_interval_seconds,
-                        max_attempts=settings.webhook_max_attempts,
-                    ),
-                ]
+                background = build_workers(settings, uow, broadcast, clock, client)
+                relay = background.relay
+                workers += background.workers
+                closers += background.closers
+                app.state.wms_feed = background.wms_feed
             app.state.db = db
             app.state.broadcast = broadcast
             app.state.deps = Deps(
-                uow=uow, read=read, clock=clock, qr_key=settings.qr_key, broadcast=broadcast
+                uow=uow,
+                read=read,
+                clock=clock,
+                qr_key=settings.qr_key,
+                broadcast=broadcast,
+                wms=client,
+                resource_radius_km=settings.resource_radius_km,
             )
             for worker in workers:
                 worker.start()
@@ -239,6 +228,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/reservations/{reservation_id}/qr.png", pickup_qr, methods=["GET"]),
+            Route("/wms/stock-levels", stock_levels_endpoint(settings), methods=["POST"]),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
         ],

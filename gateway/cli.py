@@ -1,10 +1,11 @@
-"""The `ropos` command: serve, worker, migrate, seed, check, token, export-schema."""
+"""The `ropos` command: serve, worker, wms-emulator, migrate, seed, check, token, export-schema."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -52,9 +53,8 @@ def cmd_worker(args: argparse.Namespace) -> None:
     from adapters.broker import make_broadcast
     from adapters.db.engine import Database
     from adapters.db.uow import SqlUnitOfWork
-    from adapters.pos.webhooks import HttpWebhookSender
     from gateway import logs
-    from gateway.workers import OutboxRelay, expiry_sweeper, webhook_deliverer
+    from gateway.workers import OutboxRelay, build_workers, wms_client
 
     settings = _settings()
     logs.configure(settings.log_level, json_lines=settings.log_json)
@@ -64,49 +64,46 @@ def cmd_worker(args: argparse.Namespace) -> None:
         broadcast = make_broadcast(settings.broker_url)
         await broadcast.connect()
         clock = SystemClock()
+        relay: OutboxRelay | None = None
 
         def uow() -> SqlUnitOfWork:
-            return SqlUnitOfWork(db, notify=relay.wake)
+            return SqlUnitOfWork(db, notify=relay.wake if relay is not None else None)
 
-        relay = OutboxRelay(
-            uow,
-            broadcast,
-            clock,
-            interval=settings.relay_interval_seconds,
-            batch_size=settings.relay_batch_size,
-        )
-        sweeper = expiry_sweeper(
-            uow,
-            clock,
-            interval=settings.sweep_interval_seconds,
-            batch_size=settings.sweep_batch_size,
-        )
-        sender = HttpWebhookSender(settings.webhook_timeout_seconds)
-        deliverer = webhook_deliverer(
-            uow,
-            sender,
-            clock,
-            interval=settings.webhook_interval_seconds,
-            max_attempts=settings.webhook_max_attempts,
-        )
+        client = wms_client(settings)
+        background = build_workers(settings, uow, broadcast, clock, client)
+        relay = background.relay
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        relay.start()
-        sweeper.start()
-        deliverer.start()
+        for worker in background.workers:
+            worker.start()
         try:
             await stop.wait()
         finally:
-            await deliverer.stop()
-            await sweeper.stop()
-            await relay.stop()
-            await sender.close()
+            for worker in background.workers:
+                await worker.stop()
+            for close in background.closers:
+                await close()
+            if client is not None:
+                await client.close()
             await broadcast.disconnect()
             await db.dispose()
 
     asyncio.run(run())
+
+
+def cmd_wms_emulator(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from adapters.wms.emulator import create_emulator
+
+    uvicorn.run(
+        create_emulator(token=args.token or os.environ.get("ROPOS_WMS_TOKEN")),
+        host=args.host,
+        port=args.port,
+        log_level="info",
+    )
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -213,6 +210,14 @@ def parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run the background workers without the HTTP server")
     worker.set_defaults(func=cmd_worker)
+
+    emulator = sub.add_parser(
+        "wms-emulator", help="run the reference WMS emulator (for the demo and tests)"
+    )
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8700)
+    emulator.add_argument("--token", help="the bearer token it requires (default ROPOS_WMS_TOKEN)")
+    emulator.set_defaults(func=cmd_wms_emulator)
 
     migrate = sub.add_parser("migrate", help="upgrade the database to the newest migration")
     migrate.add_argument("--revision", default="head")

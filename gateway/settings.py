@@ -34,6 +34,24 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(8, ge=1, le=100)
     webhook_timeout_seconds: float = Field(5.0, gt=0, le=60)
 
+    # The WMS: where ROPOS sends every lock, release and consumption (none: nothing is sent),
+    # the bearer token it expects, and how hard to try.
+    wms_url: str | None = None
+    wms_token: SecretStr | None = None
+    wms_timeout_seconds: float = Field(5.0, gt=0, le=120)
+    wms_interval_seconds: float = Field(0.5, gt=0, le=60)
+    wms_batch_size: int = Field(500, ge=1, le=10_000)
+    wms_max_attempts: int = Field(20, ge=1, le=1000)
+    wms_breaker_threshold: int = Field(5, ge=1, le=1000)
+    wms_breaker_cooldown_seconds: float = Field(5.0, gt=0, le=3600)
+    # How often stock is compared with the WMS (0: never on a timer; ops can still run it).
+    reconcile_interval_seconds: float = Field(300.0, ge=0)
+    # The WMS may sign POST /wms/stock-levels with this secret instead of sending a wms token.
+    wms_inbound_secret: SecretStr | None = None
+    wms_inbound_max_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    # How far from a store that ran short another store may be to take its reservations over.
+    resource_radius_km: float = Field(25.0, ge=0, le=500)
+
     run_workers: bool = True
     sweep_interval_seconds: float = Field(0.5, gt=0, le=60)
     sweep_batch_size: int = Field(200, ge=1, le=10_000)

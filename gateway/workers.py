@@ -5,13 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from domain.clock import Clock
-from services import relay, reservations, webhooks
+from domain.wms import CircuitBreaker, WmsPort
+from services import relay, reservations, webhooks, wms
 from services.relay import Publisher
 from services.unit_of_work import UnitOfWorkFactory
 from services.webhooks import WebhookSender
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -155,3 +164,190 @@ class OutboxRelay(Worker):
                 # Let the commits of the same moment gather: one relay transaction for many
                 # events costs far less than one for each, and a few ms are not noticed.
                 await asyncio.sleep(COALESCE_SECONDS)
+
+
+class WmsFeed(Worker):
+    """Sends the ledger's movements to the WMS, in order per (store, SKU). One process at a time
+    holds the feed's lease and does it; the others stand by, ready to take over when the lease
+    runs out. A circuit breaker stops calls while the WMS keeps failing; movements wait in the
+    database meanwhile."""
+
+    name = "wms-feed"
+
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        client: WmsPort,
+        clock: Clock,
+        *,
+        holder: str,
+        interval: float,
+        batch_size: int,
+        max_attempts: int,
+        breaker: CircuitBreaker,
+    ) -> None:
+        super().__init__()
+        self._uow = uow
+        self._client = client
+        self._clock = clock
+        self._holder = holder
+        self._interval = interval
+        self._batch_size = batch_size
+        self._max_attempts = max_attempts
+        self.breaker = breaker
+
+    async def run_once(self) -> wms.FeedStats:
+        """Queue what is new, then send until nothing is due (or the WMS stops taking it)."""
+        total = wms.FeedStats()
+        lease = max(10.0, self._interval * 10)
+        if not await wms.take_lease(self._uow, wms.FEED_LEASE, self._holder, self._clock, lease):
+            return total
+        while await wms.queue_movements(uow=self._uow, clock=self._clock):
+            pass
+        while True:
+            stats = await wms.deliver_movements(
+                uow=self._uow,
+                clock=self._clock,
+                wms=self._client,
+                breaker=self.breaker,
+                max_attempts=self._max_attempts,
+                batch_size=self._batch_size,
+            )
+            total.delivered += stats.delivered
+            total.failed += stats.failed
+            total.dead += stats.dead
+            total.skipped_open_circuit = stats.skipped_open_circuit
+            if not stats.delivered and not stats.dead:
+                return total
+
+    async def _loop(self) -> None:
+        pause = self._interval
+        while True:
+            try:
+                await self.run_once()
+                pause = self._interval
+            except Exception:
+                log.exception("wms feed failed; retrying", extra={"retry_in": pause})
+                pause = min(pause * 2, MAX_BACKOFF_SECONDS)
+            await asyncio.sleep(pause)
+
+
+def wms_inbox_retrier(
+    uow: UnitOfWorkFactory, clock: Clock, *, interval: float, radius_km: float
+) -> Periodic:
+    """Applies WMS batches that were stored but not applied (a crash between the two)."""
+
+    async def retry() -> None:
+        await wms.retry_received(uow=uow, clock=clock, radius_km=radius_km)
+
+    return Periodic("wms-inbox", retry, interval)
+
+
+def reconciler(
+    uow: UnitOfWorkFactory,
+    client: WmsPort,
+    clock: Clock,
+    *,
+    holder: str,
+    interval: float,
+    radius_km: float,
+) -> Periodic:
+    """Compares stock with the WMS every `interval` seconds, in one process at a time."""
+
+    async def run() -> None:
+        if await wms.take_lease(uow, wms.RECONCILIATION_LEASE, holder, clock, interval * 0.9):
+            await wms.reconcile(uow=uow, clock=clock, wms=client, radius_km=radius_km)
+
+    return Periodic("reconciliation", run, interval)
+
+
+def wms_client(settings: Settings) -> WmsPort | None:
+    """The WMS over HTTP, when ROPOS_WMS_URL names one."""
+    if not settings.wms_url:
+        return None
+    from adapters.wms.http import HttpWms
+
+    token = settings.wms_token.get_secret_value() if settings.wms_token else None
+    return HttpWms(settings.wms_url, token, settings.wms_timeout_seconds)
+
+
+@dataclass
+class Background:
+    relay: OutboxRelay
+    workers: list[Worker]
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    wms_feed: WmsFeed | None = None
+
+
+def build_workers(
+    settings: Settings,
+    uow: UnitOfWorkFactory,
+    publisher: Publisher,
+    clock: Clock,
+    client: WmsPort | None,
+) -> Background:
+    """Every background worker a process runs, from the settings (the gateway's lifespan and
+    `ropos worker` both use this)."""
+    from adapters.pos.webhooks import HttpWebhookSender
+
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    relay = OutboxRelay(
+        uow,
+        publisher,
+        clock,
+        interval=settings.relay_interval_seconds,
+        batch_size=settings.relay_batch_size,
+    )
+    sender = HttpWebhookSender(settings.webhook_timeout_seconds)
+    background = Background(
+        relay,
+        [
+            relay,
+            expiry_sweeper(
+                uow,
+                clock,
+                interval=settings.sweep_interval_seconds,
+                batch_size=settings.sweep_batch_size,
+            ),
+            webhook_deliverer(
+                uow,
+                sender,
+                clock,
+                interval=settings.webhook_interval_seconds,
+                max_attempts=settings.webhook_max_attempts,
+            ),
+            wms_inbox_retrier(
+                uow,
+                clock,
+                interval=max(1.0, settings.wms_interval_seconds),
+                radius_km=settings.resource_radius_km,
+            ),
+        ],
+        [sender.close],
+    )
+    if client is not None:
+        background.wms_feed = WmsFeed(
+            uow,
+            client,
+            clock,
+            holder=holder,
+            interval=settings.wms_interval_seconds,
+            batch_size=settings.wms_batch_size,
+            max_attempts=settings.wms_max_attempts,
+            breaker=CircuitBreaker(
+                settings.wms_breaker_threshold, settings.wms_breaker_cooldown_seconds
+            ),
+        )
+        background.workers.append(background.wms_feed)
+        if settings.reconcile_interval_seconds > 0:
+            background.workers.append(
+                reconciler(
+                    uow,
+                    client,
+                    clock,
+                    holder=holder,
+                    interval=settings.reconcile_interval_seconds,
+                    radius_km=settings.resource_radius_km,
+                )
+            )
+    return background

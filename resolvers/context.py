@@ -14,7 +14,9 @@ from domain.catalog import Store
 from domain.clock import Clock
 from domain.errors import Unauthenticated
 from domain.reservations import Reservation
+from domain.wms import WmsPort
 from services.queries import ReadPort
+from services.shortage import DEFAULT_RESOURCE_RADIUS_KM
 from services.unit_of_work import UnitOfWorkFactory
 
 
@@ -29,6 +31,9 @@ class Deps:
     # broadcaster's Broadcast (memory:// or our Redis backend): subscribe(channel) for the
     # subscriptions; the relay publishes through it.
     broadcast: Any
+    # The WMS, when one is configured (reconciliation on demand).
+    wms: WmsPort | None = None
+    resource_radius_km: float = DEFAULT_RESOURCE_RADIUS_KM
 
 
 class Loaders:

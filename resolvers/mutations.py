@@ -16,7 +16,7 @@ from domain.policy import ReservationPolicy
 from domain.webhooks import WebhookTarget
 from resolvers.context import Info
 from schema import types
-from services import pickup, reservations, stock, webhooks
+from services import pickup, reservations, shortage, stock, webhooks, wms
 from services import policy as policy_service
 
 
@@ -216,3 +216,96 @@ async def update_reservation_policy(
     )
     saved = await policy_service.update_policy(policy, uow=deps.uow, clock=deps.clock)
     return types.ReservationPolicy.from_domain(saved)
+
+
+async def report_short_pick(
+    info: Info,
+    reservation_id: Annotated[
+        strawberry.ID, strawberry.argument(description="The reservation being picked.")
+    ],
+    sku: Annotated[str, strawberry.argument(description="The SKU that is short.")],
+    quantity_found: Annotated[
+        int, strawberry.argument(description="Units of it found, fewer than reserved.")
+    ],
+) -> types.Reservation:
+    deps = info.context.deps
+    found = await shortage.report_short_pick(
+        str(reservation_id),
+        sku,
+        quantity_found,
+        info.context.require_actor(),
+        uow=deps.uow,
+        clock=deps.clock,
+        radius_km=deps.resource_radius_km,
+    )
+    return types.Reservation.from_domain(found)
+
+
+async def reconcile_stock(
+    info: Info,
+    store_ids: Annotated[
+        list[strawberry.ID] | None,
+        strawberry.argument(description="Only these stores (at most 1000); all when not given."),
+    ] = None,
+) -> types.ReconciliationRun:
+    deps = info.context.deps
+    if deps.wms is None:
+        raise BadInput("No WMS is configured here (ROPOS_WMS_URL): nothing to reconcile with.")
+    if store_ids is not None and not 1 <= len(store_ids) <= 1_000:
+        raise BadInput("storeIds takes 1 to 1000 stores.", field="storeIds")
+    run = await wms.reconcile(
+        uow=deps.uow,
+        clock=deps.clock,
+        wms=deps.wms,
+        store_ids=[str(s) for s in store_ids] if store_ids else None,
+        radius_km=deps.resource_radius_km,
+    )
+    return types.ReconciliationRun(
+        id=strawberry.ID(run.id),
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        stores=run.stores,
+        compared=run.compared,
+        skipped=run.skipped,
+        repaired=run.repaired,
+        open=run.open,
+        error=run.error,
+    )
+
+
+async def resolve_stock_discrepancy(
+    info: Info,
+    id: Annotated[strawberry.ID, strawberry.argument(description="The discrepancy's id.")],
+    note: Annotated[str, strawberry.argument(description="What was found and done.")],
+) -> types.StockDiscrepancy:
+    deps = info.context.deps
+    resolved = await wms.resolve_discrepancy(
+        str(id), note, info.context.require_actor().subject, uow=deps.uow, clock=deps.clock
+    )
+    return types.StockDiscrepancy.from_domain(resolved)
+
+
+async def replay_wms_movement(
+    info: Info,
+    id: Annotated[strawberry.ID, strawberry.argument(description="The dead movement's id.")],
+) -> types.WmsMovement:
+    deps = info.context.deps
+    replayed = await wms.replay_movement(str(id), uow=deps.uow, clock=deps.clock)
+    return types.WmsMovement.from_domain(replayed)
+
+
+async def set_low_stock_thresholds(
+    info: Info,
+    thresholds: Annotated[
+        list[types.LowStockThresholdInput],
+        strawberry.argument(description="1 to 10000 thresholds."),
+    ],
+) -> int:
+    deps = info.context.deps
+    if len({(str(t.store_id), t.sku) for t in thresholds}) != len(thresholds):
+        raise BadInput("A (store, SKU) appears twice.", field="thresholds")
+    return await wms.set_low_stock_thresholds(
+        [(str(t.store_id), t.sku, t.threshold) for t in thresholds],
+        uow=deps.uow,
+        clock=deps.clock,
+    )

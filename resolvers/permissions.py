@@ -49,6 +49,20 @@ class ActsForStore(BasePermission):
         return True
 
 
+class SeesStoreFigures(BasePermission):
+    """One store's figures: its staff and POS, and ops; every store's: ops."""
+
+    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        actor = info.context.require_actor()
+        store_id = kwargs.get("store_id")
+        if store_id is None:
+            if actor.role is not Role.OPS:
+                raise Forbidden("The figures of every store are for ops; name your store.")
+        elif not actor.acts_for_store(str(store_id)):
+            raise Forbidden(f"Your token does not act for store {store_id}.")
+        return True
+
+
 class SeesReservation(BasePermission):
     """The reservation named by the argument is one the caller may see: their own (customer),
     their store's (staff, POS), their channel's, or any (ops). To anyone else it does not exist,

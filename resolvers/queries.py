@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import datetime
 from typing import Annotated
 
 import strawberry
@@ -9,6 +11,7 @@ import strawberry
 from domain.geo import GeoPoint
 from resolvers.context import Info
 from schema import types
+from services import kpis as kpis_service
 from services import queries
 
 Near = Annotated[types.GeoPointInput, strawberry.argument(description="The point to search from.")]
@@ -129,3 +132,79 @@ async def webhook_deliveries(
         queries.validate_first(first, default=50),
     )
     return [types.WebhookDelivery.from_domain(d) for d in found]
+
+
+async def kpis(
+    info: Info,
+    store_id: Annotated[
+        strawberry.ID | None, strawberry.argument(description="One store's; all when not given.")
+    ] = None,
+    since: Annotated[
+        datetime | None,
+        strawberry.argument(description="Start of the window (default: 7 days ago)."),
+    ] = None,
+) -> types.Kpis:
+    deps = info.context.deps
+    found = await kpis_service.kpis(
+        str(store_id) if store_id is not None else None, since, read=deps.read, clock=deps.clock
+    )
+    return types.Kpis(
+        store_id=strawberry.ID(found.store_id) if found.store_id else None,
+        since=found.since,
+        until=found.until,
+        stock_accuracy=types.StockAccuracy.from_domain(found.stock_accuracy),
+    )
+
+
+async def stock_discrepancies(
+    info: Info,
+    status: Annotated[
+        types.DiscrepancyStatus | None,
+        strawberry.argument(description="Which ones (default OPEN; null for all)."),
+    ] = types.DiscrepancyStatus.OPEN,
+    store_id: Annotated[
+        strawberry.ID | None, strawberry.argument(description="Only this store's.")
+    ] = None,
+    first: Annotated[
+        int | None, strawberry.argument(description="How many, 1 to 100 (default 50).")
+    ] = None,
+) -> list[types.StockDiscrepancy]:
+    found = await info.context.deps.read.stock_discrepancies(
+        status.name if status is not None else None,
+        str(store_id) if store_id is not None else None,
+        queries.validate_first(first, default=50),
+    )
+    return [types.StockDiscrepancy.from_domain(d) for d in found]
+
+
+async def wms_movements(
+    info: Info,
+    status: Annotated[
+        types.WmsMovementStatus | None,
+        strawberry.argument(description="Which ones (default DEAD: the dead letters)."),
+    ] = types.WmsMovementStatus.DEAD,
+    store_id: Annotated[
+        strawberry.ID | None, strawberry.argument(description="Only this store's.")
+    ] = None,
+    first: Annotated[
+        int | None, strawberry.argument(description="How many, 1 to 100 (default 50).")
+    ] = None,
+) -> list[types.WmsMovement]:
+    found = await info.context.deps.read.wms_movements(
+        status.name if status is not None else None,
+        str(store_id) if store_id is not None else None,
+        queries.validate_first(first, default=50),
+    )
+    return [types.WmsMovement.from_domain(q) for q in found]
+
+
+async def reconciliation_runs(
+    info: Info,
+    first: Annotated[
+        int | None, strawberry.argument(description="How many, 1 to 100 (default 10).")
+    ] = None,
+) -> list[types.ReconciliationRun]:
+    found = await info.context.deps.read.reconciliation_runs(
+        queries.validate_first(first, default=10)
+    )
+    return [types.ReconciliationRun(**dataclasses.asdict(run)) for run in found]

@@ -108,4 +108,6 @@ async def stock_updates(
                 sku=payload["sku"],
                 available=payload["available"],
                 occurred_at=datetime.fromisoformat(payload["occurredAt"]),
+                type=payload.get("type", "STOCK_CHANGED"),
+                threshold=payload.get("threshold"),
             )

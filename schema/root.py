@@ -25,6 +25,7 @@ from resolvers.permissions import (
     HasRole,
     IsAuthenticated,
     SeesReservation,
+    SeesStoreFigures,
     allow,
 )
 from schema import types
@@ -69,6 +70,29 @@ class Query:
     )
     reservation_policy: types.ReservationPolicy = strawberry.field(
         resolver=queries.reservation_policy, description="The rules for holds and limits."
+    )
+    kpis: types.Kpis = strawberry.field(
+        resolver=queries.kpis,
+        description="The operational figures over a window: one store's (its staff and POS, "
+        "ops) or every store's (ops).",
+        extensions=allow(SeesStoreFigures()),
+    )
+    stock_discrepancies: list[types.StockDiscrepancy] = strawberry.field(
+        resolver=queries.stock_discrepancies,
+        description="What reconciliation found different from the WMS, newest first; by "
+        "default the open ones (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
+    reconciliation_runs: list[types.ReconciliationRun] = strawberry.field(
+        resolver=queries.reconciliation_runs,
+        description="Reconciliations with the WMS, newest first (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
+    wms_movements: list[types.WmsMovement] = strawberry.field(
+        resolver=queries.wms_movements,
+        description="Movements on their way to the WMS, newest first; by default the dead "
+        "letters (ops).",
+        extensions=allow(HasRole(Role.OPS)),
     )
 
 
@@ -126,6 +150,33 @@ class Mutation:
     sync_stock: types.SyncStockResult = strawberry.field(
         resolver=mutations.sync_stock,
         description="Set absolute on-hand counts per store and SKU (ops, WMS).",
+        extensions=allow(HasRole(Role.OPS, Role.WMS)),
+    )
+    report_short_pick: types.Reservation = strawberry.field(
+        resolver=mutations.report_short_pick,
+        description="Picking found fewer units of a line than reserved (its store's staff, "
+        "POS): the missing units move to a nearby store or are let go, and the customer is told.",
+        extensions=allow(HandsOverReservation("reservation_id")),
+    )
+    reconcile_stock: types.ReconciliationRun = strawberry.field(
+        resolver=mutations.reconcile_stock,
+        description="Compare stock with the WMS now, and repair what has a clear owner (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
+    resolve_stock_discrepancy: types.StockDiscrepancy = strawberry.field(
+        resolver=mutations.resolve_stock_discrepancy,
+        description="Close an open stock discrepancy with a note (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
+    replay_wms_movement: types.WmsMovement = strawberry.field(
+        resolver=mutations.replay_wms_movement,
+        description="Send a dead WMS movement again, as the newest of its row (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
+    set_low_stock_thresholds: int = strawberry.field(
+        resolver=mutations.set_low_stock_thresholds,
+        description="Set or clear low-stock thresholds of (store, SKU) rows; returns how many "
+        "(ops, WMS).",
         extensions=allow(HasRole(Role.OPS, Role.WMS)),
     )
     update_reservation_policy: types.ReservationPolicy = strawberry.field(

@@ -9,10 +9,10 @@ from typing import Any, Self
 
 import strawberry
 
-from domain import catalog, pickup, policy, reservations, stock, webhooks
+from domain import catalog, pickup, policy, reservations, stock, webhooks, wms
 from resolvers.context import Info
 from schema.qr import qr_svg
-from services import queries
+from services import kpis, queries
 
 
 @strawberry.enum(description="Where a reservation is in its lifecycle.")
@@ -129,6 +129,10 @@ class Reservation:
     cancelled_at: datetime | None = strawberry.field(description="When it was cancelled.")
     expired_at: datetime | None = strawberry.field(description="When it expired.")
     cancel_reason: str | None = strawberry.field(description="Why it was cancelled, if given.")
+    resourced_from: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The reservation whose units this one took over when that store ran short.",
+    )
 
     @strawberry.field(description="Whole seconds until expiresAt; 0 once it is over or final.")
     def seconds_remaining(self, info: Info) -> int:
@@ -182,6 +186,7 @@ class Reservation:
             cancelled_at=r.cancelled_at,
             expired_at=r.expired_at,
             cancel_reason=r.cancel_reason,
+            resourced_from=strawberry.ID(r.resourced_from) if r.resourced_from else None,
         )
 
 
@@ -208,6 +213,7 @@ def reservation_from_snapshot(r: dict[str, Any]) -> Reservation:
         cancelled_at=_when(r["cancelledAt"]),
         expired_at=_when(r["expiredAt"]),
         cancel_reason=r["cancelReason"],
+        resourced_from=strawberry.ID(r["resourcedFrom"]) if r.get("resourcedFrom") else None,
     )
 
 
@@ -224,6 +230,39 @@ class ReservationEventType(Enum):
     COLLECTED = strawberry.enum_value("COLLECTED", description="It was paid and handed over.")
     CANCELLED = strawberry.enum_value("CANCELLED", description="It was cancelled.")
     EXPIRED = strawberry.enum_value("EXPIRED", description="It was not collected in time.")
+    STOCK_SHORTAGE = strawberry.enum_value(
+        "STOCK_SHORTAGE",
+        description="The store had fewer units than reserved: some moved to another store (see "
+        "shortage) or were let go. With no line left the event is CANCELLED, with shortage.",
+    )
+
+
+@strawberry.type(description="Units a reservation lost because its store ran short.")
+class Shortage:
+    sku: str = strawberry.field(description="The SKU that ran short.")
+    quantity: int = strawberry.field(description="Units taken off the reservation.")
+    reason: str = strawberry.field(
+        description="SHORTAGE (the WMS counted fewer) or SHORT_PICK (not found at pick time)."
+    )
+    moved_to_reservation_id: strawberry.ID | None = strawberry.field(
+        description="The new reservation that holds them at another store; null if let go."
+    )
+    moved_to_store_id: strawberry.ID | None = strawberry.field(
+        description="Where they are held now; null if let go."
+    )
+
+    @classmethod
+    def from_detail(cls, detail: dict[str, Any] | None) -> Shortage | None:
+        if not detail or "quantity" not in detail or "movedToReservationId" not in detail:
+            return None
+        moved, store = detail.get("movedToReservationId"), detail.get("movedToStoreId")
+        return cls(
+            sku=detail["sku"],
+            quantity=detail["quantity"],
+            reason=detail.get("reason", "SHORTAGE"),
+            moved_to_reservation_id=strawberry.ID(moved) if moved else None,
+            moved_to_store_id=strawberry.ID(store) if store else None,
+        )
 
 
 @strawberry.type(description="Something that happened to a reservation of a store.")
@@ -238,6 +277,9 @@ class PickupEvent:
         "duplicates and late arrivals."
     )
     reservation: Reservation = strawberry.field(description="The reservation after it happened.")
+    shortage: Shortage | None = strawberry.field(
+        default=None, description="For STOCK_SHORTAGE (and a CANCELLED it caused): what ran short."
+    )
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Self:
@@ -247,6 +289,7 @@ class PickupEvent:
             occurred_at=datetime.fromisoformat(payload["occurredAt"]),
             sequence=payload["sequence"],
             reservation=reservation_from_snapshot(payload["reservation"]),
+            shortage=Shortage.from_detail(payload.get("detail")),
         )
 
 
@@ -261,6 +304,13 @@ class StockEvent:
     sku: str = strawberry.field(description="The SKU code.")
     available: int = strawberry.field(description="Units that can be reserved now.")
     occurred_at: datetime = strawberry.field(description="When (UTC).")
+    type: str = strawberry.field(
+        default="STOCK_CHANGED",
+        description="STOCK_CHANGED, or LOW_STOCK when available fell below the row's threshold.",
+    )
+    threshold: int | None = strawberry.field(
+        default=None, description="For LOW_STOCK: the threshold it fell below."
+    )
 
 
 @strawberry.enum(description="Where a webhook delivery stands.")
@@ -473,4 +523,176 @@ class PaymentInput:
     method: str = strawberry.field(description="How it was paid: card, cash, voucher...")
     reference: str = strawberry.field(
         description="The POS's own id of the payment; the same reference again is a retry."
+    )
+
+
+# --- the WMS and the figures ----------------------------------------------------------------------
+
+
+@strawberry.type(description="Of the reserved lines checked, how many were right.")
+class Accuracy:
+    lines: int = strawberry.field(description="Reserved lines checked.")
+    ok: int = strawberry.field(description="Of them, the ones that were right.")
+    rate: float | None = strawberry.field(description="ok / lines; null when none was checked.")
+
+    @classmethod
+    def from_domain(cls, a: kpis.Accuracy) -> Accuracy:
+        return cls(lines=a.lines, ok=a.ok, rate=a.rate)
+
+
+@strawberry.type(description="Stock accuracy of reserved items at one store.")
+class StoreAccuracy:
+    store_id: strawberry.ID = strawberry.field(description="The store's code.")
+    overall: Accuracy = strawberry.field(description="Pick and reconciliation together.")
+    pick: Accuracy = strawberry.field(description="Reserved lines found in full at pick time.")
+    reconciliation: Accuracy = strawberry.field(
+        description="Reserved lines whose row matched the WMS at reconciliation."
+    )
+
+
+@strawberry.type(
+    description="Stock accuracy of reserved items: the share of reserved lines found in full at "
+    "pick time and matching the WMS at reconciliation."
+)
+class StockAccuracy:
+    overall: Accuracy = strawberry.field(description="Pick and reconciliation together.")
+    pick: Accuracy = strawberry.field(description="At pick time.")
+    reconciliation: Accuracy = strawberry.field(description="At reconciliation.")
+    per_store: list[StoreAccuracy] = strawberry.field(description="Per store, by store code.")
+
+    @classmethod
+    def from_domain(cls, a: kpis.StockAccuracy) -> StockAccuracy:
+        return cls(
+            overall=Accuracy.from_domain(a.overall),
+            pick=Accuracy.from_domain(a.pick),
+            reconciliation=Accuracy.from_domain(a.reconciliation),
+            per_store=[
+                StoreAccuracy(
+                    store_id=strawberry.ID(s.store_id),
+                    overall=Accuracy.from_domain(s.overall),
+                    pick=Accuracy.from_domain(s.pick),
+                    reconciliation=Accuracy.from_domain(s.reconciliation),
+                )
+                for s in a.per_store
+            ],
+        )
+
+
+@strawberry.type(description="The operational figures over a window.")
+class Kpis:
+    store_id: strawberry.ID | None = strawberry.field(description="The store; null for all.")
+    since: datetime = strawberry.field(description="Start of the window (UTC).")
+    until: datetime = strawberry.field(description="End of the window: now (UTC).")
+    stock_accuracy: StockAccuracy = strawberry.field(description="Of reserved items.")
+
+
+@strawberry.enum(description="Where a stock discrepancy stands.")
+class DiscrepancyStatus(Enum):
+    REPAIRED = strawberry.enum_value("REPAIRED", description="Repaired by its owner's figure.")
+    OPEN = strawberry.enum_value("OPEN", description="No clear owner: for ops to look at.")
+    RESOLVED = strawberry.enum_value("RESOLVED", description="Ops looked at it and closed it.")
+
+
+@strawberry.type(description="A difference reconciliation found between ROPOS and the WMS.")
+class StockDiscrepancy:
+    id: strawberry.ID = strawberry.field(description="Its id.")
+    run_id: strawberry.ID = strawberry.field(description="The reconciliation run that found it.")
+    store_id: strawberry.ID = strawberry.field(description="The store.")
+    sku: str = strawberry.field(description="The SKU.")
+    kind: str = strawberry.field(
+        description="ON_HAND (the WMS's figure taken), RESERVED (ROPOS's figure sent), or "
+        "MISSING_IN_WMS (no clear owner)."
+    )
+    ropos_value: int | None = strawberry.field(description="ROPOS's figure.")
+    wms_value: int | None = strawberry.field(description="The WMS's figure.")
+    status: DiscrepancyStatus = strawberry.field(description="Where it stands.")
+    resolution: str | None = strawberry.field(description="What was done about it.")
+    detected_at: datetime = strawberry.field(description="When it was found.")
+    resolved_at: datetime | None = strawberry.field(description="When ops closed it.")
+    resolved_by: str | None = strawberry.field(description="Who closed it.")
+
+    @classmethod
+    def from_domain(cls, d: wms.Discrepancy) -> StockDiscrepancy:
+        return cls(
+            id=strawberry.ID(d.id),
+            run_id=strawberry.ID(d.run_id),
+            store_id=strawberry.ID(d.store_id),
+            sku=d.sku,
+            kind=d.kind,
+            ropos_value=d.ropos_value,
+            wms_value=d.wms_value,
+            status=DiscrepancyStatus(d.status),
+            resolution=d.resolution,
+            detected_at=d.detected_at,
+            resolved_at=d.resolved_at,
+            resolved_by=d.resolved_by,
+        )
+
+
+@strawberry.type(description="A reconciliation of stock with the WMS.")
+class ReconciliationRun:
+    id: strawberry.ID = strawberry.field(description="Its id.")
+    started_at: datetime = strawberry.field(description="When it started.")
+    finished_at: datetime | None = strawberry.field(description="When it ended.")
+    stores: int = strawberry.field(description="Stores compared.")
+    compared: int = strawberry.field(description="(store, SKU) rows compared.")
+    skipped: int = strawberry.field(
+        description="Rows left for the next run: movements were still on their way."
+    )
+    repaired: int = strawberry.field(description="Differences repaired.")
+    open: int = strawberry.field(description="Differences left open for ops.")
+    error: str | None = strawberry.field(description="Why it stopped early, if it did.")
+
+
+@strawberry.enum(description="Where a movement on its way to the WMS stands.")
+class WmsMovementStatus(Enum):
+    PENDING = strawberry.enum_value("PENDING", description="Not delivered yet; will be tried.")
+    DELIVERED = strawberry.enum_value("DELIVERED", description="The WMS took it.")
+    DEAD = strawberry.enum_value(
+        "DEAD", description="Refused by the WMS, or out of attempts: replay it to try again."
+    )
+
+
+@strawberry.type(description="A lock, release or consumption of stock, for the WMS.")
+class WmsMovement:
+    id: strawberry.ID = strawberry.field(description="Its idempotency key at the WMS.")
+    store_id: strawberry.ID = strawberry.field(description="The store.")
+    sku: str = strawberry.field(description="The SKU.")
+    sequence: int = strawberry.field(description="Its number among the row's movements, from 1.")
+    type: str = strawberry.field(description="LOCK, RELEASE, CONSUME, SHORT_PICK or SET_RESERVED.")
+    quantity: int = strawberry.field(description="Units.")
+    reservation_id: strawberry.ID | None = strawberry.field(description="The reservation.")
+    occurred_at: datetime = strawberry.field(description="When it happened.")
+    status: WmsMovementStatus = strawberry.field(description="Where its delivery stands.")
+    attempts: int = strawberry.field(description="Delivery attempts so far.")
+    next_attempt_at: datetime = strawberry.field(description="When it is tried next.")
+    last_error: str | None = strawberry.field(description="Why the last attempt failed.")
+    delivered_at: datetime | None = strawberry.field(description="When the WMS took it.")
+
+    @classmethod
+    def from_domain(cls, q: wms.Queued) -> WmsMovement:
+        m = q.movement
+        return cls(
+            id=strawberry.ID(m.id),
+            store_id=strawberry.ID(m.store_id),
+            sku=m.sku,
+            sequence=m.sequence,
+            type=m.kind.value,
+            quantity=m.quantity,
+            reservation_id=strawberry.ID(m.reservation_id) if m.reservation_id else None,
+            occurred_at=m.occurred_at,
+            status=WmsMovementStatus(q.status),
+            attempts=q.attempts,
+            next_attempt_at=q.next_attempt_at,
+            last_error=q.last_error,
+            delivered_at=q.delivered_at,
+        )
+
+
+@strawberry.input(description="The low-stock threshold of one (store, SKU).")
+class LowStockThresholdInput:
+    store_id: strawberry.ID = strawberry.field(description="The store's code.")
+    sku: str = strawberry.field(description="The SKU code.")
+    threshold: int | None = strawberry.field(
+        description="LOW_STOCK goes out when available falls below this; null removes it."
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from domain.catalog import Store
@@ -14,6 +15,7 @@ from domain.policy import ReservationPolicy
 from domain.reservations import Reservation
 from domain.stock import StockLevel
 from domain.webhooks import Delivery
+from domain.wms import AccuracyCount, Discrepancy, Queued, ReconciliationRun
 
 MAX_FIRST = 100
 MAX_AVAILABILITY_SKUS = 100
@@ -36,6 +38,16 @@ class ReadPort(Protocol):
     async def webhook_deliveries(
         self, status: str, store_id: str | None, first: int
     ) -> list[Delivery]: ...
+    async def accuracy_counts(
+        self, store_id: str | None, since: datetime, until: datetime
+    ) -> list[AccuracyCount]: ...
+    async def stock_discrepancies(
+        self, status: str | None, store_id: str | None, first: int
+    ) -> list[Discrepancy]: ...
+    async def wms_movements(
+        self, status: str | None, store_id: str | None, first: int
+    ) -> list[Queued]: ...
+    async def reconciliation_runs(self, first: int) -> list[ReconciliationRun]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from typing import Protocol
 import orjson
 
 from domain.clock import Clock
-from domain.events import MOVES_STOCK, PendingEvent, stock_channel
+from domain.events import MOVES_STOCK, LowStock, PendingEvent, stock_channel
 from services import webhooks
 from services.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
@@ -51,9 +51,34 @@ async def publish_pending(
                 went_out = set(published)
                 done = [e for e in pending if e.position in went_out]
                 await webhooks.enqueue(tx, done, clock.now())
+                await _low_stock(tx, done, clock)
                 await tx.outbox.mark_published(published, clock.now())
                 await tx.commit()
     return len(published)
+
+
+async def _low_stock(tx: UnitOfWork, done: Sequence[PendingEvent], clock: Clock) -> None:
+    """Rows these events moved that fell below their low-stock threshold: a LOW_STOCK event each
+    (written to the outbox: it goes out with the next batch). Checked here, off the reserve path,
+    once per batch."""
+    keys = {(e.store_id, sku) for e in done for sku in _lines(e) if e.store_id is not None}
+    keys |= {
+        (e.store_id, e.payload["sku"])
+        for e in done
+        if e.type == "STOCK_CHANGED" and e.store_id is not None
+    }
+    if not keys:
+        return
+    crossed = await tx.wms.low_stock_crossings(sorted(keys))
+    if crossed:
+        now = clock.now()
+        await tx.outbox.add(
+            [
+                LowStock(store_id=s, sku=k, available=a, threshold=t, occurred_at=now)
+                for s, k, a, t in crossed
+            ]
+        )
+        log.info("low stock", extra={"rows": [f"{s}/{k}" for s, k, _, _ in crossed][:20]})
 
 
 def _lines(event: PendingEvent) -> list[str]:

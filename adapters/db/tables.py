@@ -296,7 +296,7 @@ wms_inbox = sa.Table(
 wms_outbound = sa.Table(
     "wms_outbound",
     metadata,
-    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("ledger_id", BigId, unique=True),
     sa.Column("store_id", Code, nullable=False),
     sa.Column("sku", Code, nullable=False),

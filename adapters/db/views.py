@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,17 +19,23 @@ from adapters.db.repositories import (
     reservation_from_row,
 )
 from adapters.db.tables import (
+    accuracy_samples,
+    reconciliation_runs,
     reservation_policy,
     reservations,
+    stock_discrepancies,
     stores,
     webhook_deliveries,
+    wms_outbound,
 )
+from adapters.db.wms import discrepancy_from_row, queued_from_row
 from domain.catalog import Store
 from domain.geo import BoundingBox
 from domain.policy import ReservationPolicy
 from domain.reservations import ACTIVE_STATUSES, Reservation
 from domain.stock import StockLevel
 from domain.webhooks import Delivery
+from domain.wms import AccuracyCount, Discrepancy, Queued, ReconciliationRun
 
 _ACTIVE = sorted(str(s) for s in ACTIVE_STATUSES)
 _STORE_COLUMNS = (stores.c.id, stores.c.name, stores.c.lat, stores.c.lon, stores.c.timezone)
@@ -132,6 +139,72 @@ class Views:
         ).limit(first)
         async with self.db.read() as conn:
             return [delivery_from_row(row) for row in await conn.execute(query)]
+
+    async def accuracy_counts(
+        self, store_id: str | None, since: datetime, until: datetime
+    ) -> list[AccuracyCount]:
+        query = sa.select(
+            accuracy_samples.c.store_id,
+            accuracy_samples.c.source,
+            sa.func.sum(accuracy_samples.c.lines).label("lines"),
+            sa.func.sum(accuracy_samples.c.ok).label("ok"),
+        ).where(accuracy_samples.c.occurred_at >= since, accuracy_samples.c.occurred_at <= until)
+        if store_id is not None:
+            query = query.where(accuracy_samples.c.store_id == store_id)
+        query = query.group_by(accuracy_samples.c.store_id, accuracy_samples.c.source)
+        async with self.db.read() as conn:
+            return [
+                AccuracyCount(row.store_id, row.source, int(row.lines), int(row.ok))
+                for row in await conn.execute(query)
+            ]
+
+    async def stock_discrepancies(
+        self, status: str | None, store_id: str | None, first: int
+    ) -> list[Discrepancy]:
+        query = sa.select(stock_discrepancies)
+        if status is not None:
+            query = query.where(stock_discrepancies.c.status == status)
+        if store_id is not None:
+            query = query.where(stock_discrepancies.c.store_id == store_id)
+        query = query.order_by(
+            stock_discrepancies.c.detected_at.desc(), stock_discrepancies.c.id
+        ).limit(first)
+        async with self.db.read() as conn:
+            return [discrepancy_from_row(row) for row in await conn.execute(query)]
+
+    async def wms_movements(
+        self, status: str | None, store_id: str | None, first: int
+    ) -> list[Queued]:
+        query = sa.select(wms_outbound)
+        if status is not None:
+            query = query.where(wms_outbound.c.status == status)
+        if store_id is not None:
+            query = query.where(wms_outbound.c.store_id == store_id)
+        query = query.order_by(wms_outbound.c.created_at.desc(), wms_outbound.c.id).limit(first)
+        async with self.db.read() as conn:
+            return [queued_from_row(row) for row in await conn.execute(query)]
+
+    async def reconciliation_runs(self, first: int) -> list[ReconciliationRun]:
+        query = (
+            sa.select(reconciliation_runs)
+            .order_by(reconciliation_runs.c.started_at.desc(), reconciliation_runs.c.id)
+            .limit(first)
+        )
+        async with self.db.read() as conn:
+            return [
+                ReconciliationRun(
+                    id=row.id,
+                    started_at=row.started_at,
+                    finished_at=row.finished_at,
+                    stores=row.stores,
+                    compared=row.compared,
+                    skipped=row.skipped,
+                    repaired=row.repaired,
+                    open=row.open,
+                    error=row.error,
+                )
+                for row in await conn.execute(query)
+            ]
 
     async def policy(self) -> ReservationPolicy:
         async with self.db.read() as conn:

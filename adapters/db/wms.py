@@ -51,7 +51,7 @@ def _level(row: Any) -> LevelRow:
     )
 
 
-def _queued(row: Any) -> Queued:
+def queued_from_row(row: Any) -> Queued:
     return Queued(
         WmsMovement(
             id=row.id,
@@ -433,7 +433,7 @@ class WmsRepository:
             .order_by(wms_outbound.c.store_id, wms_outbound.c.sku, wms_outbound.c.sequence)
             .limit(limit)
         )
-        return [_queued(row) for row in rows]
+        return [queued_from_row(row) for row in rows]
 
     async def streams_in_flight(self, store_id: str, since: datetime) -> set[str]:
         """SKUs of the store with movements the WMS has not confirmed yet (or not even queued),
@@ -495,14 +495,14 @@ class WmsRepository:
         rows = await self.conn.execute(
             query.order_by(wms_outbound.c.created_at.desc(), wms_outbound.c.id).limit(limit)
         )
-        return [_queued(row) for row in rows]
+        return [queued_from_row(row) for row in rows]
 
     async def get_outbound(self, movement_id: str, *, for_update: bool = False) -> Queued | None:
         query = sa.select(wms_outbound).where(wms_outbound.c.id == movement_id)
         if for_update:
             query = query.with_for_update()
         row = (await self.conn.execute(query)).first()
-        return _queued(row) if row else None
+        return queued_from_row(row) if row else None
 
     async def requeue(self, movement_id: str, sequence: int, now: datetime) -> None:
         """A dead movement goes round again, as the newest of its (store, SKU)."""

@@ -61,7 +61,7 @@ def upgrade() -> None:
     op.create_index("ix_wms_inbox_status_received_at", "wms_inbox", ["status", "received_at"])
     op.create_table(
         "wms_outbound",
-        sa.Column("id", sa.String(40), nullable=False),
+        sa.Column("id", sa.String(64), nullable=False),
         sa.Column("ledger_id", BigId),
         sa.Column("store_id", sa.String(64), nullable=False),
         sa.Column("sku", sa.String(64), nullable=False),

@@ -7,6 +7,7 @@ import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,30 +60,12 @@ class Gateway:
         )
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def gateway(database_url: str, db: Database) -> AsyncIterator[Gateway]:
-    """One uvicorn server per test module; its clock is set back to START before each test."""
-    settings = Settings(
-        database_url=database_url,
-        broker_url=os.environ.get("ROPOS_TEST_BROKER_URL", "memory://"),
-        sweep_interval_seconds=0.1,
-        relay_interval_seconds=0.2,
-        webhook_interval_seconds=0.1,
-        webhook_max_attempts=3,
-        log_json=False,
-        graphiql=True,
-    )
-    clock = FakeClock(START)
+@asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """The ASGI app served by uvicorn on a free loopback port, in the test loop; yields its URL."""
     port = free_port()
-    app = create_app(settings, clock=clock)
     server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="on",
-        )
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
     task = asyncio.create_task(server.serve())
     for _ in range(500):
@@ -91,12 +74,41 @@ async def gateway(database_url: str, db: Database) -> AsyncIterator[Gateway]:
         await asyncio.sleep(0.01)
     if not server.started:
         task.result()  # raises what stopped it
-        raise RuntimeError("the gateway did not start")
+        raise RuntimeError("the server did not start")
     try:
-        yield Gateway(f"http://127.0.0.1:{port}", settings, clock, db, app)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task
+
+
+@asynccontextmanager
+async def running_gateway(
+    database_url: str, db: Database, **overrides: Any
+) -> AsyncIterator[Gateway]:
+    """A gateway on the test database with short worker intervals; `overrides` are settings."""
+    options: dict[str, Any] = {
+        "database_url": database_url,
+        "broker_url": os.environ.get("ROPOS_TEST_BROKER_URL", "memory://"),
+        "sweep_interval_seconds": 0.1,
+        "relay_interval_seconds": 0.2,
+        "webhook_interval_seconds": 0.1,
+        "webhook_max_attempts": 3,
+        "log_json": False,
+        "graphiql": True,
+    }
+    settings = Settings(**{**options, **overrides})
+    clock = FakeClock(START)
+    app = create_app(settings, clock=clock)
+    async with serving(app) as url:
+        yield Gateway(url, settings, clock, db, app)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def gateway(database_url: str, db: Database) -> AsyncIterator[Gateway]:
+    """One uvicorn server per test module; its clock is set back to START before each test."""
+    async with running_gateway(database_url, db) as running:
+        yield running
 
 
 @pytest.fixture

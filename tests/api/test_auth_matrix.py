@@ -74,6 +74,27 @@ mutation($input: ReservationPolicyInput!) { updateReservationPolicy(input: $inpu
   maxUnitsPerSkuPerCustomer expiryWarningSeconds maxStoresPerGroup } }
 """
 
+KPIS = """
+query { kpis(storeId: "S001") { storeId stockAccuracy { overall { lines ok rate } } } }
+"""
+STOCK_DISCREPANCIES = "query { stockDiscrepancies { id status } }"
+RECONCILIATION_RUNS = "query { reconciliationRuns { id } }"
+WMS_MOVEMENTS = "query { wmsMovements { id status } }"
+REPORT_SHORT_PICK = """
+mutation($id: ID!) {
+  reportShortPick(reservationId: $id, sku: "SKU-1", quantityFound: 0) {
+    id status cancelReason lines { sku quantity } resourcedFrom }
+}
+"""
+RECONCILE_STOCK = "mutation { reconcileStock { id } }"
+RESOLVE_DISCREPANCY = """
+mutation { resolveStockDiscrepancy(id: "no-such-discrepancy", note: "counted again") { id status } }
+"""
+REPLAY_WMS_MOVEMENT = 'mutation { replayWmsMovement(id: "no-such-movement") { id status } }'
+SET_THRESHOLDS = """
+mutation { setLowStockThresholds(thresholds: [{storeId: "S001", sku: "SKU-1", threshold: 3}]) }
+"""
+
 ROOT_FIELDS = "{ __schema { queryType { fields { name } } mutationType { fields { name } } } }"
 
 # --- the callers ---------------------------------------------------------------------------------
@@ -151,6 +172,7 @@ UN = "UNAUTHENTICATED"
 FB = "FORBIDDEN"
 NF = "NOT_FOUND"  # the reservation is not the caller's to see: to them it does not exist
 IT = "INVALID_TRANSITION"  # allowed, and refused by the lifecycle: the reservation is not ready
+BI = "BAD_USER_INPUT"  # allowed, and refused by the request: here, no WMS to reconcile with
 
 # fmt: off
 MATRIX: dict[str, tuple[str, ...]] = {
@@ -176,6 +198,17 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "setStoreWebhook":         (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
     # ops may replay; the id names no delivery, so ops are told it does not exist
     "replayWebhookDelivery":   (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    NF,   FB,   FB,    FB),
+    "kpis":                    (UN,   UN,    UN,    FB,   FB,   OK,    FB,    OK,    FB,    OK,   FB,   FB,    FB),
+    "stockDiscrepancies":      (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
+    "reconciliationRuns":      (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
+    "wmsMovements":            (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
+    "reportShortPick":         (UN,   UN,    UN,    FB,   NF,   OK,    NF,    OK,    NF,    FB,   NF,   FB,    NF),
+    # ops may reconcile; the test gateway has no WMS, so ops are told there is nothing to ask
+    "reconcileStock":          (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    BI,   FB,   FB,    FB),
+    # ops may resolve and replay; the ids name nothing, so ops are told they do not exist
+    "resolveStockDiscrepancy": (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    NF,   FB,   FB,    FB),
+    "replayWmsMovement":       (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    NF,   FB,   FB,    FB),
+    "setLowStockThresholds":   (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   OK,   FB,    FB),
 }
 # fmt: on
 
@@ -264,6 +297,13 @@ def _after_policy(view: dict[str, Any], caller: str) -> None:
     view["reservationPolicy"] = NEW_POLICY
 
 
+def _after_short_pick(view: dict[str, Any], caller: str) -> None:
+    # The unit was not on the shelf: it leaves on hand and reserved at S001, and alice's
+    # reservation there ends; the unit is held at S002 instead, which is not in this view.
+    view["stockLevel"] = {"onHand": 9, "reserved": 0, "available": 9}
+    view["pickupQueue"] = []
+
+
 RESERVE_TABLES = frozenset(
     {
         "reservations",
@@ -283,6 +323,19 @@ CANCEL_TABLES = frozenset(
         "stock_levels",
         "stock_movements",
         "outbox",
+    }
+)
+
+# alice's holds end as they began: one reservation ends, its replacement at S002 takes its place
+# with the same unit, so her counts of reservations and units do not change.
+SHORT_PICK_TABLES = frozenset(
+    {
+        "reservations",
+        "reservation_lines",
+        "stock_levels",
+        "stock_movements",
+        "outbox",
+        "accuracy_samples",
     }
 )
 
@@ -437,6 +490,54 @@ OPERATIONS: dict[str, Operation] = {
         lambda w, c: {"input": NEW_POLICY},
         effect=_after_policy,
         tables=frozenset({"reservation_policy"}),
+    ),
+    "kpis": Operation(
+        KPIS,
+        # Nothing has been picked or reconciled in the world: no line checked, so no rate.
+        lambda w, c: {
+            "kpis": {
+                "storeId": "S001",
+                "stockAccuracy": {"overall": {"lines": 0, "ok": 0, "rate": None}},
+            }
+        },
+    ),
+    "stockDiscrepancies": Operation(STOCK_DISCREPANCIES, lambda w, c: {"stockDiscrepancies": []}),
+    "reconciliationRuns": Operation(RECONCILIATION_RUNS, lambda w, c: {"reconciliationRuns": []}),
+    "wmsMovements": Operation(WMS_MOVEMENTS, lambda w, c: {"wmsMovements": []}),
+    "reportShortPick": Operation(
+        REPORT_SHORT_PICK,
+        # The only line is short: the reservation ends, keeping its line for the record, and the
+        # unit moves to S002 as a new reservation (resourced from this one).
+        lambda w, c: {
+            "reportShortPick": {
+                "id": w.reservation_id,
+                "status": "CANCELLED",
+                "cancelReason": "STOCK_SHORTAGE",
+                "lines": [{"sku": "SKU-1", "quantity": 1}],
+                "resourcedFrom": None,
+            }
+        },
+        lambda w, c: {"id": w.reservation_id},
+        effect=_after_short_pick,
+        tables=SHORT_PICK_TABLES,
+    ),
+    "reconcileStock": Operation(
+        RECONCILE_STOCK,
+        lambda w, c: {},  # never reached: no WMS is configured (see BI above)
+        effect=lambda view, caller: None,
+    ),
+    "resolveStockDiscrepancy": Operation(
+        RESOLVE_DISCREPANCY, lambda w, c: {}, effect=lambda view, caller: None
+    ),
+    "replayWmsMovement": Operation(
+        REPLAY_WMS_MOVEMENT, lambda w, c: {}, effect=lambda view, caller: None
+    ),
+    "setLowStockThresholds": Operation(
+        SET_THRESHOLDS,
+        lambda w, c: {"setLowStockThresholds": 1},
+        # Thresholds are not part of what ops' view shows; the stock row and its event are.
+        effect=lambda view, caller: None,
+        tables=frozenset({"stock_levels", "outbox"}),
     ),
 }
 

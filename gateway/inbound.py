@@ -1,0 +1,98 @@
+"""HTTP endpoints for systems that do not speak GraphQL: the WMS pushes its stock levels here."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from domain.access import Role
+from domain.errors import DomainError
+from domain.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
+from domain.wms import parse_batch
+from gateway.auth import actor_from_header
+from gateway.settings import Settings
+from resolvers.context import Deps
+from services import wms
+
+log = logging.getLogger(__name__)
+
+# A signed request older (or newer) than this is refused: a captured one cannot be replayed.
+SIGNATURE_TOLERANCE_SECONDS = 300
+
+
+def _error(status: int, code: str, message: str, **details: Any) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, **details}}, status)
+
+
+def _authenticate(settings: Settings, request: Request, body: bytes, now: float) -> Response | None:
+    """None when the caller may push stock levels; else the response that refuses it."""
+    signed = request.headers.get(SIGNATURE_HEADER)
+    if signed is not None:
+        secret = settings.wms_inbound_secret
+        if secret is None:
+            return _error(401, "UNAUTHENTICATED", "Signed requests are not enabled here.")
+        try:
+            timestamp = int(request.headers.get(TIMESTAMP_HEADER, ""))
+        except ValueError:
+            return _error(401, "UNAUTHENTICATED", f"Send {TIMESTAMP_HEADER} in Unix seconds.")
+        if abs(now - timestamp) > SIGNATURE_TOLERANCE_SECONDS:
+            return _error(401, "UNAUTHENTICATED", "The signature's timestamp is too old or new.")
+        expected = signature(secret.get_secret_value(), timestamp, body)
+        if not hmac.compare_digest(expected, signed):
+            return _error(401, "UNAUTHENTICATED", "The signature does not match the body.")
+        return None
+    deps: Deps = request.app.state.deps
+    actor, problem = actor_from_header(
+        settings, request.headers.get("authorization"), deps.clock.now()
+    )
+    if actor is None:
+        return _error(
+            401,
+            "UNAUTHENTICATED",
+            problem or "Send a wms token ('Authorization: Bearer <token>') or sign the body.",
+        )
+    if actor.role not in (Role.WMS, Role.OPS):
+        return _error(403, "FORBIDDEN", "Only the WMS (or ops) may push stock levels.")
+    return None
+
+
+def stock_levels_endpoint(settings: Settings) -> Any:
+    async def post_stock_levels(request: Request) -> Response:
+        """POST /wms/stock-levels: a batch of absolute counts or deltas, stored before it is
+        acknowledged. 200 applied (or a replay of a batch already applied), 202 stored and to
+        be applied shortly, 4xx refused with a code and nothing applied."""
+        deps: Deps = request.app.state.deps
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > settings.wms_inbound_max_bytes:
+            return _error(413, "BAD_USER_INPUT", "The body is too large.")
+        body = await request.body()
+        if len(body) > settings.wms_inbound_max_bytes:
+            return _error(413, "BAD_USER_INPUT", "The body is too large.")
+        refused = _authenticate(settings, request, body, time.time())
+        if refused is not None:
+            return refused
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            return _error(400, "BAD_USER_INPUT", f"The body is not JSON: {error}.")
+        try:
+            batch = parse_batch(payload)
+            outcome = await wms.receive_batch(
+                batch,
+                payload,
+                uow=deps.uow,
+                clock=deps.clock,
+                radius_km=deps.resource_radius_km,
+            )
+        except DomainError as error:
+            return _error(400, error.code, error.message, **error.details)
+        status = {"APPLIED": 200, "RECEIVED": 202}.get(outcome.status, 422)
+        return JSONResponse(outcome.to_json(), status)
+
+    return post_stock_levels
