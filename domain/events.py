@@ -78,25 +78,35 @@ class ReservationShortened(ReservationEvent):
     type = "STOCK_SHORTAGE"
 
 
-@dataclass(frozen=True, kw_only=True)
-class StockChanged:
-    """The WMS's count changed the available units of one (store, SKU). Reserving, cancelling and
-    expiring change availability too; their reservation events name the store and the lines, and
-    the relay reads the current availability when it publishes them."""
+@dataclass(frozen=True, slots=True)
+class CountedLevel:
+    """One (store, SKU) as a count left it."""
 
-    type: ClassVar[str] = "STOCK_CHANGED"
     store_id: str
     sku: str
     on_hand: int
     reserved: int
     safety_stock: int
-    reason: str
-    occurred_at: datetime
-    id: str = field(default_factory=new_event_id)
 
     @property
     def available(self) -> int:
         return max(0, self.on_hand - self.reserved - self.safety_stock)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StockChanged:
+    """Counts (the WMS's, or an operator's) changed the stock of some (store, SKU) rows: one
+    event for many rows, so a snapshot of thousands of rows is one outbox row. The relay
+    publishes a STOCK_CHANGED message per row, with the availability it reads at that moment.
+    Reserving, cancelling and expiring change availability too; their reservation events name the
+    store and the lines, and the relay does the same for them."""
+
+    type: ClassVar[str] = "STOCK_LEVELS_CHANGED"
+    levels: tuple[CountedLevel, ...]
+    reason: str
+    occurred_at: datetime
+    id: str = field(default_factory=new_event_id)
+    store_id: None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,8 +131,8 @@ MOVES_STOCK = frozenset({"CREATED", "CANCELLED", "EXPIRED", "COLLECTED", "STOCK_
 FOR_THE_STORE = frozenset(
     {"READY_FOR_PICKUP", "EXPIRING_SOON", "COLLECTED", "CANCELLED", "EXPIRED", "STOCK_SHORTAGE"}
 )
-# Events about stock rather than a reservation, published on the stock channels.
-STOCK_EVENTS = frozenset({"STOCK_CHANGED", "LOW_STOCK"})
+# Events about stock rather than a reservation, published on the stock channels as they are.
+STOCK_EVENTS = frozenset({"LOW_STOCK"})
 # After these a reservation changes no more.
 FINAL = frozenset({"COLLECTED", "CANCELLED", "EXPIRED"})
 

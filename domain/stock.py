@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from domain import events
 
@@ -22,15 +21,9 @@ class StockLevel:
         what is already reserved)."""
         return max(0, self.on_hand - self.reserved - self.safety_stock)
 
-    def changed(self, reason: str, now: datetime) -> events.StockChanged:
-        return events.StockChanged(
-            store_id=self.store_id,
-            sku=self.sku,
-            on_hand=self.on_hand,
-            reserved=self.reserved,
-            safety_stock=self.safety_stock,
-            reason=reason,
-            occurred_at=now,
+    def counted(self) -> events.CountedLevel:
+        return events.CountedLevel(
+            self.store_id, self.sku, self.on_hand, self.reserved, self.safety_stock
         )
 
 

@@ -14,7 +14,9 @@ from urllib.parse import urlsplit
 from domain.errors import BadInput
 
 # What a POS that keeps no socket open is told of (pickupEvents minus the expiry warning).
-WEBHOOK_EVENT_TYPES = frozenset({"READY_FOR_PICKUP", "COLLECTED", "CANCELLED", "EXPIRED"})
+WEBHOOK_EVENT_TYPES = frozenset(
+    {"READY_FOR_PICKUP", "COLLECTED", "CANCELLED", "EXPIRED", "STOCK_SHORTAGE"}
+)
 
 SIGNATURE_HEADER = "X-Ropos-Signature"
 TIMESTAMP_HEADER = "X-Ropos-Timestamp"

@@ -97,13 +97,14 @@ def cmd_wms_emulator(args: argparse.Namespace) -> None:
     import uvicorn
 
     from adapters.wms.emulator import create_emulator
+    from gateway.seed import demo_skus, demo_stock, demo_stores
 
-    uvicorn.run(
-        create_emulator(token=args.token or os.environ.get("ROPOS_WMS_TOKEN")),
-        host=args.host,
-        port=args.port,
-        log_level="info",
-    )
+    app = create_emulator(token=args.token or os.environ.get("ROPOS_WMS_TOKEN"))
+    if args.demo:
+        # The same counts `ropos seed --demo` gives ROPOS: both sides start in step.
+        for level in demo_stock(demo_stores(), demo_skus()):
+            app.state.wms.set_level(level.store_id, level.sku, level.on_hand)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -217,6 +218,9 @@ def parser() -> argparse.ArgumentParser:
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=8700)
     emulator.add_argument("--token", help="the bearer token it requires (default ROPOS_WMS_TOKEN)")
+    emulator.add_argument(
+        "--demo", action="store_true", help="start with the demo chain's stock (as `seed --demo`)"
+    )
     emulator.set_defaults(func=cmd_wms_emulator)
 
     migrate = sub.add_parser("migrate", help="upgrade the database to the newest migration")

@@ -191,7 +191,8 @@ class Subscription:
     pickup_events: AsyncGenerator[types.PickupEvent, None] = strawberry.subscription(
         resolver=subscriptions.pickup_events,
         description="For a store's POS terminals: a reservation became ready for pickup, is "
-        "expiring soon, was collected, cancelled or expired (staff and POS of the store, ops).",
+        "expiring soon, was collected, cancelled or expired, or lost units to a stock shortage "
+        "(staff and POS of the store, ops).",
         extensions=allow(ActsForStore()),
     )
     reservation_updates: AsyncGenerator[types.ReservationEvent, None] = strawberry.subscription(

@@ -10,7 +10,7 @@ from typing import Protocol
 import orjson
 
 from domain.clock import Clock
-from domain.events import MOVES_STOCK, LowStock, PendingEvent, stock_channel
+from domain.events import MOVES_STOCK, LowStock, PendingEvent, StockChanged, stock_channel
 from services import webhooks
 from services.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
@@ -62,11 +62,7 @@ async def _low_stock(tx: UnitOfWork, done: Sequence[PendingEvent], clock: Clock)
     (written to the outbox: it goes out with the next batch). Checked here, off the reserve path,
     once per batch."""
     keys = {(e.store_id, sku) for e in done for sku in _lines(e) if e.store_id is not None}
-    keys |= {
-        (e.store_id, e.payload["sku"])
-        for e in done
-        if e.type == "STOCK_CHANGED" and e.store_id is not None
-    }
+    keys |= {key for e in done for key, _ in _counted(e)}
     if not keys:
         return
     crossed = await tx.wms.low_stock_crossings(sorted(keys))
@@ -93,28 +89,43 @@ async def _availability(
     """Current availability of the rows the batch's reservation events moved: a storefront wants
     the latest figure, which is also the one that is right when events arrive late."""
     keys = {(e.store_id, sku) for e in pending for sku in _lines(e) if e.store_id is not None}
+    keys |= {key for e in pending for key, _ in _counted(e)}
     if not keys:
         return {}
     levels = await tx.stock.levels(sorted(keys))
     return {key: levels[key].available if key in levels else 0 for key in keys}
 
 
+def _counted(event: PendingEvent) -> list[tuple[tuple[str, str], str]]:
+    """The rows a count event changed: ((store, SKU), the message id for that row)."""
+    if event.type != StockChanged.type:
+        return []
+    return [
+        ((store_id, sku), f"{event.event_id}:{store_id}:{sku}")
+        for store_id, sku, *_ in event.payload["levels"]
+    ]
+
+
 def _stock_messages(
     event: PendingEvent, availability: dict[tuple[str, str], int]
 ) -> list[tuple[str, str]]:
+    """One STOCK_CHANGED message per row the event moved, to the row's store and to everyone."""
+    rows = [((event.store_id, sku), f"{event.event_id}:{sku}") for sku in _lines(event)]
+    rows += _counted(event)
+    reason = event.payload.get("reason", event.type)
     messages = []
-    for sku in _lines(event):
-        assert event.store_id is not None
+    for (store_id, sku), message_id in rows:
+        assert store_id is not None
         message = orjson.dumps(
             {
-                "id": f"{event.event_id}:{sku}",
+                "id": message_id,
                 "type": "STOCK_CHANGED",
                 "occurredAt": event.payload["occurredAt"],
-                "storeId": event.store_id,
+                "storeId": store_id,
                 "sku": sku,
-                "available": availability[(event.store_id, sku)],
-                "reason": event.type,
+                "available": availability.get((store_id, sku), 0),
+                "reason": reason,
             }
         ).decode()
-        messages += [(stock_channel(event.store_id), message), (stock_channel(), message)]
+        messages += [(stock_channel(store_id), message), (stock_channel(), message)]
     return messages

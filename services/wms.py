@@ -51,6 +51,8 @@ from services.unit_of_work import RetryableConflict, UnitOfWork, UnitOfWorkFacto
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 4
+# Rows per stock event: a 10,000-level snapshot is 10 outbox rows, not 10,000.
+EVENT_LEVELS = 1_000
 FEED_LEASE = "wms-feed"
 RECONCILIATION_LEASE = "reconciliation"
 
@@ -134,7 +136,9 @@ async def receive_batch(
                 field="batchId",
             )
         return BatchOutcome.of(found, duplicate=True)
-    return await apply_stored(batch.batch_id, uow=uow, clock=clock, radius_km=radius_km)
+    return await apply_stored(
+        batch.batch_id, uow=uow, clock=clock, radius_km=radius_km, parsed=batch
+    )
 
 
 async def apply_stored(
@@ -143,13 +147,15 @@ async def apply_stored(
     uow: UnitOfWorkFactory,
     clock: Clock,
     radius_km: float = DEFAULT_RESOURCE_RADIUS_KM,
+    parsed: InboundBatch | None = None,
 ) -> BatchOutcome:
     """Apply a stored batch in one transaction, or reject it whole. A lost race (a deadlock with
-    reserves on the same rows) is tried again; after that the batch waits for the worker."""
+    reserves on the same rows) is tried again; after that the batch waits for the worker.
+    `parsed`: the batch as just received (saves reading and parsing the stored payload again)."""
     last_error = "not applied"
     for _attempt in range(MAX_ATTEMPTS):
         try:
-            return await _apply_once(batch_id, uow(), clock, radius_km)
+            return await _apply_once(batch_id, uow(), clock, radius_km, parsed)
         except RetryableConflict as conflict:
             last_error = f"lost a race ({conflict.what})"
     async with uow() as tx:
@@ -161,17 +167,19 @@ async def apply_stored(
 
 
 async def _apply_once(
-    batch_id: str, tx: UnitOfWork, clock: Clock, radius_km: float
+    batch_id: str, tx: UnitOfWork, clock: Clock, radius_km: float, parsed: InboundBatch | None
 ) -> BatchOutcome:
     async with tx:
         now = clock.now()
-        stored = await tx.wms.find_batch(batch_id, for_update=True)
-        if stored is None:
-            raise NotFound(f"No stored batch {batch_id}.")
-        if stored.status != "RECEIVED":
-            return BatchOutcome.of(stored, duplicate=False)
+        if parsed is None or await tx.wms.lock_batch(batch_id) != "RECEIVED":
+            stored = await tx.wms.find_batch(batch_id, for_update=True)
+            if stored is None:
+                raise NotFound(f"No stored batch {batch_id}.")
+            if stored.status != "RECEIVED":
+                return BatchOutcome.of(stored, duplicate=False)
+            payload: Any = stored.payload
         try:
-            batch = parse_batch(stored.payload)
+            batch = parsed or parse_batch(payload)
             done = await apply_levels(tx, batch.levels, now, radius_km=radius_km)
         except DomainError as refused:
             # Refused before anything was written: the batch is kept, as rejected, with why.
@@ -183,7 +191,7 @@ async def _apply_once(
             return BatchOutcome(
                 batch_id,
                 "REJECTED",
-                len(stored.payload.get("levels") or []),
+                len(parsed.levels) if parsed else len(payload.get("levels") or []),
                 error_code=refused.code,
                 error=str(refused),
             )
@@ -240,7 +248,7 @@ async def apply_levels(
     updates: list[LevelRow] = []
     inserts: list[LevelRow] = []
     movements: list[Movement] = []
-    changes: list[events.Event] = []
+    changes: list[events.CountedLevel] = []
     short: list[tuple[str, str]] = []
     stale = 0
     for lv in ordered:
@@ -277,14 +285,8 @@ async def apply_levels(
             or new.low_stock_threshold != old.low_stock_threshold
         ):
             changes.append(
-                events.StockChanged(
-                    store_id=lv.store_id,
-                    sku=lv.sku,
-                    on_hand=new.on_hand,
-                    reserved=new.reserved,
-                    safety_stock=new.safety_stock,
-                    reason=str(reason),
-                    occurred_at=now,
+                events.CountedLevel(
+                    lv.store_id, lv.sku, new.on_hand, new.reserved, new.safety_stock
                 )
             )
         if new.on_hand < new.reserved:
@@ -292,7 +294,14 @@ async def apply_levels(
     await tx.wms.write_levels(updates, now)
     await tx.wms.insert_levels(inserts, now)
     await tx.ledger.record(movements, now)
-    await tx.outbox.add(changes)
+    await tx.outbox.add(
+        [
+            events.StockChanged(
+                levels=tuple(changes[i : i + EVENT_LEVELS]), reason=str(reason), occurred_at=now
+            )
+            for i in range(0, len(changes), EVENT_LEVELS)
+        ]
+    )
     if short:
         await resolve_shortages(tx, short, now, radius_km=radius_km)
     return Applied(len(ordered) - stale, stale)
@@ -316,7 +325,15 @@ async def set_low_stock_thresholds(
             raise NotFound(f"No stock level for {', '.join(missing[:20])}.", levels=missing[:100])
         # The relay checks thresholds when it publishes: a stock event per row does it now.
         levels = await tx.stock.levels([(s, k) for s, k, _ in thresholds])
-        await tx.outbox.add([level.changed("THRESHOLD", clock.now()) for level in levels.values()])
+        await tx.outbox.add(
+            [
+                events.StockChanged(
+                    levels=tuple(level.counted() for level in levels.values()),
+                    reason="THRESHOLD",
+                    occurred_at=clock.now(),
+                )
+            ]
+        )
         await tx.commit()
     return len(thresholds)
 

@@ -41,10 +41,8 @@ from domain.webhooks import Delivery, DeliveryStatus, WebhookTarget
 from domain.wms import KIND_OF_REASON
 
 # Statements are built once: building them per call costs more CPU than running them.
-_INSERT_STOCK_MOVEMENTS = stock_movements.insert()
 _INSERT_RESERVATIONS = reservations.insert()
 _INSERT_RESERVATION_LINES = reservation_lines.insert()
-_INSERT_OUTBOX = outbox.insert()
 
 
 class InvariantViolated(RuntimeError):
@@ -214,8 +212,8 @@ class LedgerRepository:
         self.statements = statements
 
     async def record(self, movements: Sequence[Movement], now: datetime) -> None:
-        await self.statements.run_many(
-            _INSERT_STOCK_MOVEMENTS,
+        await self.statements.insert_rows(
+            stock_movements,
             [
                 {
                     "store_id": m.store_id,
@@ -768,13 +766,11 @@ def event_payload(event: Event) -> dict[str, Any]:
             "id": event.id,
             "type": event.type,
             "occurredAt": event.occurred_at.isoformat(),
-            "storeId": event.store_id,
-            "sku": event.sku,
-            "onHand": event.on_hand,
-            "reserved": event.reserved,
-            "safetyStock": event.safety_stock,
-            "available": event.available,
             "reason": event.reason,
+            "levels": [
+                [lv.store_id, lv.sku, lv.on_hand, lv.reserved, lv.safety_stock]
+                for lv in event.levels
+            ],
         }
     if isinstance(event, LowStock):
         return {
@@ -816,8 +812,8 @@ class OutboxRepository:
         if new and notify is not None and after_commit is not None and notify not in after_commit:
             # Wake the relay as soon as these are committed, instead of at its next sweep.
             after_commit.append(notify)
-        await self.statements.run_many(
-            _INSERT_OUTBOX,
+        await self.statements.insert_rows(
+            outbox,
             [
                 {
                     "event_id": e.id,

@@ -111,7 +111,19 @@ _WRITE_LEVEL = (
         updated_at=sa.bindparam("b_now"),
     )
 )
-_INSERT_LEVEL = stock_levels.insert()
+_LOCK_MANY_SQL = (
+    "SELECT store_id, sku, on_hand, reserved, safety_stock, wms_sequence, low_stock_threshold "
+    "FROM stock_levels WHERE store_id = ANY($1::text[]) AND sku = ANY($2::text[]) "
+    "ORDER BY store_id, sku FOR UPDATE"
+)
+_WRITE_MANY_SQL = (
+    "UPDATE stock_levels AS t SET on_hand = v.on_hand, safety_stock = v.safety_stock, "
+    "wms_sequence = v.wms_sequence, low_stock_threshold = v.low_stock_threshold, "
+    "updated_at = $7 "
+    "FROM unnest($1::text[], $2::text[], $3::int4[], $4::int4[], $5::int8[], $6::int4[]) "
+    "AS v(store_id, sku, on_hand, safety_stock, wms_sequence, low_stock_threshold) "
+    "WHERE t.store_id = v.store_id AND t.sku = v.sku"
+)
 _INSERT_MOVEMENT_ROWS = wms_outbound.insert()
 _LOCK_ONE = (
     sa.select(*_LEVEL_COLUMNS)
@@ -152,6 +164,17 @@ class WmsRepository:
             row.error,
             row.received_at,
         )
+
+    async def lock_batch(self, batch_id: str) -> str | None:
+        """Lock the batch's row (not reading its payload); its status, or None if unknown."""
+        row = (
+            await self.conn.execute(
+                sa.select(wms_inbox.c.status)
+                .where(wms_inbox.c.batch_id == batch_id)
+                .with_for_update()
+            )
+        ).first()
+        return row.status if row else None
 
     async def add_batch(
         self, batch_id: str, payload: Mapping[str, Any], levels: int, now: datetime
@@ -218,17 +241,26 @@ class WmsRepository:
         """The rows of these (store, SKU) keys, locked in key order (PostgreSQL)."""
         if not keys:
             return {}
-        found: dict[tuple[str, str], LevelRow] = {}
         wanted = sorted(set(keys))
         if len(wanted) == 1:
             store_id, sku = wanted[0]
             row = (await self.conn.execute(_LOCK_ONE, {"b_store": store_id, "b_sku": sku})).first()
             return {wanted[0]: _level(row)} if row is not None else {}
+        wanted_set = set(wanted)
         stores_of = sorted({s for s, _ in wanted})
         skus_of = sorted({k for _, k in wanted})
-        wanted_set = set(wanted)
+        found: dict[tuple[str, str], LevelRow] = {}
+        driver = self.statements.driver
+        if driver is not None:
+            # Straight on asyncpg: one statement with two array parameters, rows locked in key
+            # order (the order every writer of these rows takes its locks in).
+            for record in await driver.fetch(_LOCK_MANY_SQL, stores_of, skus_of):
+                key = (record[0], record[1])
+                if key in wanted_set:
+                    found[key] = LevelRow(*record)
+            return found
         # Rows are read by the cross product of the stores and SKUs, in key order, and filtered
-        # here: one statement whatever the batch's size, and a lock order every writer shares.
+        # here: one statement whatever the batch's size.
         for start in range(0, len(skus_of), 5_000):
             query = (
                 sa.select(*_LEVEL_COLUMNS)
@@ -247,6 +279,22 @@ class WmsRepository:
 
     async def write_levels(self, rows: Sequence[LevelRow], now: datetime) -> None:
         """Write on hand, safety stock, WMS sequence and threshold of existing rows, in bulk."""
+        if not rows:
+            return
+        driver = self.statements.driver
+        if driver is not None and len(rows) > 1:
+            # One statement for the whole batch: the new values go as arrays, joined by key.
+            await driver.execute(
+                _WRITE_MANY_SQL,
+                [r.store_id for r in rows],
+                [r.sku for r in rows],
+                [r.on_hand for r in rows],
+                [r.safety_stock for r in rows],
+                [r.wms_sequence for r in rows],
+                [r.low_stock_threshold for r in rows],
+                now,
+            )
+            return
         await self.statements.run_many(
             _WRITE_LEVEL,
             [
@@ -264,8 +312,8 @@ class WmsRepository:
         )
 
     async def insert_levels(self, rows: Sequence[LevelRow], now: datetime) -> None:
-        await self.statements.run_many(
-            _INSERT_LEVEL,
+        await self.statements.insert_rows(
+            stock_levels,
             [
                 {
                     "store_id": r.store_id,

@@ -173,6 +173,13 @@ async def movements(http: httpx.AsyncClient, api: Gateway, status: str | None) -
     return list(result.ok()["wmsMovements"])
 
 
+def no_movement_pending(http: httpx.AsyncClient, api: Gateway) -> Callable[[], Any]:
+    async def check() -> bool:
+        return not await movements(http, api, "PENDING")
+
+    return check
+
+
 async def eventually(check: Callable[[], Any], what: str) -> Any:
     """Poll `check` (sync or async) until it returns something truthy."""
     try:
@@ -567,6 +574,7 @@ async def test_reconciliation_repairs_a_seeded_drift_and_leaves_the_rest_to_ops(
     wms.set_level("S001", "SKU-2", 5)
     await reserve(http, api, "alice", "S001", {"SKU-1": 2})
     await eventually(lambda: wms.rows[("S001", "SKU-1")].reserved == 2, "the lock at the WMS")
+    await eventually(no_movement_pending(http, api), "the lock marked delivered")
 
     # Drift: the WMS lost 2 of SKU-2 (ROPOS was not told), believes 5 of SKU-1 are reserved,
     # knows nothing of SKU-3, and has 6 of SKU-4 that ROPOS never heard of
@@ -590,6 +598,7 @@ async def test_reconciliation_repairs_a_seeded_drift_and_leaves_the_rest_to_ops(
     assert (await stock(http, api, "S001", "SKU-2"))["onHand"] == 3
     assert (await stock(http, api, "S001", "SKU-4"))["onHand"] == 6
     await eventually(lambda: wms.rows[("S001", "SKU-1")].reserved == 2, "reserved repaired")
+    await eventually(no_movement_pending(http, api), "the repair marked delivered")
     found = (await gql(http, api, DISCREPANCIES, {"status": None}, ops)).ok()
     assert sorted(
         (d["sku"], d["kind"], d["roposValue"], d["wmsValue"], d["status"])

@@ -1,0 +1,169 @@
+"""The WMS use cases on the real database: a batch stored but not applied is applied later,
+shrinks racing reserves keep the invariants, one feed at a time numbers the movements, and a
+WMS outage delays movements without losing or reordering them. The invariants are checked after
+each test by the clean_db fixture."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+
+import pytest
+
+from domain.errors import OutOfStock
+from domain.wms import (
+    CircuitBreaker,
+    MovementResult,
+    Outcome,
+    WmsLevel,
+    WmsMovement,
+    WmsUnavailable,
+    parse_batch,
+)
+from services import reservations, wms
+from services.reservations import ReservationGroup
+from tests.helpers import given_stock, given_stores, level, reserve_cmd, store_at
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+class RecordingWms:
+    """A WMS in memory that may be down; records what it applied, in order."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.applied: list[WmsMovement] = []
+        self.seen: set[str] = set()
+        self.calls = 0
+
+    async def send(self, movements: Sequence[WmsMovement]) -> list[MovementResult]:
+        self.calls += 1
+        if self.down:
+            raise WmsUnavailable("503 from the WMS")
+        results = []
+        for m in movements:
+            if m.id in self.seen:
+                results.append(MovementResult(m.id, Outcome.DUPLICATE))
+            else:
+                self.seen.add(m.id)
+                self.applied.append(m)
+                results.append(MovementResult(m.id, Outcome.APPLIED))
+        return results
+
+    async def levels(self, store_id: str) -> list[WmsLevel]:
+        return []
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_batch_stored_but_not_applied_is_applied_by_the_retry(uow, clock, clean_db):
+    await given_stores(uow, clock, store_at("S1", 0))
+    # The process stored the batch and died before applying it
+    payload = {"batchId": "crash-1", "levels": [{"storeId": "S1", "sku": "A", "onHand": 7}]}
+    async with uow() as tx:
+        assert await tx.wms.add_batch("crash-1", payload, 1, clock.now())
+        await tx.commit()
+    assert await wms.retry_received(uow=uow, clock=clock) == 0  # too fresh: maybe still applying
+
+    clock.advance(10)
+    assert await wms.retry_received(uow=uow, clock=clock) == 1
+
+    assert await level(clean_db, "S1", "A") == (7, 0)
+    async with uow() as tx:
+        stored = await tx.wms.find_batch("crash-1")
+    assert stored is not None and stored.status == "APPLIED" and stored.applied == 1
+    assert await wms.retry_received(uow=uow, clock=clock) == 0
+
+
+async def test_shrinks_racing_reserves_never_leave_more_reserved_than_on_hand(uow, clock, clean_db):
+    await given_stores(uow, clock, store_at("S1", 0), store_at("S2", 1))
+    await given_stock(uow, clock, {("S1", "HOT"): 60, ("S2", "HOT"): 20})
+    counts = [40, 30, 20, 10]
+
+    async def shrink(i: int, on_hand: int) -> object:
+        payload = {
+            "batchId": f"shrink-{i}",
+            "levels": [{"storeId": "S1", "sku": "HOT", "onHand": on_hand}],
+        }
+        return await wms.receive_batch(parse_batch(payload), payload, uow=uow, clock=clock)
+
+    results = await asyncio.gather(
+        *(
+            reservations.reserve(
+                reserve_cmd(f"c{i}", {"HOT": 1}, store_id="S1"), uow=uow, clock=clock
+            )
+            for i in range(80)
+        ),
+        *(shrink(i, n) for i, n in enumerate(counts)),
+        return_exceptions=True,
+    )
+
+    unexpected = [
+        r for r in results if isinstance(r, BaseException) and not isinstance(r, OutOfStock)
+    ]
+    assert not unexpected, unexpected[:3]
+    outcomes = [r for r in results if isinstance(r, wms.BatchOutcome)]
+    assert [o.status for o in outcomes] == ["APPLIED"] * len(counts)
+    assert sum(isinstance(r, ReservationGroup) for r in results) >= 10
+    on_hand, reserved = await level(clean_db, "S1", "HOT")
+    assert on_hand in counts and reserved <= on_hand
+    s2_on_hand, s2_reserved = await level(clean_db, "S2", "HOT")
+    assert s2_reserved <= s2_on_hand == 20
+
+
+async def test_one_feed_at_a_time_holds_the_lease(uow, clock, clean_db):
+    assert await wms.take_lease(uow, wms.FEED_LEASE, "a", clock, 10)
+    assert not await wms.take_lease(uow, wms.FEED_LEASE, "b", clock, 10)
+    assert await wms.take_lease(uow, wms.FEED_LEASE, "a", clock, 10)  # renewed by its holder
+    clock.advance(11)
+    assert await wms.take_lease(uow, wms.FEED_LEASE, "b", clock, 10)  # the holder went quiet
+    assert not await wms.take_lease(uow, wms.FEED_LEASE, "a", clock, 10)
+
+
+async def test_an_outage_delays_movements_and_loses_or_reorders_none(uow, clock, clean_db):
+    await given_stores(uow, clock, store_at("S1", 0))
+    await given_stock(uow, clock, {("S1", "A"): 50, ("S1", "B"): 50})
+    target = RecordingWms()
+    breaker = CircuitBreaker(threshold=2, cooldown_seconds=30)
+
+    async def feed() -> wms.FeedStats:
+        while await wms.queue_movements(uow=uow, clock=clock, limit=7):
+            pass
+        return await wms.deliver_movements(
+            uow=uow, clock=clock, wms=target, breaker=breaker, max_attempts=100, batch_size=5
+        )
+
+    target.down = True
+    groups = []
+    for i in range(12):
+        groups.append(
+            await reservations.reserve(
+                reserve_cmd(f"c{i}", {"A": 1, "B": 2}, store_id="S1"), uow=uow, clock=clock
+            )
+        )
+        if i % 3 == 0:
+            await reservations.cancel(groups[-1].reservations[0].id, None, uow=uow, clock=clock)
+        await feed()
+        clock.advance(1)
+    assert target.applied == []
+    assert target.calls <= 4  # the circuit opened after two failures; no call while it is open
+
+    target.down = False
+    for _ in range(40):
+        clock.advance(60)
+        await feed()
+    per_row: dict[tuple[str, str], list[WmsMovement]] = defaultdict(list)
+    for m in target.applied:
+        per_row[(m.store_id, m.sku)].append(m)
+    # 12 locks and 4 releases on each row, each once, numbered 1..16 in the order they happened
+    for row in (("S1", "A"), ("S1", "B")):
+        moved = per_row[row]
+        assert [m.sequence for m in moved] == list(range(1, 17)), row
+        assert len({m.id for m in moved}) == 16
+        reserved = 0
+        for m in moved:
+            reserved += m.quantity if m.kind == "LOCK" else -m.quantity
+            assert reserved >= 0, "a release arrived before its lock"
+        assert reserved == (await level(clean_db, *row))[1]
