@@ -185,8 +185,10 @@ class WmsFeed(Worker):
         batch_size: int,
         max_attempts: int,
         breaker: CircuitBreaker,
+        timeout: float = 5.0,
     ) -> None:
         super().__init__()
+        self._timeout = timeout
         self._uow = uow
         self._client = client
         self._clock = clock
@@ -199,12 +201,18 @@ class WmsFeed(Worker):
     async def run_once(self) -> wms.FeedStats:
         """Queue what is new, then send until nothing is due (or the WMS stops taking it)."""
         total = wms.FeedStats()
-        lease = max(10.0, self._interval * 10)
+        # Longer than a batch can take (the request timeout), renewed before every batch: the
+        # lease never runs out under a feed that is still sending.
+        lease = max(10.0, self._interval * 10, self._timeout * 2)
         if not await wms.take_lease(self._uow, wms.FEED_LEASE, self._holder, self._clock, lease):
             return total
         while await wms.queue_movements(uow=self._uow, clock=self._clock):
             pass
         while True:
+            if not await wms.take_lease(
+                self._uow, wms.FEED_LEASE, self._holder, self._clock, lease
+            ):
+                return total
             stats = await wms.deliver_movements(
                 uow=self._uow,
                 clock=self._clock,
@@ -337,6 +345,7 @@ def build_workers(
             breaker=CircuitBreaker(
                 settings.wms_breaker_threshold, settings.wms_breaker_cooldown_seconds
             ),
+            timeout=settings.wms_timeout_seconds,
         )
         background.workers.append(background.wms_feed)
         if settings.reconcile_interval_seconds > 0:

@@ -8,6 +8,7 @@ or slow, show what it received, and push its levels to ROPOS.
     POST /admin/outage           fail or slow ROPOS     } no authentication, never expose
     GET  /admin/movements        what was received      } them beyond a test or demo host
     GET  /admin/levels           every row              }
+    GET  /admin/reservations     what each one holds    }
     POST /admin/push             send levels to ROPOS   }
     GET  /healthz
 """
@@ -72,6 +73,8 @@ class EmulatedWms:
         self.rows: dict[tuple[str, str], StockRow] = {}
         self.revision = 0  # bumped on every change of any row
         self.applied_ids: set[str] = set()
+        # What each reservation holds here, per (store, SKU), as its movements said.
+        self.reservations: dict[str, dict[tuple[str, str], int]] = {}
         self.log: list[Received] = []
         self.outage_status: int | None = None  # answered to every ROPOS call while set
         self.delay_seconds = 0.0  # how long every ROPOS call waits before it is handled
@@ -123,6 +126,15 @@ class EmulatedWms:
                 row.reserved = max(0, row.reserved - q)
             case MovementKind.SET_RESERVED:
                 row.reserved = q
+        if movement.reservation_id is not None and movement.kind is not MovementKind.SET_RESERVED:
+            held = self.reservations.setdefault(movement.reservation_id, {})
+            key = (movement.store_id, movement.sku)
+            change = q if movement.kind is MovementKind.LOCK else -q
+            held[key] = max(0, held.get(key, 0) + change)
+            if not held[key]:
+                del held[key]
+            if not held:
+                del self.reservations[movement.reservation_id]
         row.movement_sequence = movement.sequence
         self.applied_ids.add(movement.id)
         self._changed(row)
@@ -309,6 +321,17 @@ async def post_admin_outage(request: Request) -> Response:
     return JSONResponse({"status": wms.outage_status, "delaySeconds": wms.delay_seconds})
 
 
+async def get_admin_reservations(request: Request) -> Response:
+    """What each reservation holds at the WMS: `{"<id>": [{"storeId", "sku", "quantity"}]}`."""
+    wms: EmulatedWms = request.app.state.wms
+    return JSONResponse(
+        {
+            rid: [{"storeId": s, "sku": k, "quantity": q} for (s, k), q in sorted(held.items())]
+            for rid, held in sorted(wms.reservations.items())
+        }
+    )
+
+
 async def get_admin_movements(request: Request) -> Response:
     wms: EmulatedWms = request.app.state.wms
     return JSONResponse([received.to_json() for received in wms.log])
@@ -381,6 +404,7 @@ def create_emulator(token: str | None = None) -> Starlette:
             Route("/admin/levels", get_admin_levels, methods=["GET"]),
             Route("/admin/outage", post_admin_outage, methods=["POST"]),
             Route("/admin/movements", get_admin_movements, methods=["GET"]),
+            Route("/admin/reservations", get_admin_reservations, methods=["GET"]),
             Route("/admin/push", post_admin_push, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],

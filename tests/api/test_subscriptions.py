@@ -412,6 +412,68 @@ async def test_the_pos_terminal_gets_nothing_of_another_store(http, api):
     assert event["reservation"]["storeId"] == "S001"
 
 
+SHORTAGE_FIELDS = """
+    id type sequence
+    reservation { id status cancelReason lines { sku quantity } }
+    shortage { sku quantity reason movedToReservationId movedToStoreId }
+"""
+
+
+async def test_a_shrink_below_reserved_reaches_the_pos_and_the_customer_with_where_it_went(
+    http, api
+):
+    await given_two_stores(http, api)  # S001 and S002 have 10 of SKU-1 each
+    held = await reserve(http, api, "alice", quantity=3)
+    alice = bearer(api.token("customer", sub="alice"))
+    app_query = f"subscription($id: ID!) {{ reservationUpdates(id: $id) {{ {SHORTAGE_FIELDS} }} }}"
+    pos_query = f"""subscription($storeId: ID!) {{
+      pickupEvents(storeId: $storeId) {{ {SHORTAGE_FIELDS} reservation {{ customerId }} }} }}"""
+
+    async with (
+        subscribed(api, app_query, {"id": held["id"]}, init_payload=alice) as app,
+        subscribed(
+            api,
+            pos_query,
+            {"storeId": "S001"},
+            init_payload=bearer(pos(api)),
+            skip=is_warm_up,
+        ) as terminal,
+    ):
+        await app.next()  # the snapshot: listening
+        await until_live(terminal, ready_warm_up(http, api))
+        # The WMS counts 1 of SKU-1 at S001 where 3 are reserved: King's Cross takes them over
+        levels = [{"storeId": "S001", "sku": "SKU-1", "onHand": 1}]
+        (await gql(http, api, SYNC_STOCK, {"levels": levels}, api.token("ops"))).ok()
+        seen_by_app = await app.next()
+        seen_by_pos = await terminal.next()
+        await app.ended()
+
+    for event in (seen_by_app, seen_by_pos):
+        assert event["type"] == "CANCELLED"
+        assert event["reservation"]["id"] == held["id"]
+        assert event["reservation"]["cancelReason"] == "STOCK_SHORTAGE"
+        shortage = event["shortage"]
+        assert (shortage["sku"], shortage["quantity"], shortage["reason"]) == (
+            "SKU-1",
+            3,
+            "SHORTAGE",
+        )
+        assert shortage["movedToStoreId"] == "S002"
+    moved = await gql(
+        http,
+        api,
+        "query($id: ID!) { reservation(id: $id) { storeId status resourcedFrom lines { quantity } } }",
+        {"id": seen_by_app["shortage"]["movedToReservationId"]},
+        api.token("customer", sub="alice"),
+    )
+    assert moved.ok()["reservation"] == {
+        "storeId": "S002",
+        "status": "HELD",
+        "resourcedFrom": held["id"],
+        "lines": [{"quantity": 3}],
+    }
+
+
 # --- reservationUpdates: the customer's app -------------------------------------------------------
 
 

@@ -504,7 +504,12 @@ async def test_after_a_wms_outage_every_lock_and_release_arrives_once_in_order(h
         assert sequences == list(range(1, len(sequences) + 1)), row  # in order, no gap
     kinds = [(m["storeId"], m["sku"], m["type"]) for m in applied]
     assert kinds.index(("S001", "SKU-1", "RELEASE")) > kinds.index(("S001", "SKU-1", "LOCK"))
-    # The WMS's figures are ROPOS's figures
+    # The WMS's figures are ROPOS's figures, down to what each reservation holds there
+    active = made[2:]  # the first was cancelled, the second collected
+    assert wms.reservations == {
+        r["id"]: {(r["storeId"], line["sku"]): line["quantity"] for line in r["lines"]}
+        for r in active
+    }
     for store, sku in levels:
         ours = await stock(http, api, store, sku)
         theirs = wms.rows[(store, sku)]
