@@ -28,6 +28,22 @@ class StockLevel:
 
 
 @dataclass(frozen=True, slots=True)
+class WatchedLevel:
+    """A stock row with its low-stock threshold, and whether LOW_STOCK went out for its fall."""
+
+    level: StockLevel
+    threshold: int | None
+    alerted: bool
+
+    @property
+    def alert_changes(self) -> bool:
+        """It fell below its threshold and was not flagged yet, or recovered and still is."""
+        if self.threshold is None:
+            return False
+        return (self.level.available < self.threshold) != self.alerted
+
+
+@dataclass(frozen=True, slots=True)
 class Movement:
     """One line of the stock ledger."""
 

@@ -11,6 +11,7 @@ import orjson
 
 from domain.clock import Clock
 from domain.events import MOVES_STOCK, LowStock, PendingEvent, StockChanged, stock_channel
+from domain.stock import WatchedLevel
 from services import webhooks
 from services.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
@@ -36,7 +37,8 @@ async def publish_pending(
             return 0
         # Read on the transaction's own connection: waiting on another one while this transaction
         # holds its outbox rows could close a lock cycle PostgreSQL cannot see (DDL, TRUNCATE).
-        availability = await _availability(tx, pending)
+        watched = await _watched(tx, pending)
+        availability = {key: w.level.available for key, w in watched.items()}
         published: list[int] = []
         try:
             for event in pending:
@@ -51,30 +53,45 @@ async def publish_pending(
                 went_out = set(published)
                 done = [e for e in pending if e.position in went_out]
                 await webhooks.enqueue(tx, done, clock.now())
-                await _low_stock(tx, done, clock)
+                await _low_stock(tx, done, watched, clock)
                 await tx.outbox.mark_published(published, clock.now())
                 await tx.commit()
     return len(published)
 
 
-async def _low_stock(tx: UnitOfWork, done: Sequence[PendingEvent], clock: Clock) -> None:
+async def _low_stock(
+    tx: UnitOfWork,
+    done: Sequence[PendingEvent],
+    watched: dict[tuple[str, str], WatchedLevel],
+    clock: Clock,
+) -> None:
     """Rows these events moved that fell below their low-stock threshold: a LOW_STOCK event each
-    (written to the outbox: it goes out with the next batch). Checked here, off the reserve path,
-    once per batch."""
+    (written to the outbox: it goes out with the next batch). Decided from the rows the relay
+    read anyway; a statement is sent only for a row whose flag changes."""
     keys = {(e.store_id, sku) for e in done for sku in _lines(e) if e.store_id is not None}
     keys |= {key for e in done for key, _ in _counted(e)}
-    if not keys:
+    changes = [watched[key] for key in sorted(keys) if key in watched]
+    changes = [w for w in changes if w.alert_changes]
+    if not changes:
         return
-    crossed = await tx.wms.low_stock_crossings(sorted(keys))
-    if crossed:
+    flagged = await tx.wms.flag_low_stock(changes)
+    if flagged:
         now = clock.now()
         await tx.outbox.add(
             [
-                LowStock(store_id=s, sku=k, available=a, threshold=t, occurred_at=now)
-                for s, k, a, t in crossed
+                LowStock(
+                    store_id=w.level.store_id,
+                    sku=w.level.sku,
+                    available=w.level.available,
+                    threshold=w.threshold or 0,
+                    occurred_at=now,
+                )
+                for w in flagged
             ]
         )
-        log.info("low stock", extra={"rows": [f"{s}/{k}" for s, k, _, _ in crossed][:20]})
+        log.info(
+            "low stock", extra={"rows": [f"{w.level.store_id}/{w.level.sku}" for w in flagged]}
+        )
 
 
 def _lines(event: PendingEvent) -> list[str]:
@@ -83,17 +100,17 @@ def _lines(event: PendingEvent) -> list[str]:
     return [line["sku"] for line in event.payload["reservation"]["lines"]]
 
 
-async def _availability(
+async def _watched(
     tx: UnitOfWork, pending: Sequence[PendingEvent]
-) -> dict[tuple[str, str], int]:
-    """Current availability of the rows the batch's reservation events moved: a storefront wants
-    the latest figure, which is also the one that is right when events arrive late."""
+) -> dict[tuple[str, str], WatchedLevel]:
+    """The rows the batch's events moved, as they are now: a storefront wants the latest
+    availability, which is also the one that is right when events arrive late; and their
+    low-stock thresholds."""
     keys = {(e.store_id, sku) for e in pending for sku in _lines(e) if e.store_id is not None}
     keys |= {key for e in pending for key, _ in _counted(e)}
     if not keys:
         return {}
-    levels = await tx.stock.levels(sorted(keys))
-    return {key: levels[key].available if key in levels else 0 for key in keys}
+    return await tx.stock.watched_levels(sorted(keys))
 
 
 def _counted(event: PendingEvent) -> list[tuple[tuple[str, str], str]]:

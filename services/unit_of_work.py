@@ -13,7 +13,7 @@ from domain.pickup import Payment
 from domain.policy import ReservationPolicy
 from domain.reservations import Reservation
 from domain.sourcing import Candidate
-from domain.stock import Movement, StockLevel
+from domain.stock import Movement, StockLevel, WatchedLevel
 from domain.webhooks import Delivery, DeliveryStatus, WebhookTarget
 from domain.wms import Discrepancy, LevelRow, Queued, StoredBatch, WmsMovement
 
@@ -35,6 +35,9 @@ class StockPort(Protocol):
     async def levels(
         self, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], StockLevel]: ...
+    async def watched_levels(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], WatchedLevel]: ...
 
 
 class LedgerPort(Protocol):
@@ -146,9 +149,7 @@ class WmsStoragePort(Protocol):
     async def store_location(self, store_id: str) -> tuple[float, float] | None: ...
     async def levels_of_store(self, store_id: str) -> dict[str, LevelRow]: ...
     async def store_ids(self) -> list[str]: ...
-    async def low_stock_crossings(
-        self, keys: Sequence[tuple[str, str]]
-    ) -> list[tuple[str, str, int, int]]: ...
+    async def flag_low_stock(self, changes: Sequence[WatchedLevel]) -> list[WatchedLevel]: ...
     async def set_threshold(self, store_id: str, sku: str, threshold: int | None) -> bool: ...
     async def unqueued_movements(self, limit: int) -> list[Any]: ...
     async def next_sequences(

@@ -36,7 +36,7 @@ from domain.pickup import Payment
 from domain.policy import ReservationPolicy
 from domain.reservations import Line, Reservation, Status
 from domain.sourcing import Candidate
-from domain.stock import Movement, StockLevel
+from domain.stock import Movement, StockLevel, WatchedLevel
 from domain.webhooks import Delivery, DeliveryStatus, WebhookTarget
 from domain.wms import KIND_OF_REASON
 
@@ -79,6 +79,19 @@ STOCK_LEVELS = sa.select(
     stock_levels.c.on_hand,
     stock_levels.c.reserved,
     stock_levels.c.safety_stock,
+).where(
+    stock_levels.c.store_id.in_(sa.bindparam("b_stores", expanding=True)),
+    stock_levels.c.sku.in_(sa.bindparam("b_skus", expanding=True)),
+)
+# The same, with the low-stock threshold and flag (what the relay reads).
+_WATCHED_LEVELS = sa.select(
+    stock_levels.c.store_id,
+    stock_levels.c.sku,
+    stock_levels.c.on_hand,
+    stock_levels.c.reserved,
+    stock_levels.c.safety_stock,
+    stock_levels.c.low_stock_threshold,
+    stock_levels.c.low_stock_alerted,
 ).where(
     stock_levels.c.store_id.in_(sa.bindparam("b_stores", expanding=True)),
     stock_levels.c.sku.in_(sa.bindparam("b_skus", expanding=True)),
@@ -204,6 +217,23 @@ class StockRepository:
             (store_id, sku): StockLevel(store_id, sku, on_hand, reserved, safety)
             for store_id, sku, on_hand, reserved, safety in rows
             if (store_id, sku) in wanted
+        }
+
+    async def watched_levels(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], WatchedLevel]:
+        """The rows for these keys with their low-stock thresholds, read without locking."""
+        if not keys:
+            return {}
+        wanted = set(keys)
+        rows = await self.conn.execute(
+            _WATCHED_LEVELS,
+            {"b_stores": sorted({s for s, _ in wanted}), "b_skus": sorted({k for _, k in wanted})},
+        )
+        return {
+            (row[0], row[1]): WatchedLevel(StockLevel(*row[:5]), row[5], row[6])
+            for row in rows
+            if (row[0], row[1]) in wanted
         }
 
 

@@ -26,6 +26,7 @@ from adapters.db.tables import (
     wms_streams,
     worker_leases,
 )
+from domain.stock import WatchedLevel
 from domain.wms import (
     KIND_OF_REASON,
     Discrepancy,
@@ -351,48 +352,25 @@ class WmsRepository:
 
     # --- low stock --------------------------------------------------------------------------------
 
-    async def low_stock_crossings(
-        self, keys: Sequence[tuple[str, str]]
-    ) -> list[tuple[str, str, int, int]]:
-        """Flag, and return as (store, SKU, available, threshold), the rows among `keys` that
-        fell below their threshold and were not flagged yet; unflag those that recovered. The
-        flag is set by a conditional update, so of several processes only one reports it."""
-        if not keys:
-            return []
-        wanted = set(keys)
-        rows = await self.conn.execute(
-            sa.select(
-                stock_levels.c.store_id,
-                stock_levels.c.sku,
-                _available.label("available"),
-                stock_levels.c.low_stock_threshold,
-                stock_levels.c.low_stock_alerted,
-            ).where(
-                stock_levels.c.store_id.in_(sorted({s for s, _ in wanted})),
-                stock_levels.c.sku.in_(sorted({k for _, k in wanted})),
-                stock_levels.c.low_stock_threshold.is_not(None),
-            )
-        )
-        crossed: list[tuple[str, str, int, int]] = []
-        for row in rows.all():
-            if (row.store_id, row.sku) not in wanted:
-                continue
-            available = max(0, row.available)
-            below = available < row.low_stock_threshold
-            if below == row.low_stock_alerted:
-                continue
+    async def flag_low_stock(self, changes: Sequence[WatchedLevel]) -> list[WatchedLevel]:
+        """Set the low-stock flag of rows that fell below their threshold, clear it on rows that
+        recovered; return the ones newly flagged. Conditional updates: of several processes
+        that saw the same fall, one flags it (and reports it)."""
+        flagged: list[WatchedLevel] = []
+        for watched in changes:
+            below = not watched.alerted
             result = await self.conn.execute(
                 sa.update(stock_levels)
                 .where(
-                    stock_levels.c.store_id == row.store_id,
-                    stock_levels.c.sku == row.sku,
-                    stock_levels.c.low_stock_alerted == (not below),
+                    stock_levels.c.store_id == watched.level.store_id,
+                    stock_levels.c.sku == watched.level.sku,
+                    stock_levels.c.low_stock_alerted == watched.alerted,
                 )
                 .values(low_stock_alerted=below)
             )
             if below and result.rowcount == 1:
-                crossed.append((row.store_id, row.sku, available, row.low_stock_threshold))
-        return crossed
+                flagged.append(watched)
+        return flagged
 
     async def set_threshold(self, store_id: str, sku: str, threshold: int | None) -> bool:
         result = await self.conn.execute(
