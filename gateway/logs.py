@@ -35,3 +35,5 @@ def configure(level: str = "INFO", *, json_lines: bool = True) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # One line per outgoing request (POS webhooks, the WMS) is noise; failures are logged by us.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Accepted only while ROPOS_ENV=dev, so a laptop needs no set-up; production refuses to start on it.
@@ -73,6 +73,19 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator("wms_url", "wms_token", "wms_inbound_secret", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        # An empty variable (docker compose's `${X:-}`) means "not set".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("wms_inbound_secret")
+    @classmethod
+    def _inbound_secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("ROPOS_WMS_INBOUND_SECRET must be at least 16 characters")
+        return value
 
     @model_validator(mode="after")
     def _production_needs_a_secret(self) -> Settings:
