@@ -3,9 +3,7 @@ loop, with a controlled clock; and a small client that speaks GraphQL over HTTP 
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 
 from adapters.db.engine import Database
 from domain.access import Role
@@ -23,12 +20,7 @@ from gateway.app import create_app
 from gateway.auth import issue_token
 from gateway.settings import Settings
 from tests.conftest import START
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.helpers import serving
 
 
 @dataclass
@@ -58,28 +50,6 @@ class Gateway:
             channel=channel,
             ttl_seconds=ttl,
         )
-
-
-@asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[str]:
-    """The ASGI app served by uvicorn on a free loopback port, in the test loop; yields its URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    if not server.started:
-        task.result()  # raises what stopped it
-        raise RuntimeError("the server did not start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @asynccontextmanager

@@ -25,7 +25,6 @@ from adapters.db.tables import outbox
 from domain.access import Role
 from gateway.auth import issue_token
 from gateway.settings import Settings
-from tests.api.conftest import free_port
 from tests.api.given import given_stores_with_stock
 from tests.api.test_subscriptions import (
     DELIVERY_SECONDS,
@@ -41,6 +40,7 @@ from tests.api.test_subscriptions import (
     subscribed,
     until_live,
 )
+from tests.helpers import free_port
 from tests.integration.test_broker import REDIS_SERVER, RedisServer, wait_until
 
 _DATABASE = os.environ.get("ROPOS_TEST_DATABASE_URL", "")

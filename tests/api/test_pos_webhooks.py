@@ -18,8 +18,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.api.conftest import Gateway, free_port, gql
+from tests.api.conftest import Gateway, gql
 from tests.api.given import given_reservation, given_stores_with_stock
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from adapters.db.engine import Database
 from adapters.wms.emulator import EmulatedWms, create_emulator
 from domain.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
-from tests.api.conftest import Gateway, gql, running_gateway, serving
+from tests.api.conftest import Gateway, gql, running_gateway
 from tests.api.given import (
     KINGS_CROSS,
     OXFORD_CIRCUS,
@@ -28,6 +28,7 @@ from tests.api.given import (
     given_stock,
     given_stores,
 )
+from tests.helpers import serving
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
