@@ -11,7 +11,7 @@ from domain.reservations import MovementReason, Reservation, Status
 from services.queries import ReadPort
 from services.reservations import finish
 from services.shortage import record_picked
-from services.unit_of_work import UnitOfWorkFactory
+from services.unit_of_work import UnitOfWorkFactory, retrying_deadlocks
 
 log = logging.getLogger(__name__)
 
@@ -90,31 +90,36 @@ async def complete_pickup(
     """Paid and handed over: the units leave the store (on hand and reserved both drop) and the
     lock ends, with the payment, in one transaction. The same payment reference again (a POS
     retrying after a timeout) returns the same result and changes nothing."""
-    async with uow() as tx:
-        now = clock.now()
-        policy = await tx.policy.get()
-        reservation = await tx.reservations.get(reservation_id, for_update=True)
-        if reservation is None:
-            raise NotFound(f"No reservation {reservation_id}.")
-        if reservation.status is Status.COLLECTED:
-            taken = await tx.reservations.payment_of(reservation_id)
-            if taken == payment:
-                return reservation
-            raise InvalidTransition(
-                f"Reservation {reservation.code} was already collected"
-                + (f" with payment {taken.reference}." if taken else "."),
-                reservationId=reservation.id,
-                status=str(reservation.status),
-            )
-        previous = reservation.version
-        picked = reservation.status is Status.READY_FOR_PICKUP
-        reservation.collect(now, without_ready_step=policy.allow_pickup_without_ready)
-        if not picked:  # handed over without the ready step: picked now
-            await record_picked(tx, reservation, now)
-        await tx.reservations.save(reservation, previous, now)
-        await tx.reservations.add_payment(reservation.id, payment, received_by, now)
-        await finish(tx, [reservation], MovementReason.COLLECT, now)
-        await tx.commit()
+
+    async def attempt() -> Reservation:
+        async with uow() as tx:
+            now = clock.now()
+            policy = await tx.policy.get()
+            reservation = await tx.reservations.get(reservation_id, for_update=True)
+            if reservation is None:
+                raise NotFound(f"No reservation {reservation_id}.")
+            if reservation.status is Status.COLLECTED:
+                taken = await tx.reservations.payment_of(reservation_id)
+                if taken == payment:
+                    return reservation
+                raise InvalidTransition(
+                    f"Reservation {reservation.code} was already collected"
+                    + (f" with payment {taken.reference}." if taken else "."),
+                    reservationId=reservation.id,
+                    status=str(reservation.status),
+                )
+            previous = reservation.version
+            picked = reservation.status is Status.READY_FOR_PICKUP
+            reservation.collect(now, without_ready_step=policy.allow_pickup_without_ready)
+            if not picked:  # handed over without the ready step: picked now
+                await record_picked(tx, reservation, now)
+            await tx.reservations.save(reservation, previous, now)
+            await tx.reservations.add_payment(reservation.id, payment, received_by, now)
+            await finish(tx, [reservation], MovementReason.COLLECT, now)
+            await tx.commit()
+        return reservation
+
+    reservation = await retrying_deadlocks(attempt)
     log.info(
         "collected",
         extra={

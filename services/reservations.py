@@ -16,7 +16,12 @@ from domain.errors import BadInput, NotFound, OutOfStock
 from domain.reservations import MovementReason, Reservation
 from domain.sourcing import Allocation, plan
 from domain.stock import Movement
-from services.unit_of_work import RetryableConflict, UnitOfWork, UnitOfWorkFactory
+from services.unit_of_work import (
+    RetryableConflict,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    retrying_deadlocks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -203,16 +208,21 @@ async def cancel(
 ) -> Reservation:
     """Cancel an active reservation and release its stock at once."""
     reason = validate_reason(reason)
-    async with uow() as tx:
-        now = clock.now()
-        reservation = await tx.reservations.get(reservation_id, for_update=True)
-        if reservation is None:
-            raise NotFound(f"No reservation {reservation_id}.")
-        previous = reservation.version
-        reservation.cancel(now, reason)
-        await tx.reservations.save(reservation, previous, now)
-        await finish(tx, [reservation], MovementReason.CANCEL, now)
-        await tx.commit()
+
+    async def attempt() -> Reservation:
+        async with uow() as tx:
+            now = clock.now()
+            reservation = await tx.reservations.get(reservation_id, for_update=True)
+            if reservation is None:
+                raise NotFound(f"No reservation {reservation_id}.")
+            previous = reservation.version
+            reservation.cancel(now, reason)
+            await tx.reservations.save(reservation, previous, now)
+            await finish(tx, [reservation], MovementReason.CANCEL, now)
+            await tx.commit()
+        return reservation
+
+    reservation = await retrying_deadlocks(attempt)
     log.info(
         "cancelled", extra={"reservation_id": reservation.id, "store_id": reservation.store_id}
     )

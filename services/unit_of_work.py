@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, TypeVar
 
 from domain.events import Event, PendingEvent
 from domain.geo import GeoPoint
@@ -231,3 +231,21 @@ class RetryableConflict(Exception):
     def __init__(self, what: str) -> None:
         super().__init__(what)
         self.what = what
+
+
+T = TypeVar("T")
+DEADLOCK_ATTEMPTS = 4
+
+
+async def retrying_deadlocks(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run a use case's transaction again when PostgreSQL broke a lock cycle by failing it (it
+    rolled back whole, so running it again is safe). A cycle needs two transactions that lock the
+    same rows in opposite orders: a shortage locks stock rows, then the reservations that hold
+    them; a cancel or a pickup locks its reservation, then its stock rows."""
+    for _ in range(DEADLOCK_ATTEMPTS - 1):
+        try:
+            return await attempt()
+        except RetryableConflict as conflict:
+            if conflict.what != "deadlock":
+                raise
+    return await attempt()
