@@ -117,6 +117,13 @@ _LOCK_MANY_SQL = (
     "FROM stock_levels WHERE store_id = ANY($1::text[]) AND sku = ANY($2::text[]) "
     "ORDER BY store_id, sku FOR UPDATE"
 )
+_NEXT_SEQUENCES_SQL = (
+    "INSERT INTO wms_streams (store_id, sku, last_sequence) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::int8[]) "
+    "ON CONFLICT (store_id, sku) DO UPDATE "
+    "SET last_sequence = wms_streams.last_sequence + EXCLUDED.last_sequence "
+    "RETURNING store_id, sku, last_sequence"
+)
 _WRITE_MANY_SQL = (
     "UPDATE stock_levels AS t SET on_hand = v.on_hand, safety_stock = v.safety_stock, "
     "wms_sequence = v.wms_sequence, low_stock_threshold = v.low_stock_threshold, "
@@ -406,6 +413,16 @@ class WmsRepository:
     ) -> dict[tuple[str, str], int]:
         """Reserve `count` sequence numbers per (store, SKU); returns the first of each."""
         first: dict[tuple[str, str], int] = {}
+        driver = self.statements.driver
+        if driver is not None and len(counts) > 1:
+            keys = sorted(counts)
+            rows = await driver.fetch(
+                _NEXT_SEQUENCES_SQL,
+                [s for s, _ in keys],
+                [k for _, k in keys],
+                [counts[key] for key in keys],
+            )
+            return {(r[0], r[1]): r[2] - counts[(r[0], r[1])] + 1 for r in rows}
         for (store_id, sku), count in sorted(counts.items()):
             stmt = self._insert(wms_streams).values(store_id=store_id, sku=sku, last_sequence=count)
             stmt = stmt.on_conflict_do_update(
