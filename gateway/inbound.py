@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import time
 from typing import Any
 
@@ -12,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from domain.access import Role
-from domain.errors import DomainError
+from domain.errors import BadInput, DomainError
 from domain.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 from domain.wms import parse_batch
 from gateway.auth import actor_from_header
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 # A signed request older (or newer) than this is refused: a captured one cannot be replayed.
 SIGNATURE_TOLERANCE_SECONDS = 300
+_SIGNATURE = re.compile(r"sha256=[0-9a-f]{64}")
 
 
 def _error(status: int, code: str, message: str, **details: Any) -> JSONResponse:
@@ -44,7 +46,9 @@ def _authenticate(settings: Settings, request: Request, body: bytes, now: float)
         if abs(now - timestamp) > SIGNATURE_TOLERANCE_SECONDS:
             return _error(401, "UNAUTHENTICATED", "The signature's timestamp is too old or new.")
         expected = signature(secret.get_secret_value(), timestamp, body)
-        if not hmac.compare_digest(expected, signed):
+        if not _SIGNATURE.fullmatch(signed) or not hmac.compare_digest(
+            expected.encode(), signed.encode()
+        ):
             return _error(401, "UNAUTHENTICATED", "The signature does not match the body.")
         return None
     deps: Deps = request.app.state.deps
@@ -68,21 +72,35 @@ def stock_levels_endpoint(settings: Settings) -> Any:
         acknowledged. 200 applied (or a replay of a batch already applied), 202 stored and to
         be applied shortly, 4xx refused with a code and nothing applied."""
         deps: Deps = request.app.state.deps
+        signed = SIGNATURE_HEADER in request.headers
+        if not signed:
+            # A token is checked before the body is read: nobody unknown gets to send megabytes.
+            refused = _authenticate(settings, request, b"", time.time())
+            if refused is not None:
+                return refused
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > settings.wms_inbound_max_bytes:
             return _error(413, "BAD_USER_INPUT", "The body is too large.")
-        body = await request.body()
-        if len(body) > settings.wms_inbound_max_bytes:
+        body = await _read_at_most(request, settings.wms_inbound_max_bytes)
+        if body is None:
             return _error(413, "BAD_USER_INPUT", "The body is too large.")
-        refused = _authenticate(settings, request, body, time.time())
-        if refused is not None:
-            return refused
+        if signed:
+            refused = _authenticate(settings, request, body, time.time())
+            if refused is not None:
+                return refused
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as error:
             return _error(400, "BAD_USER_INPUT", f"The body is not JSON: {error}.")
         try:
             batch = parse_batch(payload)
+            unordered = [i for i, lv in enumerate(batch.levels) if lv.sequence is None]
+            if unordered:
+                raise BadInput(
+                    f"levels[{unordered[0]}] needs its sequence (or countedAt): without one a "
+                    "late or repeated count could overwrite a newer one.",
+                    field=f"levels[{unordered[0]}].sequence",
+                )
             outcome = await wms.receive_batch(
                 batch,
                 payload,
@@ -96,3 +114,15 @@ def stock_levels_endpoint(settings: Settings) -> Any:
         return JSONResponse(outcome.to_json(), status)
 
     return post_stock_levels
+
+
+async def _read_at_most(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it grows past `limit` bytes (whatever Content-Length said)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

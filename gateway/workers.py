@@ -263,8 +263,14 @@ def reconciler(
     """Compares stock with the WMS every `interval` seconds, in one process at a time."""
 
     async def run() -> None:
-        if await wms.take_lease(uow, wms.RECONCILIATION_LEASE, holder, clock, interval * 0.9):
-            await wms.reconcile(uow=uow, clock=clock, wms=client, radius_km=radius_km)
+        await wms.reconcile_if_due(
+            uow=uow,
+            clock=clock,
+            wms=client,
+            holder=holder,
+            interval_seconds=interval,
+            radius_km=radius_km,
+        )
 
     return Periodic("reconciliation", run, interval)
 

@@ -51,6 +51,8 @@ from services.unit_of_work import RetryableConflict, UnitOfWork, UnitOfWorkFacto
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 4
+# Tries of the inbox worker before a stored batch that keeps failing is rejected.
+INBOX_MAX_ATTEMPTS = 20
 # Rows per stock event: a 10,000-level snapshot is 10 outbox rows, not 10,000.
 EVENT_LEVELS = 1_000
 FEED_LEASE = "wms-feed"
@@ -212,14 +214,35 @@ async def retry_received(
     clock: Clock,
     older_than_seconds: float = 5.0,
     radius_km: float = DEFAULT_RESOURCE_RADIUS_KM,
+    max_attempts: int = INBOX_MAX_ATTEMPTS,
 ) -> int:
-    """Apply batches that were stored but not applied (the process died, or lost every race)."""
+    """Apply batches that were stored but not applied (the process died, or lost every race).
+    One that still fails after `max_attempts` is rejected (code INTERNAL, the error kept), so it
+    does not hold up the batches behind it for ever; it changed nothing."""
     async with uow() as tx:
         waiting = await tx.wms.batches_to_retry(
             clock.now() - timedelta(seconds=older_than_seconds), 20
         )
-    for batch_id in waiting:
-        await apply_stored(batch_id, uow=uow, clock=clock, radius_km=radius_km)
+    for batch_id, attempts in waiting:
+        if attempts >= max_attempts:
+            async with uow() as tx:
+                await tx.wms.finish_batch(
+                    batch_id,
+                    status="REJECTED",
+                    now=clock.now(),
+                    error_code="INTERNAL",
+                    error=f"not applied after {attempts} attempts; see the logs",
+                )
+                await tx.commit()
+            log.error("wms batch given up", extra={"batch_id": batch_id, "attempts": attempts})
+            continue
+        try:
+            await apply_stored(batch_id, uow=uow, clock=clock, radius_km=radius_km)
+        except Exception as error:
+            log.exception("wms batch failed", extra={"batch_id": batch_id})
+            async with uow() as tx:
+                await tx.wms.count_attempt(batch_id, f"{type(error).__name__}: {error}")
+                await tx.commit()
     return len(waiting)
 
 
@@ -428,7 +451,7 @@ async def deliver_movements(
     stats = FeedStats()
     now = clock.now()
     async with uow() as tx:
-        pending = await tx.wms.pending_outbound(batch_size * 4)
+        pending = await tx.wms.pending_outbound(now, batch_size)
     batch = _sendable(pending, now, batch_size)
     if not batch:
         return stats
@@ -442,6 +465,11 @@ async def deliver_movements(
         await _record_failure(uow, clock, batch, str(failure), max_attempts, stats)
         log.warning("wms unavailable", extra={"error": str(failure), "movements": len(batch)})
         return stats
+    except BaseException:
+        # Whatever else went wrong (a bug in an adapter, a cancellation), the breaker must not
+        # stay waiting for the outcome of a trial call that will never come.
+        breaker.failed(clock.now())
+        raise
     breaker.succeeded()
     await _record_results(uow, clock, batch, results, stats)
     return stats
@@ -546,6 +574,33 @@ class RunSummary:
     discrepancies: list[Discrepancy] = field(default_factory=list)
 
 
+class ReconciliationBusy(DomainError):
+    """Another reconciliation holds the lease."""
+
+    code = "RATE_LIMITED"
+
+
+async def reconcile_if_due(
+    *,
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    wms: WmsPort,
+    holder: str,
+    interval_seconds: float,
+    radius_km: float = DEFAULT_RESOURCE_RADIUS_KM,
+) -> RunSummary | None:
+    """The timer's run: only if no run (of any process) started within the interval, and none
+    is running now."""
+    async with uow() as tx:
+        last = await tx.wms.last_run_started()
+    if last is not None and (clock.now() - last).total_seconds() < interval_seconds * 0.9:
+        return None
+    try:
+        return await reconcile(uow=uow, clock=clock, wms=wms, holder=holder, radius_km=radius_km)
+    except ReconciliationBusy:
+        return None
+
+
 async def reconcile(
     *,
     uow: UnitOfWorkFactory,
@@ -553,25 +608,39 @@ async def reconcile(
     wms: WmsPort,
     store_ids: Sequence[str] | None = None,
     radius_km: float = DEFAULT_RESOURCE_RADIUS_KM,
+    holder: str | None = None,
+    lease_seconds: float = 120.0,
 ) -> RunSummary:
-    """Compare every (store, SKU) with the WMS. Rows with movements still on their way are
-    skipped (the two sides are known to differ until they land). On hand differs: the WMS's
-    figure is taken. Reserved differs: ROPOS's figure is sent. A row the WMS does not have while
-    ROPOS has stock there has no clear owner: it is left OPEN for ops."""
+    """Compare every (store, SKU) with the WMS, one run at a time (a lease, renewed per store).
+
+    Rows with movements on their way (queued, not yet queued, or delivered after the WMS's figures
+    were read) are skipped: the two sides are known to differ until those land. On hand differs:
+    the WMS's count is taken. Reserved differs: ROPOS's figure is sent (SET_RESERVED), numbered
+    in the row's sequence while the row is locked, so every later lock or release follows it. A
+    row with dead movements, or one ROPOS has stock in and the WMS does not know, has no clear
+    owner: it is left OPEN for ops."""
+    holder = holder or f"run-{uuid.uuid4()}"
+    if not await take_lease(uow, RECONCILIATION_LEASE, holder, clock, lease_seconds):
+        raise ReconciliationBusy("A reconciliation is running; try again when it has finished.")
     run = RunSummary(str(uuid.uuid4()), clock.now())
-    async with uow() as tx:
-        await tx.wms.add_run(run.id, run.started_at)
-        stores = list(store_ids) if store_ids else await tx.wms.store_ids()
-        await tx.commit()
     try:
+        async with uow() as tx:
+            await tx.wms.add_run(run.id, run.started_at)
+            stores = list(store_ids) if store_ids else await tx.wms.store_ids()
+            await tx.commit()
         for store_id in stores:
+            if not await take_lease(uow, RECONCILIATION_LEASE, holder, clock, lease_seconds):
+                run.error = "stopped: another process took the reconciliation over"
+                break
             asked_at = clock.now()
             theirs = {level.sku: level for level in await wms.levels(store_id)}
-            await _reconcile_store(uow, clock, run, store_id, theirs, asked_at, radius_km)
-            run.stores += 1
+            if await _reconcile_store(uow, clock, run, store_id, theirs, asked_at, radius_km):
+                run.stores += 1
     except WmsUnavailable as failure:
         run.error = f"the WMS did not answer: {failure}"[:500]
         log.warning("reconciliation stopped", extra={"run_id": run.id, "error": run.error})
+    finally:
+        await release_lease(uow, RECONCILIATION_LEASE, holder, clock)
     run.finished_at = clock.now()
     async with uow() as tx:
         await tx.wms.finish_run(
@@ -598,6 +667,12 @@ async def reconcile(
     return run
 
 
+async def release_lease(uow: UnitOfWorkFactory, name: str, holder: str, clock: Clock) -> None:
+    async with uow() as tx:
+        await tx.wms.release_lease(name, holder, clock.now())
+        await tx.commit()
+
+
 async def _reconcile_store(
     uow: UnitOfWorkFactory,
     clock: Clock,
@@ -606,35 +681,93 @@ async def _reconcile_store(
     theirs: Mapping[str, WmsLevel],
     asked_at: datetime,
     radius_km: float,
-) -> None:
+) -> bool:
+    """Compare one store in one transaction; False if it lost every race (counted as skipped)."""
     for _attempt in range(MAX_ATTEMPTS):
+        counts = _Counts()
         try:
             async with uow() as tx:
-                found = await _compare_store(tx, clock, run, store_id, theirs, asked_at, radius_km)
+                found = await _compare_store(
+                    tx, clock, run.id, store_id, theirs, asked_at, radius_km, counts
+                )
                 await tx.commit()
-            run.discrepancies += found
-            for d in found:
-                if d.status == "OPEN":
-                    run.open += 1
-                else:
-                    run.repaired += 1
-            return
         except RetryableConflict:
             continue
+        run.compared += counts.compared
+        run.skipped += counts.skipped
+        run.discrepancies += found
+        for d in found:
+            if d.status == "OPEN":
+                run.open += 1
+            else:
+                run.repaired += 1
+        return True
+    log.warning("reconciliation skipped a store", extra={"store_id": store_id})
+    return False
+
+
+@dataclass
+class _Counts:
+    compared: int = 0
+    skipped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    sku: str
+    repair_on_hand: bool
+    send_reserved: bool
+    on_hand_ok: bool
+    reserved_ok: bool
+
+
+def _judge(sku: str, mine: LevelRow | None, wms_level: WmsLevel) -> _Verdict | None:
+    """How one row compares; None when ROPOS already holds a newer count than the one read."""
+    if (
+        mine is not None
+        and mine.wms_sequence is not None
+        and wms_level.sequence is not None
+        and mine.wms_sequence > wms_level.sequence
+    ):
+        return None
+    on_hand = mine.on_hand if mine else 0
+    reserved = mine.reserved if mine else 0
+    on_hand_ok = on_hand == wms_level.on_hand
+    reserved_ok = reserved == wms_level.reserved
+    return _Verdict(sku, not on_hand_ok, not reserved_ok, on_hand_ok, reserved_ok)
 
 
 async def _compare_store(
     tx: UnitOfWork,
     clock: Clock,
-    run: RunSummary,
+    run_id: str,
     store_id: str,
     theirs: Mapping[str, WmsLevel],
     asked_at: datetime,
     radius_km: float,
+    counts: _Counts,
 ) -> list[Discrepancy]:
     now = clock.now()
-    in_flight = await tx.wms.streams_in_flight(store_id, since=asked_at)
+    # First without locks: most rows agree, and those need nothing more.
     ours = await tx.wms.levels_of_store(store_id)
+    differing = sorted(
+        sku
+        for sku in set(ours) | set(theirs)
+        if sku not in theirs
+        or sku not in ours
+        or (ours[sku].on_hand, ours[sku].reserved) != (theirs[sku].on_hand, theirs[sku].reserved)
+    )
+    # Then the rows that differ, locked (key order, as every writer locks them): nothing moves
+    # their figures or queues their movements until this transaction ends, so what is read
+    # below, and the sequence a SET_RESERVED gets, are one consistent picture.
+    locked = {
+        sku: row
+        for (_, sku), row in (
+            await tx.wms.lock_levels([(store_id, sku) for sku in differing])
+        ).items()
+    }
+    in_flight = await tx.wms.streams_in_flight(store_id, since=asked_at)
+    dead = await tx.wms.dead_movements(store_id)
     already_open = await tx.wms.open_discrepancy_keys(store_id)
     active_lines = await tx.wms.active_line_counts(store_id)
     found: list[Discrepancy] = []
@@ -642,65 +775,18 @@ async def _compare_store(
     set_reserved: list[tuple[str, int]] = []
     samples: list[dict[str, Any]] = []
 
-    def note(sku: str, kind: str, mine: int | None, wms_value: int | None, status: str, how: str):
+    def note(
+        sku: str, kind: str, mine: int | None, wms_value: int | None, status: str, how: str
+    ) -> None:
+        if status == "OPEN" and (sku, kind) in already_open:
+            return  # reported already, still open
         found.append(
             Discrepancy(
-                str(uuid.uuid4()), run.id, store_id, sku, kind, mine, wms_value, status, how, now
+                str(uuid.uuid4()), run_id, store_id, sku, kind, mine, wms_value, status, how, now
             )
         )
 
-    for sku in sorted(set(ours) | set(theirs)):
-        if sku in in_flight:
-            run.skipped += 1
-            continue
-        mine, wms_level = ours.get(sku), theirs.get(sku)
-        if wms_level is None:
-            assert mine is not None
-            if (mine.on_hand or mine.reserved) and (sku, "MISSING_IN_WMS") not in already_open:
-                note(
-                    sku,
-                    "MISSING_IN_WMS",
-                    mine.on_hand,
-                    None,
-                    "OPEN",
-                    "The WMS keeps no stock of this SKU here while ROPOS counts some.",
-                )
-            continue
-        if (
-            mine is not None
-            and mine.wms_sequence is not None
-            and wms_level.sequence is not None
-            and mine.wms_sequence > wms_level.sequence
-        ):
-            run.skipped += 1  # ROPOS already has a newer count than the one just read
-            continue
-        run.compared += 1
-        on_hand = mine.on_hand if mine else 0
-        reserved = mine.reserved if mine else 0
-        on_hand_ok = on_hand == wms_level.on_hand
-        reserved_ok = reserved == wms_level.reserved
-        if not on_hand_ok:
-            repairs.append(
-                LevelUpdate(store_id, sku, on_hand=wms_level.on_hand, sequence=wms_level.sequence)
-            )
-            note(
-                sku,
-                "ON_HAND",
-                on_hand,
-                wms_level.on_hand,
-                "REPAIRED",
-                "On hand set to the WMS's count.",
-            )
-        if not reserved_ok:
-            set_reserved.append((sku, reserved))
-            note(
-                sku,
-                "RESERVED",
-                reserved,
-                wms_level.reserved,
-                "REPAIRED",
-                "ROPOS's reserved units sent to the WMS.",
-            )
+    def sample(sku: str, ok: bool) -> None:
         lines = active_lines.get(sku, 0)
         if lines:
             samples.append(
@@ -710,13 +796,90 @@ async def _compare_store(
                     "source": "RECONCILIATION",
                     "reservation_id": None,
                     "lines": lines,
-                    "ok": lines if on_hand_ok and reserved_ok else 0,
+                    "ok": lines if ok else 0,
                     "occurred_at": now,
                 }
             )
+
+    for sku in sorted(set(ours) | set(theirs)):
+        if sku not in locked and sku in ours and sku in differing:
+            counts.skipped += 1  # gone meanwhile
+            continue
+        if sku in in_flight:
+            counts.skipped += 1
+            continue
+        mine = locked.get(sku) or ours.get(sku)
+        wms_level = theirs.get(sku)
+        if sku in dead:
+            if sku in differing:
+                counts.compared += 1
+                note(
+                    sku,
+                    "DEAD_MOVEMENTS",
+                    mine.reserved if mine else None,
+                    wms_level.reserved if wms_level else None,
+                    "OPEN",
+                    f"{len(dead[sku])} movement(s) never reached the WMS "
+                    f"({', '.join(dead[sku][:5])}): replay them (wmsMovements, status DEAD).",
+                )
+                sample(sku, False)
+            continue
+        if wms_level is None:
+            assert mine is not None
+            if mine.on_hand or mine.reserved:
+                counts.compared += 1
+                note(
+                    sku,
+                    "MISSING_IN_WMS",
+                    mine.on_hand,
+                    None,
+                    "OPEN",
+                    "The WMS keeps no stock of this SKU here while ROPOS counts some.",
+                )
+                sample(sku, False)
+            continue
+        verdict = _judge(sku, mine, wms_level)
+        if verdict is None:
+            counts.skipped += 1
+            continue
+        counts.compared += 1
+        sample(sku, verdict.on_hand_ok and verdict.reserved_ok)
+        if verdict.repair_on_hand:
+            newer = wms_level.sequence is not None and (
+                mine is None or mine.wms_sequence is None or wms_level.sequence > mine.wms_sequence
+            )
+            repairs.append(
+                LevelUpdate(
+                    store_id,
+                    sku,
+                    on_hand=wms_level.on_hand,
+                    sequence=wms_level.sequence if newer else None,
+                )
+            )
+            note(
+                sku,
+                "ON_HAND",
+                mine.on_hand if mine else 0,
+                wms_level.on_hand,
+                "REPAIRED",
+                "On hand set to the WMS's count.",
+            )
+        if verdict.send_reserved:
+            reserved = mine.reserved if mine else 0
+            set_reserved.append((sku, reserved))
+            note(
+                sku,
+                "RESERVED",
+                reserved,
+                wms_level.reserved,
+                "REPAIRED",
+                "ROPOS's reserved units sent to the WMS.",
+            )
     if repairs:
-        # Sequences of the WMS's read are applied too; a newer count arriving first wins.
-        await apply_levels(tx, repairs, now, reason=MovementReason.RECONCILE, radius_km=radius_km)
+        done = await apply_levels(
+            tx, repairs, now, reason=MovementReason.RECONCILE, radius_km=radius_km
+        )
+        assert done.stale == 0, "a repair was refused as stale under the row's lock"
     if set_reserved:
         keys = {(store_id, sku): 1 for sku, _ in set_reserved}
         nexts = await tx.wms.next_sequences(keys)

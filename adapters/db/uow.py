@@ -26,11 +26,15 @@ from adapters.db.wms import WmsRepository
 from services.unit_of_work import RetryableConflict
 
 # Unique keys whose collision means "someone else got there first; look again or retry".
+# ("deadlock": a race that running the whole transaction again resolves.)
 _CONFLICTS = {
     "pk_idempotency_keys": "idempotency_key",
     "idempotency_keys.customer_id, idempotency_keys.key": "idempotency_key",
     "uq_reservations_active_code": "pickup_code",
     "reservations.code": "pickup_code",
+    # Two transactions made the same new stock row: the one that lost reads it on a second try.
+    "pk_stock_levels": "deadlock",
+    "stock_levels.store_id, stock_levels.sku": "deadlock",
     # A row names a store or SKU that does not exist.
     "violates foreign key constraint": "unknown_reference",
     "FOREIGN KEY constraint failed": "unknown_reference",

@@ -4,7 +4,7 @@ feed, leases, reconciliation records, accuracy samples and low-stock thresholds.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -112,10 +112,14 @@ _WRITE_LEVEL = (
         updated_at=sa.bindparam("b_now"),
     )
 )
+# Exactly the batch's (store, SKU) pairs (not the cross product of its stores and SKUs), locked in
+# key order.
 _LOCK_MANY_SQL = (
-    "SELECT store_id, sku, on_hand, reserved, safety_stock, wms_sequence, low_stock_threshold "
-    "FROM stock_levels WHERE store_id = ANY($1::text[]) AND sku = ANY($2::text[]) "
-    "ORDER BY store_id, sku FOR UPDATE"
+    "SELECT t.store_id, t.sku, t.on_hand, t.reserved, t.safety_stock, t.wms_sequence, "
+    "t.low_stock_threshold FROM stock_levels AS t "
+    "JOIN unnest($1::text[], $2::text[]) AS k(store_id, sku) "
+    "ON t.store_id = k.store_id AND t.sku = k.sku "
+    "ORDER BY t.store_id, t.sku FOR UPDATE OF t"
 )
 _NEXT_SEQUENCES_SQL = (
     "INSERT INTO wms_streams (store_id, sku, last_sequence) "
@@ -234,14 +238,17 @@ class WmsRepository:
             .values(attempts=wms_inbox.c.attempts + 1, error=error[:1000])
         )
 
-    async def batches_to_retry(self, received_before: datetime, limit: int) -> list[str]:
+    async def batches_to_retry(
+        self, received_before: datetime, limit: int
+    ) -> list[tuple[str, int]]:
+        """(batch id, attempts so far) of stored batches not applied yet, oldest first."""
         rows = await self.conn.execute(
-            sa.select(wms_inbox.c.batch_id)
+            sa.select(wms_inbox.c.batch_id, wms_inbox.c.attempts)
             .where(wms_inbox.c.status == "RECEIVED", wms_inbox.c.received_at <= received_before)
             .order_by(wms_inbox.c.received_at)
             .limit(limit)
         )
-        return [row.batch_id for row in rows]
+        return [(row.batch_id, row.attempts) for row in rows]
 
     # --- levels -----------------------------------------------------------------------------------
 
@@ -262,11 +269,10 @@ class WmsRepository:
         if driver is not None:
             # Straight on asyncpg: one statement with two array parameters, rows locked in key
             # order (the order every writer of these rows takes its locks in).
-            for record in await driver.fetch(_LOCK_MANY_SQL, stores_of, skus_of):
-                key = (record[0], record[1])
-                if key in wanted_set:
-                    found[key] = LevelRow(*record)
-            return found
+            records = await driver.fetch(
+                _LOCK_MANY_SQL, [s for s, _ in wanted], [k for _, k in wanted]
+            )
+            return {(r[0], r[1]): LevelRow(*r) for r in records}
         # Rows are read by the cross product of the stores and SKUs, in key order, and filtered
         # here: one statement whatever the batch's size.
         for start in range(0, len(skus_of), 5_000):
@@ -468,15 +474,40 @@ class WmsRepository:
                 .values(wms_pending=False)
             )
 
-    async def pending_outbound(self, limit: int) -> list[Queued]:
-        """Undelivered movements, per (store, SKU) in sequence order."""
+    async def pending_outbound(self, now: datetime, limit: int) -> list[Queued]:
+        """Undelivered movements that may go now, per (store, SKU) in sequence order: due, and
+        with no earlier one of their row still waiting for its retry (so a row in backoff never
+        holds up the others, and never is overtaken)."""
+        waiting = wms_outbound.alias("waiting")
         rows = await self.conn.execute(
             sa.select(wms_outbound)
-            .where(wms_outbound.c.status == "PENDING")
+            .where(
+                wms_outbound.c.status == "PENDING",
+                wms_outbound.c.next_attempt_at <= now,
+                ~sa.exists().where(
+                    waiting.c.status == "PENDING",
+                    waiting.c.store_id == wms_outbound.c.store_id,
+                    waiting.c.sku == wms_outbound.c.sku,
+                    waiting.c.sequence < wms_outbound.c.sequence,
+                    waiting.c.next_attempt_at > now,
+                ),
+            )
             .order_by(wms_outbound.c.store_id, wms_outbound.c.sku, wms_outbound.c.sequence)
             .limit(limit)
         )
         return [queued_from_row(row) for row in rows]
+
+    async def dead_movements(self, store_id: str) -> dict[str, list[str]]:
+        """Per SKU of the store, the ids of its dead movements (the WMS never took them)."""
+        rows = await self.conn.execute(
+            sa.select(wms_outbound.c.sku, wms_outbound.c.id)
+            .where(wms_outbound.c.status == "DEAD", wms_outbound.c.store_id == store_id)
+            .order_by(wms_outbound.c.sku, wms_outbound.c.sequence)
+        )
+        found: dict[str, list[str]] = {}
+        for row in rows:
+            found.setdefault(row.sku, []).append(row.id)
+        return found
 
     async def streams_in_flight(self, store_id: str, since: datetime) -> set[str]:
         """SKUs of the store with movements the WMS has not confirmed yet (or not even queued),
@@ -503,7 +534,8 @@ class WmsRepository:
         if ids:
             await self.conn.execute(
                 sa.update(wms_outbound)
-                .where(wms_outbound.c.id.in_(list(ids)))
+                # Only what is still pending: a late answer never undoes a newer outcome.
+                .where(wms_outbound.c.id.in_(list(ids)), wms_outbound.c.status == "PENDING")
                 .values(
                     status="DELIVERED",
                     delivered_at=now,
@@ -518,7 +550,7 @@ class WmsRepository:
         if ids:
             await self.conn.execute(
                 sa.update(wms_outbound)
-                .where(wms_outbound.c.id.in_(list(ids)))
+                .where(wms_outbound.c.id.in_(list(ids)), wms_outbound.c.status == "PENDING")
                 .values(
                     status="DEAD" if dead else "PENDING",
                     attempts=wms_outbound.c.attempts + 1,
@@ -583,7 +615,23 @@ class WmsRepository:
         )
         return (await self.conn.execute(stmt)).rowcount == 1
 
+    async def release_lease(self, name: str, holder: str, now: datetime) -> None:
+        await self.conn.execute(
+            sa.update(worker_leases)
+            .where(worker_leases.c.name == name, worker_leases.c.holder == holder)
+            .values(expires_at=now)
+        )
+
     # --- reconciliation ---------------------------------------------------------------------------
+
+    async def last_run_started(self) -> datetime | None:
+        row = (
+            await self.conn.execute(sa.select(sa.func.max(reconciliation_runs.c.started_at)))
+        ).first()
+        value = row[0] if row else None
+        if isinstance(value, datetime) and value.tzinfo is None:  # SQLite's aggregate: naive UTC
+            value = value.replace(tzinfo=UTC)
+        return value
 
     async def add_run(self, run_id: str, now: datetime) -> None:
         await self.conn.execute(reconciliation_runs.insert().values(id=run_id, started_at=now))

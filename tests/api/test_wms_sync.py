@@ -77,6 +77,7 @@ async def gateway(database_url: str, db: Database, emulator: Emulator) -> AsyncI
         wms_breaker_cooldown_seconds=1.0,
         reconcile_interval_seconds=0,
         wms_inbound_secret=INBOUND_SECRET,
+        wms_inbound_max_bytes=64 * 1024,
     ) as running:
         yield running
 
@@ -126,15 +127,27 @@ async def post_levels(
     secret: str | None = INBOUND_SECRET,
     token: str | None = None,
     tamper: bool = False,
+    age: int = 0,
+    raw_signature: bytes | None = None,
+    chunked: bool = False,
 ) -> httpx.Response:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    headers = {"content-type": "application/json"}
+    headers: dict[str, str | bytes] = {"content-type": "application/json"}
     if token is not None:
         headers["authorization"] = f"Bearer {token}"
     elif secret is not None:
-        now = int(time.time())
+        now = int(time.time()) - age
         headers[TIMESTAMP_HEADER] = str(now)
-        headers[SIGNATURE_HEADER] = signature(secret, now, raw + (b" " if tamper else b""))
+        headers[SIGNATURE_HEADER] = raw_signature or signature(
+            secret, now, raw + (b" " if tamper else b"")
+        )
+    if chunked:
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for start in range(0, len(raw), 4096):
+                yield raw[start : start + 4096]
+
+        return await http.post(f"{api.url}/wms/stock-levels", content=chunks(), headers=headers)
     return await http.post(f"{api.url}/wms/stock-levels", content=raw, headers=headers)
 
 
@@ -289,7 +302,7 @@ async def test_a_wms_token_may_push_levels_instead_of_a_signature(http, api, wms
     response = await post_levels(
         http,
         api,
-        batch("t-1", {"storeId": "S002", "sku": "SKU-1", "onHand": 3}),
+        batch("t-1", {"storeId": "S002", "sku": "SKU-1", "onHand": 3, "sequence": 1}),
         token=api.token("wms"),
     )
     assert response.status_code == 200, response.text
@@ -326,7 +339,30 @@ GOOD_LEVEL = {"storeId": "S001", "sku": "SKU-1", "onHand": 5, "sequence": 1}
             422,
             "NOT_FOUND",
         ),
+        (
+            "no sequence",
+            batch("x", {k: v for k, v in GOOD_LEVEL.items() if k != "sequence"}),
+            {},
+            400,
+            "BAD_USER_INPUT",
+        ),
+        ("too large", batch("x", *[GOOD_LEVEL] * 3000), {}, 413, "BAD_USER_INPUT"),
+        (
+            "too large, sent in chunks without a length",
+            batch("x", *[GOOD_LEVEL] * 3000),
+            {"chunked": True},
+            413,
+            "BAD_USER_INPUT",
+        ),
         ("bad signature", batch("x", GOOD_LEVEL), {"tamper": True}, 401, "UNAUTHENTICATED"),
+        ("old signature", batch("x", GOOD_LEVEL), {"age": 3600}, 401, "UNAUTHENTICATED"),
+        (
+            "a signature that is not hex",
+            batch("x", GOOD_LEVEL),
+            {"raw_signature": "sha256=\u00e9t\u00e9".encode("latin-1")},
+            401,
+            "UNAUTHENTICATED",
+        ),
         ("wrong secret", batch("x", GOOD_LEVEL), {"secret": "nope" * 8}, 401, "UNAUTHENTICATED"),
         ("no credentials", batch("x", GOOD_LEVEL), {"secret": None}, 401, "UNAUTHENTICATED"),
     ],
@@ -371,7 +407,9 @@ async def test_shrink_below_reserved_moves_the_newest_reservations_or_cancels_th
     ):
         # The WMS counts 2 where 5 are reserved: 3 units must go, newest first
         response = await post_levels(
-            http, api, batch("shrink", {"storeId": "S001", "sku": "SKU-1", "onHand": 2})
+            http,
+            api,
+            batch("shrink", {"storeId": "S001", "sku": "SKU-1", "onHand": 2, "sequence": 1}),
         )
         assert response.status_code == 200, response.text
         await eventually(
@@ -422,7 +460,7 @@ async def test_a_shortage_of_one_line_shrinks_the_reservation_and_keeps_the_rest
 
     async with listening(api, f"reservation:{dave['id']}") as daves_app:
         response = await post_levels(
-            http, api, batch("m-1", {"storeId": "S003", "sku": "SKU-1", "onHand": 1})
+            http, api, batch("m-1", {"storeId": "S003", "sku": "SKU-1", "onHand": 1, "sequence": 1})
         )
         assert response.status_code == 200
         event = await eventually(
@@ -594,7 +632,7 @@ async def test_reconciliation_repairs_a_seeded_drift_and_leaves_the_rest_to_ops(
 
     assert run == {
         "stores": 1,
-        "compared": 3,
+        "compared": 4,
         "skipped": 0,
         "repaired": 3,
         "open": 1,
@@ -733,3 +771,71 @@ async def test_low_stock_goes_out_once_when_available_falls_below_the_threshold(
         await asyncio.sleep(0.5)
     assert [(u["sku"], u["available"], u["threshold"]) for u in low] == [("SKU-1", 4, 5)]
     assert len([u for u in updates if u["type"] == "LOW_STOCK"]) == 1
+
+
+async def test_a_row_with_dead_movements_is_left_to_ops_and_replaying_them_sets_it_right(
+    http, api, wms
+):
+    await given_stores(http, api)
+    await given_stock(http, api, {("S001", "SKU-1"): 5})
+    wms.set_level("S001", "SKU-1", 5)
+    wms.outage_status = 500
+    await reserve(http, api, "alice", "S001", {"SKU-1": 2})
+
+    async def dead() -> list[Any]:
+        api.clock.advance(600)
+        return await movements(http, api, "DEAD")
+
+    (movement,) = await eventually(dead, "the movement to die")
+    wms.outage_status = None
+    api.clock.advance(1)
+    ops = api.token("ops")
+
+    # The WMS believes 0 reserved, ROPOS 2; but a lock never reached the WMS: no clear owner
+    run = (await gql(http, api, RECONCILE, token=ops)).ok()["reconcileStock"]
+    assert (run["repaired"], run["open"]) == (0, 1)
+    found = (await gql(http, api, DISCREPANCIES, {"status": "OPEN"}, ops)).ok()
+    assert [(d["sku"], d["kind"]) for d in found["stockDiscrepancies"]] == [
+        ("SKU-1", "DEAD_MOVEMENTS")
+    ]
+    assert wms.rows[("S001", "SKU-1")].reserved == 0  # nothing was pushed over it
+
+    # Ops replay the dead lock: the WMS gets it once, and the next run finds both in step
+    replay = "mutation($id: ID!) { replayWmsMovement(id: $id) { status } }"
+    (await gql(http, api, replay, {"id": movement["id"]}, ops)).ok()
+    await eventually(no_movement_pending(http, api), "the replay delivered")
+    api.clock.advance(1)
+    again = (await gql(http, api, RECONCILE, token=ops)).ok()["reconcileStock"]
+    assert (again["repaired"], again["open"]) == (0, 0)
+    assert wms.rows[("S001", "SKU-1")].reserved == 2
+
+
+async def test_reconciliation_takes_the_wms_count_even_when_its_sequence_is_not_newer(
+    http, api, wms
+):
+    await given_stores(http, api)
+    # The WMS counted 10 (its revision 1); then an operator set 50 by hand in ROPOS
+    wms.set_level("S001", "SKU-1", 10)
+    pushed = await post_levels(
+        http,
+        api,
+        batch("w-1", {"storeId": "S001", "sku": "SKU-1", "onHand": 10, "sequence": 1}),
+    )
+    assert pushed.status_code == 200
+    await given_stock(http, api, {("S001", "SKU-1"): 50})
+    api.clock.advance(1)
+
+    run = (await gql(http, api, RECONCILE, token=api.token("ops"))).ok()["reconcileStock"]
+
+    assert run["repaired"] == 1
+    assert (await stock(http, api, "S001", "SKU-1"))["onHand"] == 10
+
+
+async def test_only_one_reconciliation_runs_at_a_time(http, api, wms):
+    await given_stores(http, api)
+    async with api.app.state.deps.uow() as tx:
+        await tx.wms.acquire_lease("reconciliation", "another-process", api.clock.now(), 60)
+        await tx.commit()
+    busy = await gql(http, api, RECONCILE, token=api.token("ops"))
+    assert busy.codes == ["RATE_LIMITED"]
+    assert "running" in busy.errors[0]["message"]
