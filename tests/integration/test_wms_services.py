@@ -167,3 +167,20 @@ async def test_an_outage_delays_movements_and_loses_or_reorders_none(uow, clock,
             reserved += m.quantity if m.kind == "LOCK" else -m.quantity
             assert reserved >= 0, "a release arrived before its lock"
         assert reserved == (await level(clean_db, *row))[1]
+
+
+async def test_two_batches_making_the_same_new_row_at_once_both_apply(uow, clock, clean_db):
+    await given_stores(uow, clock, store_at("S1", 0))
+
+    async def push(batch_id: str, on_hand: int, sequence: int) -> wms.BatchOutcome:
+        payload = {
+            "batchId": batch_id,
+            "levels": [{"storeId": "S1", "sku": "NEW", "onHand": on_hand, "sequence": sequence}],
+        }
+        return await wms.receive_batch(parse_batch(payload), payload, uow=uow, clock=clock)
+
+    first, second = await asyncio.gather(push("a", 4, 1), push("b", 9, 2))
+
+    assert (first.status, second.status) == ("APPLIED", "APPLIED")
+    # Whichever ran second saw the other's row: the newer count is the one that stays
+    assert await level(clean_db, "S1", "NEW") == (9, 0)
