@@ -21,6 +21,7 @@ from domain.wms import (
     WmsUnavailable,
     parse_batch,
 )
+from gateway.workers import WmsFeed
 from services import reservations, wms
 from services.reservations import ReservationGroup
 from tests.helpers import given_stock, given_stores, level, reserve_cmd, store_at
@@ -184,3 +185,36 @@ async def test_two_batches_making_the_same_new_row_at_once_both_apply(uow, clock
     assert (first.status, second.status) == ("APPLIED", "APPLIED")
     # Whichever ran second saw the other's row: the newer count is the one that stays
     assert await level(clean_db, "S1", "NEW") == (9, 0)
+
+
+async def test_two_feeds_at_once_deliver_each_movement_once_in_order(uow, clock, clean_db):
+    await given_stores(uow, clock, store_at("S1", 0))
+    await given_stock(uow, clock, {("S1", "A"): 500})
+    target = RecordingWms()
+    feeds = [
+        WmsFeed(
+            uow,
+            target,
+            clock,
+            holder=name,
+            interval=0.05,
+            batch_size=3,
+            max_attempts=10,
+            breaker=CircuitBreaker(),
+        )
+        for name in ("replica-1", "replica-2")
+    ]
+
+    for i in range(30):
+        group = await reservations.reserve(
+            reserve_cmd(f"c{i}", {"A": 1}, store_id="S1"), uow=uow, clock=clock
+        )
+        if i % 2:
+            await reservations.cancel(group.reservations[0].id, None, uow=uow, clock=clock)
+        await asyncio.gather(*(feed.run_once() for feed in feeds))
+    for _ in range(5):
+        await asyncio.gather(*(feed.run_once() for feed in feeds))
+
+    assert [m.sequence for m in target.applied] == list(range(1, 46))  # 30 locks, 15 releases
+    assert len({m.id for m in target.applied}) == 45
+    assert sum(m.quantity if m.kind == "LOCK" else -m.quantity for m in target.applied) == 15
