@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     # How far from a store that ran short another store may be to take its reservations over.
     resource_radius_km: float = Field(25.0, ge=0, le=500)
 
+    # Bookkeeping older than this many days is deleted (0: keep everything); see README.
+    retention_days: float = Field(30.0, ge=0)
+    retention_interval_seconds: float = Field(3600.0, gt=0)
+
     run_workers: bool = True
     sweep_interval_seconds: float = Field(0.5, gt=0, le=60)
     sweep_batch_size: int = Field(200, ge=1, le=10_000)

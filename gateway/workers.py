@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from domain.clock import Clock
 from domain.wms import CircuitBreaker, WmsPort
-from services import relay, reservations, webhooks, wms
+from services import relay, reservations, retention, webhooks, wms
 from services.relay import Publisher
 from services.unit_of_work import UnitOfWorkFactory
 from services.webhooks import WebhookSender
@@ -251,6 +251,17 @@ def wms_inbox_retrier(
     return Periodic("wms-inbox", retry, interval)
 
 
+def retention_sweeper(
+    uow: UnitOfWorkFactory, clock: Clock, *, days: float, interval: float
+) -> Periodic:
+    """Deletes bookkeeping older than `days` (services.retention), every `interval` seconds."""
+
+    async def sweep() -> None:
+        await retention.sweep(uow=uow, clock=clock, days=days)
+
+    return Periodic("retention", sweep, interval)
+
+
 def reconciler(
     uow: UnitOfWorkFactory,
     client: WmsPort,
@@ -339,6 +350,15 @@ def build_workers(
         ],
         [sender.close],
     )
+    if settings.retention_days > 0:
+        background.workers.append(
+            retention_sweeper(
+                uow,
+                clock,
+                days=settings.retention_days,
+                interval=settings.retention_interval_seconds,
+            )
+        )
     if client is not None:
         background.wms_feed = WmsFeed(
             uow,

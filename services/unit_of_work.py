@@ -193,6 +193,10 @@ class WmsStoragePort(Protocol):
     async def sampled_skus(self, reservation_id: str) -> set[str]: ...
 
 
+class RetentionPort(Protocol):
+    async def purge(self, kind: str, cutoff: datetime, limit: int) -> int: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Leaving the `async with` block without `commit()` rolls everything back.
     Events added to `outbox` are committed with the change; after the commit, `committed_events`
@@ -216,6 +220,8 @@ class UnitOfWork(Protocol):
     def webhooks(self) -> WebhooksPort: ...
     @property
     def wms(self) -> WmsStoragePort: ...
+    @property
+    def retention(self) -> RetentionPort: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

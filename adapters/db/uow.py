@@ -22,6 +22,7 @@ from adapters.db.repositories import (
     StockRepository,
     WebhookRepository,
 )
+from adapters.db.retention import RetentionRepository
 from adapters.db.wms import WmsRepository
 from services.unit_of_work import RetryableConflict
 
@@ -70,6 +71,7 @@ class SqlUnitOfWork:
         self.outbox = OutboxRepository(conn, statements, self._after_commit, self._notify)
         self.webhooks = WebhookRepository(conn)
         self.wms = WmsRepository(conn, statements)
+        self.retention = RetentionRepository(conn)
         return self
 
     async def commit(self) -> None:

@@ -1,0 +1,90 @@
+"""Deleting what has served its purpose: bookkeeping of deliveries and runs, never business records
+(reservations, payments, the stock ledger stay)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters.db.tables import (
+    accuracy_samples,
+    idempotency_keys,
+    outbox,
+    reconciliation_runs,
+    stock_discrepancies,
+    webhook_deliveries,
+    wms_inbox,
+    wms_outbound,
+)
+
+_Rule = tuple[sa.Table, Callable[[datetime], Any]]
+
+# What may go once older than the cutoff: each a table and the condition on its rows.
+RULES: Mapping[str, _Rule] = {
+    # Published events: consumers have had them long ago.
+    "outbox": (
+        outbox,
+        lambda cutoff: outbox.c.published_at.is_not(None) & (outbox.c.published_at < cutoff),
+    ),
+    # Delivered webhooks and WMS movements (dead and pending ones stay until someone acts).
+    "webhook_deliveries": (
+        webhook_deliveries,
+        lambda cutoff: (
+            (webhook_deliveries.c.status == "DELIVERED")
+            & (webhook_deliveries.c.delivered_at < cutoff)
+        ),
+    ),
+    "wms_outbound": (
+        wms_outbound,
+        lambda cutoff: (
+            (wms_outbound.c.status == "DELIVERED") & (wms_outbound.c.delivered_at < cutoff)
+        ),
+    ),
+    # Stock batches applied or rejected (their levels are in the ledger; a batch still waiting
+    # stays).
+    "wms_inbox": (
+        wms_inbox,
+        lambda cutoff: (
+            wms_inbox.c.status.in_(["APPLIED", "REJECTED"]) & (wms_inbox.c.finished_at < cutoff)
+        ),
+    ),
+    # A retry of a reserve this long after its first try is a new request.
+    "idempotency_keys": (idempotency_keys, lambda cutoff: idempotency_keys.c.created_at < cutoff),
+    # Reconciliation's records; open discrepancies stay until ops close them.
+    "stock_discrepancies": (
+        stock_discrepancies,
+        lambda cutoff: (
+            (stock_discrepancies.c.status != "OPEN") & (stock_discrepancies.c.detected_at < cutoff)
+        ),
+    ),
+    "reconciliation_runs": (
+        reconciliation_runs,
+        lambda cutoff: reconciliation_runs.c.started_at < cutoff,
+    ),
+    "accuracy_samples": (
+        accuracy_samples,
+        lambda cutoff: accuracy_samples.c.occurred_at < cutoff,
+    ),
+}
+
+
+class RetentionRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def purge(self, kind: str, cutoff: datetime, limit: int) -> int:
+        """Delete up to `limit` rows of `kind` older than the cutoff; how many went."""
+        table, condition = RULES[kind]
+        key = list(table.primary_key.columns)
+        if len(key) == 1:
+            chosen = sa.select(key[0]).where(condition(cutoff)).limit(limit)
+            stmt = sa.delete(table).where(key[0].in_(chosen.scalar_subquery()))
+        else:
+            chosen = sa.select(*key).where(condition(cutoff)).limit(limit)
+            stmt = sa.delete(table).where(sa.tuple_(*key).in_(chosen))
+        result = await self.conn.execute(stmt)
+        return int(result.rowcount or 0)
