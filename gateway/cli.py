@@ -1,4 +1,5 @@
-"""The `ropos` command: serve, worker, wms-emulator, migrate, seed, check, token, export-schema."""
+"""The `ropos` command: serve, worker, wms-emulator, wms-baseline, migrate, seed, check, token,
+export-schema."""
 
 from __future__ import annotations
 
@@ -105,6 +106,28 @@ def cmd_wms_emulator(args: argparse.Namespace) -> None:
         for level in demo_stock(demo_stores(), demo_skus()):
             app.state.wms.set_level(level.store_id, level.sku, level.on_hand)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+
+
+def cmd_wms_baseline(args: argparse.Namespace) -> None:
+    from adapters.db.engine import Database
+    from adapters.db.uow import SqlUnitOfWork
+    from services import wms
+
+    settings = _settings()
+    if not args.yes:
+        sys.exit(
+            "ropos wms-baseline: movements not yet sent to the WMS will never be sent. "
+            "Run it once, when connecting a WMS that has its own counts, with --yes."
+        )
+
+    async def run() -> int:
+        db = Database(settings.database_url)
+        try:
+            return await wms.baseline(uow=lambda: SqlUnitOfWork(db))
+        finally:
+            await db.dispose()
+
+    print(json.dumps({"passed_over": asyncio.run(run())}))
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -222,6 +245,13 @@ def parser() -> argparse.ArgumentParser:
         "--demo", action="store_true", help="start with the demo chain's stock (as `seed --demo`)"
     )
     emulator.set_defaults(func=cmd_wms_emulator)
+
+    baseline = sub.add_parser(
+        "wms-baseline",
+        help="connecting a WMS to a running ROPOS: do not send it the movements made before",
+    )
+    baseline.add_argument("--yes", action="store_true", help="yes, pass them over")
+    baseline.set_defaults(func=cmd_wms_baseline)
 
     migrate = sub.add_parser("migrate", help="upgrade the database to the newest migration")
     migrate.add_argument("--revision", default="head")

@@ -419,6 +419,17 @@ async def queue_movements(*, uow: UnitOfWorkFactory, clock: Clock, limit: int = 
     return len(queued)
 
 
+async def baseline(*, uow: UnitOfWorkFactory) -> int:
+    """Start the feed from now: movements made before a WMS was connected are not sent (a WMS with
+    its own counts already has their effect on hand; reconciliation then sends it ROPOS's reserved
+    figures). Returns how many were passed over."""
+    async with uow() as tx:
+        skipped = await tx.wms.forget_unqueued()
+        await tx.commit()
+    log.warning("wms baseline: earlier movements will not be sent", extra={"movements": skipped})
+    return skipped
+
+
 def _sendable(pending: Sequence[Queued], now: datetime, limit: int) -> list[Queued]:
     """Per (store, SKU), the due movements before the first one that must still wait: a later
     movement never overtakes an earlier one of its row."""

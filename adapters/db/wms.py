@@ -466,6 +466,15 @@ class WmsRepository:
             ],
         )
 
+    async def forget_unqueued(self) -> int:
+        """Mark every movement not yet queued as not for the WMS; how many there were."""
+        result = await self.conn.execute(
+            sa.update(stock_movements)
+            .where(stock_movements.c.wms_pending)
+            .values(wms_pending=False)
+        )
+        return int(result.rowcount or 0)
+
     async def clear_pending(self, ledger_ids: Sequence[int]) -> None:
         for start in range(0, len(ledger_ids), 1_000):
             await self.conn.execute(

@@ -218,3 +218,19 @@ async def test_two_feeds_at_once_deliver_each_movement_once_in_order(uow, clock,
     assert [m.sequence for m in target.applied] == list(range(1, 46))  # 30 locks, 15 releases
     assert len({m.id for m in target.applied}) == 45
     assert sum(m.quantity if m.kind == "LOCK" else -m.quantity for m in target.applied) == 15
+
+
+async def test_a_baseline_passes_over_the_movements_made_before_a_wms_was_connected(
+    uow, clock, clean_db
+):
+    await given_stores(uow, clock, store_at("S1", 0))
+    await given_stock(uow, clock, {("S1", "A"): 10})
+    for i in range(3):  # while no WMS was connected
+        await reservations.reserve(
+            reserve_cmd(f"c{i}", {"A": 1}, store_id="S1"), uow=uow, clock=clock
+        )
+
+    assert await wms.baseline(uow=uow) == 3
+    await reservations.reserve(reserve_cmd("after", {"A": 1}, store_id="S1"), uow=uow, clock=clock)
+
+    assert await wms.queue_movements(uow=uow, clock=clock) == 1  # only what came after
