@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from domain.commands import validate_code
 from domain.errors import BadInput
 
 
@@ -180,7 +181,6 @@ class CircuitBreaker:
 MAX_LEVELS_PER_BATCH = 10_000
 MAX_QUANTITY = 10_000_000
 MAX_SEQUENCE = 2**62
-_CODE_MAX = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,11 +206,9 @@ class InboundBatch:
 
 
 def _code(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > _CODE_MAX:
-        raise BadInput(f"{field} must be a non-empty string of at most {_CODE_MAX}.", field=field)
-    if not value.isprintable():
-        raise BadInput(f"{field} must be printable text.", field=field)
-    return value
+    if not isinstance(value, str):
+        raise BadInput(f"{field} must be a string.", field=field)
+    return validate_code(value, field)
 
 
 def _int(value: Any, field: str, *, low: int, high: int, optional: bool = True) -> int | None:

@@ -302,8 +302,6 @@ async def set_low_stock_thresholds(
     ],
 ) -> int:
     deps = info.context.deps
-    if len({(str(t.store_id), t.sku) for t in thresholds}) != len(thresholds):
-        raise BadInput("A (store, SKU) appears twice.", field="thresholds")
     return await wms.set_low_stock_thresholds(
         [(str(t.store_id), t.sku, t.threshold) for t in thresholds],
         uow=deps.uow,

@@ -21,6 +21,11 @@ RadiusKm = Annotated[
 First = Annotated[int | None, strawberry.argument(description="How many to return, 1 to 100.")]
 StoreId = Annotated[strawberry.ID, strawberry.argument(description="The store's code.")]
 ReservationId = Annotated[strawberry.ID, strawberry.argument(description="The reservation's id.")]
+# The ops lists (dead letters, discrepancies): one store's, and how many.
+OnlyStore = Annotated[strawberry.ID | None, strawberry.argument(description="Only this store's.")]
+FirstOf50 = Annotated[
+    int | None, strawberry.argument(description="How many, 1 to 100 (default 50).")
+]
 
 
 def _point(near: types.GeoPointInput) -> GeoPoint:
@@ -119,12 +124,8 @@ async def webhook_deliveries(
         types.WebhookDeliveryStatus,
         strawberry.argument(description="Which ones (default DEAD: the dead letters)."),
     ] = types.WebhookDeliveryStatus.DEAD,
-    store_id: Annotated[
-        strawberry.ID | None, strawberry.argument(description="Only this store's.")
-    ] = None,
-    first: Annotated[
-        int | None, strawberry.argument(description="How many, 1 to 100 (default 50).")
-    ] = None,
+    store_id: OnlyStore = None,
+    first: FirstOf50 = None,
 ) -> list[types.WebhookDelivery]:
     found = await info.context.deps.read.webhook_deliveries(
         status.name,
@@ -162,12 +163,8 @@ async def stock_discrepancies(
         types.DiscrepancyStatus | None,
         strawberry.argument(description="Which ones (default OPEN; null for all)."),
     ] = types.DiscrepancyStatus.OPEN,
-    store_id: Annotated[
-        strawberry.ID | None, strawberry.argument(description="Only this store's.")
-    ] = None,
-    first: Annotated[
-        int | None, strawberry.argument(description="How many, 1 to 100 (default 50).")
-    ] = None,
+    store_id: OnlyStore = None,
+    first: FirstOf50 = None,
 ) -> list[types.StockDiscrepancy]:
     found = await info.context.deps.read.stock_discrepancies(
         status.name if status is not None else None,
@@ -183,12 +180,8 @@ async def wms_movements(
         types.WmsMovementStatus | None,
         strawberry.argument(description="Which ones (default DEAD: the dead letters)."),
     ] = types.WmsMovementStatus.DEAD,
-    store_id: Annotated[
-        strawberry.ID | None, strawberry.argument(description="Only this store's.")
-    ] = None,
-    first: Annotated[
-        int | None, strawberry.argument(description="How many, 1 to 100 (default 50).")
-    ] = None,
+    store_id: OnlyStore = None,
+    first: FirstOf50 = None,
 ) -> list[types.WmsMovement]:
     found = await info.context.deps.read.wms_movements(
         status.name if status is not None else None,

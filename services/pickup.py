@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from domain.clock import Clock
 from domain.errors import InvalidTransition, NotFound, ReservationExpired
@@ -10,8 +11,7 @@ from domain.pickup import Payment, read_scanned
 from domain.reservations import MovementReason, Reservation, Status
 from services.queries import ReadPort
 from services.reservations import finish
-from services.shortage import record_picked
-from services.unit_of_work import UnitOfWorkFactory, retrying_deadlocks
+from services.unit_of_work import UnitOfWork, UnitOfWorkFactory, retrying_deadlocks
 
 log = logging.getLogger(__name__)
 
@@ -129,3 +129,22 @@ async def complete_pickup(
         },
     )
     return reservation
+
+
+async def record_picked(tx: UnitOfWork, reservation: Reservation, now: datetime) -> None:
+    """The reservation was picked (marked ready, or handed over without the ready step): every
+    line not reported short was found in full."""
+    already = await tx.wms.sampled_skus(reservation.id)
+    await tx.wms.add_samples(
+        {
+            "store_id": reservation.store_id,
+            "sku": line.sku,
+            "source": "PICK",
+            "reservation_id": reservation.id,
+            "lines": 1,
+            "ok": 1,
+            "occurred_at": now,
+        }
+        for line in reservation.lines
+        if line.sku not in already
+    )

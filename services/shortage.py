@@ -13,10 +13,11 @@ from datetime import datetime
 from domain.access import Actor
 from domain.clock import Clock
 from domain.codes import new_pickup_code
-from domain.errors import BadInput, InvalidTransition, NotFound, ReservationExpired
+from domain.errors import BadInput, NotFound
 from domain.geo import GeoPoint
-from domain.reservations import Line, MovementReason, Reservation, Status
+from domain.reservations import Line, MovementReason, Reservation
 from domain.stock import Movement
+from services.pickup import ensure_collectable
 from services.unit_of_work import RetryableConflict, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -214,8 +215,7 @@ async def _short_pick_once(
         reservation = await tx.reservations.get(reservation_id, for_update=True)
         if reservation is None or not actor.acts_for_store(reservation.store_id):
             raise NotFound(f"No reservation {reservation_id}.")
-        if not reservation.is_active:
-            raise_inactive(reservation)
+        ensure_collectable(reservation, clock)  # nothing to pick once it is over
         line = next((x for x in reservation.lines if x.sku == sku), None)
         if line is None:
             raise BadInput(f"Reservation {reservation_id} has no line for {sku}.", field="sku")
@@ -251,34 +251,3 @@ async def _short_pick_once(
         await resolve_shortages(tx, [(store_id, sku)], now, radius_km=radius_km)
         await tx.commit()
     return reservation
-
-
-def raise_inactive(reservation: Reservation) -> None:
-    if reservation.status is Status.EXPIRED:
-        raise ReservationExpired(
-            f"Reservation {reservation.id} has expired.", reservationId=reservation.id
-        )
-    raise InvalidTransition(
-        f"Reservation {reservation.id} is {reservation.status}; nothing is left to pick.",
-        reservationId=reservation.id,
-        status=str(reservation.status),
-    )
-
-
-async def record_picked(tx: UnitOfWork, reservation: Reservation, now: datetime) -> None:
-    """The reservation was picked (marked ready, or handed over without the ready step): every
-    line not reported short was found in full."""
-    already = await tx.wms.sampled_skus(reservation.id)
-    await tx.wms.add_samples(
-        {
-            "store_id": reservation.store_id,
-            "sku": line.sku,
-            "source": "PICK",
-            "reservation_id": reservation.id,
-            "lines": 1,
-            "ok": 1,
-            "occurred_at": now,
-        }
-        for line in reservation.lines
-        if line.sku not in already
-    )

@@ -10,8 +10,8 @@ from domain.clock import Clock
 from domain.errors import BadInput
 from domain.wms import LevelUpdate
 from services.shortage import DEFAULT_RESOURCE_RADIUS_KM
-from services.unit_of_work import RetryableConflict, UnitOfWorkFactory
-from services.wms import MAX_ATTEMPTS, apply_levels
+from services.unit_of_work import UnitOfWorkFactory, retrying_deadlocks
+from services.wms import apply_levels
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +79,11 @@ async def sync_stock(
         LevelUpdate(lv.store_id, lv.sku, on_hand=lv.on_hand, safety_stock=lv.safety_stock)
         for lv in levels
     ]
-    for _attempt in range(MAX_ATTEMPTS):
-        try:
-            async with uow() as tx:
-                done = await apply_levels(tx, updates, clock.now(), radius_km=radius_km)
-                await tx.commit()
-            return done.applied
-        except RetryableConflict as conflict:
-            if conflict.what != "deadlock":
-                raise
-    raise RetryableConflict("deadlock")
+
+    async def attempt() -> int:
+        async with uow() as tx:
+            done = await apply_levels(tx, updates, clock.now(), radius_km=radius_km)
+            await tx.commit()
+        return done.applied
+
+    return await retrying_deadlocks(attempt)

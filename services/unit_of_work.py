@@ -170,9 +170,6 @@ class WmsStoragePort(Protocol):
     async def mark_failed(
         self, ids: Sequence[str], *, error: str, next_attempt_at: datetime, dead: bool
     ) -> None: ...
-    async def outbound(
-        self, *, status: str | None, store_id: str | None, limit: int
-    ) -> list[Queued]: ...
     async def get_outbound(
         self, movement_id: str, *, for_update: bool = False
     ) -> Queued | None: ...

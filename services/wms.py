@@ -157,7 +157,7 @@ async def apply_stored(
     last_error = "not applied"
     for _attempt in range(MAX_ATTEMPTS):
         try:
-            return await _apply_once(batch_id, uow(), clock, radius_km, parsed)
+            return await _apply_once(batch_id, uow, clock, radius_km, parsed)
         except RetryableConflict as conflict:
             last_error = f"lost a race ({conflict.what})"
     async with uow() as tx:
@@ -169,9 +169,14 @@ async def apply_stored(
 
 
 async def _apply_once(
-    batch_id: str, tx: UnitOfWork, clock: Clock, radius_km: float, parsed: InboundBatch | None
+    batch_id: str,
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    radius_km: float,
+    parsed: InboundBatch | None,
 ) -> BatchOutcome:
-    async with tx:
+    refused: DomainError | None = None
+    async with uow() as tx:
         now = clock.now()
         if parsed is None or await tx.wms.lock_batch(batch_id) != "RECEIVED":
             stored = await tx.wms.find_batch(batch_id, for_update=True)
@@ -180,32 +185,38 @@ async def _apply_once(
             if stored.status != "RECEIVED":
                 return BatchOutcome.of(stored, duplicate=False)
             payload: Any = stored.payload
+        levels = len(parsed.levels) if parsed else len(payload.get("levels") or [])
         try:
             batch = parsed or parse_batch(payload)
             done = await apply_levels(tx, batch.levels, now, radius_km=radius_km)
-        except DomainError as refused:
-            # Refused before anything was written: the batch is kept, as rejected, with why.
+        except DomainError as error:
+            refused = error  # leaving without a commit rolls back whatever was written
+        else:
             await tx.wms.finish_batch(
-                batch_id, status="REJECTED", now=now, error_code=refused.code, error=str(refused)
+                batch_id, status="APPLIED", now=now, applied=done.applied, stale=done.stale
             )
             await tx.commit()
-            log.warning("wms batch rejected", extra={"batch_id": batch_id, "error": str(refused)})
-            return BatchOutcome(
-                batch_id,
-                "REJECTED",
-                len(parsed.levels) if parsed else len(payload.get("levels") or []),
-                error_code=refused.code,
-                error=str(refused),
-            )
-        await tx.wms.finish_batch(
-            batch_id, status="APPLIED", now=now, applied=done.applied, stale=done.stale
+    if refused is not None:
+        # The batch is kept, as rejected, with why; none of its levels applied.
+        async with uow() as tx:
+            if await tx.wms.lock_batch(batch_id) == "RECEIVED":
+                await tx.wms.finish_batch(
+                    batch_id,
+                    status="REJECTED",
+                    now=clock.now(),
+                    error_code=refused.code,
+                    error=str(refused),
+                )
+                await tx.commit()
+        log.warning("wms batch rejected", extra={"batch_id": batch_id, "error": str(refused)})
+        return BatchOutcome(
+            batch_id, "REJECTED", levels, error_code=refused.code, error=str(refused)
         )
-        await tx.commit()
     log.info(
         "wms batch applied",
         extra={"batch_id": batch_id, "applied": done.applied, "stale": done.stale},
     )
-    return BatchOutcome(batch_id, "APPLIED", len(batch.levels), done.applied, done.stale)
+    return BatchOutcome(batch_id, "APPLIED", levels, done.applied, done.stale)
 
 
 async def retry_received(
@@ -336,6 +347,8 @@ async def set_low_stock_thresholds(
     """Set (or clear, with None) the low-stock threshold of existing (store, SKU) rows."""
     if not thresholds or len(thresholds) > 10_000:
         raise BadInput("Give 1 to 10000 thresholds.", field="thresholds")
+    if len({(store_id, sku) for store_id, sku, _ in thresholds}) != len(thresholds):
+        raise BadInput("A (store, SKU) appears twice.", field="thresholds")
     for _store, _sku, value in thresholds:
         if value is not None and not 0 <= value <= 10_000_000:
             raise BadInput("A threshold is 0 to 10000000 units.", field="threshold")
@@ -725,14 +738,11 @@ class _Counts:
 
 @dataclass(frozen=True, slots=True)
 class _Verdict:
-    sku: str
-    repair_on_hand: bool
-    send_reserved: bool
     on_hand_ok: bool
     reserved_ok: bool
 
 
-def _judge(sku: str, mine: LevelRow | None, wms_level: WmsLevel) -> _Verdict | None:
+def _judge(mine: LevelRow | None, wms_level: WmsLevel) -> _Verdict | None:
     """How one row compares; None when ROPOS already holds a newer count than the one read."""
     if (
         mine is not None
@@ -743,9 +753,7 @@ def _judge(sku: str, mine: LevelRow | None, wms_level: WmsLevel) -> _Verdict | N
         return None
     on_hand = mine.on_hand if mine else 0
     reserved = mine.reserved if mine else 0
-    on_hand_ok = on_hand == wms_level.on_hand
-    reserved_ok = reserved == wms_level.reserved
-    return _Verdict(sku, not on_hand_ok, not reserved_ok, on_hand_ok, reserved_ok)
+    return _Verdict(on_hand == wms_level.on_hand, reserved == wms_level.reserved)
 
 
 async def _compare_store(
@@ -849,13 +857,13 @@ async def _compare_store(
                 )
                 sample(sku, False)
             continue
-        verdict = _judge(sku, mine, wms_level)
+        verdict = _judge(mine, wms_level)
         if verdict is None:
             counts.skipped += 1
             continue
         counts.compared += 1
         sample(sku, verdict.on_hand_ok and verdict.reserved_ok)
-        if verdict.repair_on_hand:
+        if not verdict.on_hand_ok:
             newer = wms_level.sequence is not None and (
                 mine is None or mine.wms_sequence is None or wms_level.sequence > mine.wms_sequence
             )
@@ -875,7 +883,7 @@ async def _compare_store(
                 "REPAIRED",
                 "On hand set to the WMS's count.",
             )
-        if verdict.send_reserved:
+        if not verdict.reserved_ok:
             reserved = mine.reserved if mine else 0
             set_reserved.append((sku, reserved))
             note(

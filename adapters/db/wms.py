@@ -568,19 +568,6 @@ class WmsRepository:
                 )
             )
 
-    async def outbound(
-        self, *, status: str | None, store_id: str | None, limit: int
-    ) -> list[Queued]:
-        query = sa.select(wms_outbound)
-        if status is not None:
-            query = query.where(wms_outbound.c.status == status)
-        if store_id is not None:
-            query = query.where(wms_outbound.c.store_id == store_id)
-        rows = await self.conn.execute(
-            query.order_by(wms_outbound.c.created_at.desc(), wms_outbound.c.id).limit(limit)
-        )
-        return [queued_from_row(row) for row in rows]
-
     async def get_outbound(self, movement_id: str, *, for_update: bool = False) -> Queued | None:
         query = sa.select(wms_outbound).where(wms_outbound.c.id == movement_id)
         if for_update:
