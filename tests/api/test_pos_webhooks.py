@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.api.conftest import Gateway, gql
-from tests.api.given import given_reservation, given_stores_with_stock
+from tests.api.given import SYNC_STOCK, given_reservation, given_stores_with_stock
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -128,6 +128,32 @@ async def test_the_ready_event_is_posted_signed(http, api, receiver):
         b"another secret", f"{timestamp}.".encode() + body, hashlib.sha256
     ).hexdigest()
     assert headers["x-ropos-signature"] != f"sha256={forged}"
+
+
+async def test_a_shortage_is_posted_with_where_the_units_went(http, api, receiver):
+    await given_stores_with_stock(
+        http, api, {("S001", "SKU-1"): 3, ("S001", "SKU-2"): 3, ("S002", "SKU-1"): 5}
+    )
+    variables = {"url": receiver.url, "secret": SECRET}
+    (await gql(http, api, SET_WEBHOOK, variables, api.token("ops"))).ok()
+    held = await given_reservation(
+        http,
+        api,
+        api.token("customer", sub="alice"),
+        storeId="S001",
+        lines=[{"sku": "SKU-1", "quantity": 2}, {"sku": "SKU-2", "quantity": 1}],
+    )
+
+    # The WMS counts no SKU-1 left at S001: that line moves to S002, the rest stays
+    levels = [{"storeId": "S001", "sku": "SKU-1", "onHand": 0}]
+    (await gql(http, api, SYNC_STOCK, {"levels": levels}, api.token("ops"))).ok()
+    await receiver.wait_for(1)
+
+    event = orjson.loads(receiver.received[0]["body"])
+    assert (event["type"], event["reservation"]["id"]) == ("STOCK_SHORTAGE", held["id"])
+    assert event["reservation"]["lines"] == [{"sku": "SKU-2", "quantity": 1}]
+    assert event["detail"]["sku"] == "SKU-1" and event["detail"]["movedToStoreId"] == "S002"
+    assert receiver.received[0]["headers"]["x-ropos-event-type"] == "STOCK_SHORTAGE"
 
 
 async def test_the_held_event_is_not_posted_and_stores_without_a_webhook_get_nothing(

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from domain.errors import OutOfStock
+from domain.errors import BadInput, OutOfStock
 from domain.wms import (
     CircuitBreaker,
     MovementResult,
@@ -234,3 +234,78 @@ async def test_a_baseline_passes_over_the_movements_made_before_a_wms_was_connec
     await reservations.reserve(reserve_cmd("after", {"A": 1}, store_id="S1"), uow=uow, clock=clock)
 
     assert await wms.queue_movements(uow=uow, clock=clock) == 1  # only what came after
+
+
+async def test_a_batch_refused_after_it_wrote_leaves_stock_as_it_was(
+    uow, clock, clean_db, monkeypatch
+):
+    await given_stores(uow, clock, store_at("S1", 0))
+    await given_stock(uow, clock, {("S1", "A"): 10})
+    await reservations.reserve(reserve_cmd("c", {"A": 5}, store_id="S1"), uow=uow, clock=clock)
+
+    async def refuse(*args: object, **kwargs: object) -> list[object]:
+        raise BadInput("refused after the levels were written")
+
+    monkeypatch.setattr(wms, "resolve_shortages", refuse)
+    payload = {"batchId": "late-refusal", "levels": [{"storeId": "S1", "sku": "A", "onHand": 2}]}
+    outcome = await wms.receive_batch(parse_batch(payload), payload, uow=uow, clock=clock)
+
+    assert (outcome.status, outcome.error_code) == ("REJECTED", "BAD_USER_INPUT")
+    assert await level(clean_db, "S1", "A") == (10, 5)
+    async with uow() as tx:
+        stored = await tx.wms.find_batch("late-refusal")
+    assert stored is not None and stored.status == "REJECTED"
+
+
+async def test_a_row_waiting_for_its_retry_holds_up_no_other_row(uow, clock, clean_db):
+    await given_stores(uow, clock, store_at("S1", 0))
+    await given_stock(uow, clock, {("S1", "A"): 10, ("S1", "B"): 10})
+    for i in range(5):  # more of A's movements than a delivery looks at
+        await reservations.reserve(
+            reserve_cmd(f"a{i}", {"A": 1}, store_id="S1"), uow=uow, clock=clock
+        )
+    await wms.queue_movements(uow=uow, clock=clock)
+    target = RecordingWms()
+    target.down = True
+    breaker = CircuitBreaker(threshold=100)
+    await wms.deliver_movements(
+        uow=uow, clock=clock, wms=target, breaker=breaker, max_attempts=10, batch_size=1
+    )  # A's first lock failed: it, and A's others behind it, wait for its retry
+
+    target.down = False
+    for i in range(3):  # more than one batch of B's movements, while A still waits
+        await reservations.reserve(
+            reserve_cmd(f"b{i}", {"B": 1}, store_id="S1"), uow=uow, clock=clock
+        )
+    await wms.queue_movements(uow=uow, clock=clock)
+    for _ in range(3):
+        await wms.deliver_movements(
+            uow=uow, clock=clock, wms=target, breaker=breaker, max_attempts=10, batch_size=1
+        )
+
+    assert [(m.sku, m.sequence) for m in target.applied] == [("B", 1), ("B", 2), ("B", 3)]
+
+
+async def test_an_unexpected_error_of_the_wms_adapter_leaves_no_trial_call_hanging(
+    uow, clock, clean_db
+):
+    await given_stores(uow, clock, store_at("S1", 0))
+    await given_stock(uow, clock, {("S1", "A"): 10})
+    await reservations.reserve(reserve_cmd("a", {"A": 1}, store_id="S1"), uow=uow, clock=clock)
+    await wms.queue_movements(uow=uow, clock=clock)
+
+    class Broken(RecordingWms):
+        async def send(self, movements: Sequence[WmsMovement]) -> list[MovementResult]:
+            raise RuntimeError("a bug in the adapter")
+
+    breaker = CircuitBreaker(threshold=1, cooldown_seconds=10)
+    breaker.failed(clock.now())
+    clock.advance(11)  # half-open: the next call is the trial
+    with pytest.raises(RuntimeError):
+        await wms.deliver_movements(
+            uow=uow, clock=clock, wms=Broken(), breaker=breaker, max_attempts=10
+        )
+
+    assert breaker.state(clock.now()) == "OPEN"  # the trial counted as failed
+    clock.advance(3600)
+    assert breaker.allow(clock.now())  # and a later trial is let through
