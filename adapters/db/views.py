@@ -56,6 +56,12 @@ _RESERVATIONS_BY_IDS = sa.select(reservations).where(
 )
 
 
+_STOCK_LEVELS_PG = (
+    "SELECT store_id, sku, on_hand, reserved, safety_stock FROM stock_levels "
+    "WHERE store_id = ANY($1::varchar[]) AND sku = ANY($2::varchar[])"
+)
+
+
 def _store(row: Any) -> Store:
     return Store(row.id, row.name, row.lat, row.lon, row.timezone)
 
@@ -92,14 +98,21 @@ class Views:
     async def stock_levels(
         self, store_ids: Sequence[str], skus: Sequence[str]
     ) -> dict[tuple[str, str], StockLevel]:
-        async with self.db.read() as conn:
-            rows = await conn.execute(
-                STOCK_LEVELS, {"b_stores": list(store_ids), "b_skus": list(skus)}
-            )
-            return {
-                (store_id, sku): StockLevel(store_id, sku, on_hand, reserved, safety)
-                for store_id, sku, on_hand, reserved, safety in rows
-            }
+        rows: Any
+        if self.db.is_sqlite:
+            async with self.db.read() as conn:
+                rows = await conn.execute(
+                    STOCK_LEVELS, {"b_stores": list(store_ids), "b_skus": list(skus)}
+                )
+        else:
+            # The read behind every product page: one prepared statement with two arrays (IN
+            # lists would make a statement per list length), straight on asyncpg.
+            async with self.db.pg_reader() as driver:
+                rows = await driver.fetch(_STOCK_LEVELS_PG, list(store_ids), list(skus))
+        return {
+            (store_id, sku): StockLevel(store_id, sku, on_hand, reserved, safety)
+            for store_id, sku, on_hand, reserved, safety in rows
+        }
 
     async def reservations_by_ids(self, ids: Sequence[str]) -> dict[str, Reservation]:
         found = await self._reservations(_RESERVATIONS_BY_IDS, {"b_ids": list(ids)})
