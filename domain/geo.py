@@ -103,7 +103,8 @@ def nearest(
     approximate: list[tuple[float, int, T]] = []
     for index, place in enumerate(items):
         lat, lon = position(place)
-        dx = (lon - lon0) * math.cos(math.radians((lat + lat0) / 2))
+        # the short way round: across the antimeridian, 179.9 and -179.9 are 0.2 degrees apart
+        dx = ((lon - lon0 + 180.0) % 360.0 - 180.0) * math.cos(math.radians((lat + lat0) / 2))
         dy = lat - lat0
         approximate.append((km_per_degree * math.sqrt(dx * dx + dy * dy), index, place))
     approximate.sort(key=lambda a: (a[0], a[1]))

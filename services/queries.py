@@ -10,7 +10,7 @@ from typing import Protocol
 from domain.catalog import Store
 from domain.commands import validate_code
 from domain.errors import BadInput
-from domain.geo import BoundingBox, GeoPoint, bounding_box, nearest, validate_radius
+from domain.geo import GeoPoint, validate_radius
 from domain.policy import ReservationPolicy
 from domain.reservations import Reservation
 from domain.stock import StockLevel
@@ -22,7 +22,9 @@ MAX_AVAILABILITY_SKUS = 100
 
 
 class ReadPort(Protocol):
-    async def stores_in_box(self, box: BoundingBox) -> list[Store]: ...
+    async def nearest_stores(
+        self, center: GeoPoint, radius_km: float, limit: int
+    ) -> list[tuple[Store, float]]: ...
     async def stores_page(self, first: int) -> list[Store]: ...
     async def stores_by_ids(self, ids: Sequence[str]) -> dict[str, Store]: ...
     async def stock_levels(
@@ -87,10 +89,9 @@ async def stores_near(
 ) -> list[NearbyStore]:
     radius = validate_radius(radius_km)
     limit = validate_first(first)
-    in_box = await read.stores_in_box(bounding_box(near, radius))
     return [
         NearbyStore(store, distance)
-        for store, distance in nearest(near, in_box, lambda s: (s.lat, s.lon), radius, limit)
+        for store, distance in await read.nearest_stores(near, radius, limit)
     ]
 
 

@@ -30,7 +30,7 @@ from adapters.db.tables import (
 )
 from adapters.db.wms import discrepancy_from_row, queued_from_row
 from domain.catalog import Store
-from domain.geo import BoundingBox
+from domain.geo import GeoPoint
 from domain.policy import ReservationPolicy
 from domain.reservations import ACTIVE_STATUSES, Reservation
 from domain.stock import StockLevel
@@ -71,8 +71,10 @@ class Views:
         self.db = db
         self._directory_lock = asyncio.Lock()
 
-    async def stores_in_box(self, box: BoundingBox) -> list[Store]:
-        return (await self._directory()).in_box(box)
+    async def nearest_stores(
+        self, center: GeoPoint, radius_km: float, limit: int
+    ) -> list[tuple[Store, float]]:
+        return (await self._directory()).nearest(center, radius_km, limit)
 
     async def stores_page(self, first: int) -> list[Store]:
         return (await self._directory()).first(first)

@@ -209,3 +209,15 @@ def test_nearest_agrees_with_sorting_every_place_by_haversine():
         expected = [pd for pd in expected if pd[1] <= radius][:limit]
         assert [d for _, d in found] == pytest.approx([d for _, d in expected])
         assert [p for p, _ in found] == [p for p, _ in expected]
+
+
+def test_nearest_goes_the_short_way_round_across_the_antimeridian() -> None:
+    from domain.geo import nearest
+
+    center = GeoPoint(0.0, 179.99)
+    across = (0.0, -179.99)  # about 2 km away, on the other side of the antimeridian
+    same_side = (0.0, 179.9)  # about 10 km away
+    found = nearest(center, [same_side, across], lambda p: p, 50, 2)
+    assert [p for p, _ in found] == [across, same_side]
+    assert found[0][1] == pytest.approx(distance_km(center, *across))
+    assert found[0][1] < 3
