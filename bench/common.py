@@ -395,6 +395,59 @@ async def closed_loop(
     return result
 
 
+async def open_loop(
+    operation: Operation, *, rate: float, connections: int, warmup: float, duration: float
+) -> LoadResult:
+    """Requests sent at a fixed `rate` per second, whether or not earlier ones have been answered,
+    over at most `connections` at once: what a site's many independent shoppers do. Latency runs
+    from when a request was due, so time spent waiting for a free connection counts (no
+    coordinated omission). If the server cannot keep up, latencies grow without bound: the rate
+    is then above what it can serve."""
+    result = LoadResult(concurrency=connections, duration=duration)
+    clock = time.perf_counter
+    start = clock()
+    window_start, window_end = start + warmup, start + warmup + duration
+    free: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(connections):
+        free.put_nowait(index)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def send(due: float) -> None:
+        index = await free.get()
+        try:
+            try:
+                error = await operation(index)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"[:200]
+        finally:
+            free.put_nowait(index)
+        done = clock()
+        in_window = window_start <= due < window_end
+        if error is None:
+            result.ok_total += 1
+            if in_window:
+                result.ok_in_window += 1
+                result.latencies.append(done - due)
+        else:
+            result.errors_total += 1
+            result.error_kinds[error] += 1
+            if in_window:
+                result.errors_in_window += 1
+
+    sent = 0
+    while (due := start + sent / rate) < window_end:
+        delay = due - clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(send(due))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        sent += 1
+    if tasks:
+        await asyncio.gather(*tasks)
+    return result
+
+
 def percentile(values: list[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100)."""
     if not values:
