@@ -33,6 +33,7 @@ from typing import Any
 
 import asyncpg
 
+from adapters.db.views import STOCK_LEVELS_PG
 from bench import common
 
 QUERY = (
@@ -380,14 +381,6 @@ async def run_more(
     return found
 
 
-# The one statement the read side runs per request (adapters/db/views.py: stock_levels); the
-# nearest stores come from the gateway's in-memory store directory, with no statement.
-STOCK_ROWS = (
-    "SELECT store_id, sku, on_hand, reserved, safety_stock FROM stock_levels "
-    "WHERE store_id = ANY($1::varchar[]) AND sku = ANY($2::varchar[])"
-)
-
-
 async def run_baseline(
     url: str, args: argparse.Namespace
 ) -> tuple[common.LoadResult, common.CpuUse]:
@@ -412,7 +405,7 @@ async def run_baseline(
         store_ids, skus = reads[next(picks)]
         if store_ids:
             async with pool.acquire() as conn:
-                await conn.fetch(STOCK_ROWS, store_ids, skus)
+                await conn.fetch(STOCK_LEVELS_PG, store_ids, skus)
         return None
 
     try:

@@ -42,7 +42,8 @@ _DEFINITION = "strawberry-definition"
 _TYPENAME = "__typename"
 
 # How one field is completed: LEAF coerces a scalar or enum, OBJECT runs a nested plan, LIST
-# completes every item by its own kind. A kind is (code, non_null, payload).
+# completes every item by its own kind, TYPENAME is the type's name. A kind is (code, non_null,
+# payload): the coercion, the plan, the items' kind, the name.
 LEAF, OBJECT, LIST, TYPENAME = 0, 1, 2, 3
 
 Kind = tuple[int, bool, Any]
@@ -119,7 +120,7 @@ def run(plan: Plan, source: Any) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, attribute, kind in plan:
         if kind[0] == TYPENAME:
-            result[key] = attribute
+            result[key] = kind[2]
             continue
         try:
             value = getattr(source, attribute)
@@ -143,7 +144,7 @@ def make_plan(
             return None
         name = node.name.value
         if name == _TYPENAME:
-            steps.append((key, parent_type.name, (TYPENAME, True, None)))
+            steps.append((key, "", (TYPENAME, True, parent_type.name)))
             continue
         field = parent_type.fields.get(name)
         if field is None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -37,6 +37,7 @@ from domain.stock import StockLevel
 from domain.webhooks import Delivery
 from domain.wms import AccuracyCount, Discrepancy, Queued, ReconciliationRun
 
+T = TypeVar("T")
 _ACTIVE = sorted(str(s) for s in ACTIVE_STATUSES)
 _STORE_COLUMNS = (stores.c.id, stores.c.name, stores.c.lat, stores.c.lon, stores.c.timezone)
 
@@ -56,7 +57,8 @@ _RESERVATIONS_BY_IDS = sa.select(reservations).where(
 )
 
 
-_STOCK_LEVELS_PG = (
+# The stock read on PostgreSQL (bench/availability.py runs it too, as the database's floor).
+STOCK_LEVELS_PG = (
     "SELECT store_id, sku, on_hand, reserved, safety_stock FROM stock_levels "
     "WHERE store_id = ANY($1::varchar[]) AND sku = ANY($2::varchar[])"
 )
@@ -110,7 +112,7 @@ class Views:
             # The read behind every product page: one prepared statement with two arrays (IN
             # lists would make a statement per list length), straight on asyncpg.
             async with self.db.pg_reader() as driver:
-                rows = await driver.fetch(_STOCK_LEVELS_PG, list(store_ids), list(skus))
+                rows = await driver.fetch(STOCK_LEVELS_PG, list(store_ids), list(skus))
         return {
             (store_id, sku): StockLevel(store_id, sku, on_hand, reserved, safety)
             for store_id, sku, on_hand, reserved, safety in rows
@@ -146,14 +148,14 @@ class Views:
     async def webhook_deliveries(
         self, status: str, store_id: str | None, first: int
     ) -> list[Delivery]:
-        query = sa.select(webhook_deliveries).where(webhook_deliveries.c.status == status)
-        if store_id is not None:
-            query = query.where(webhook_deliveries.c.store_id == store_id)
-        query = query.order_by(
-            webhook_deliveries.c.created_at.desc(), webhook_deliveries.c.id
-        ).limit(first)
-        async with self.db.read() as conn:
-            return [delivery_from_row(row) for row in await conn.execute(query)]
+        return await self._newest(
+            webhook_deliveries,
+            webhook_deliveries.c.created_at,
+            delivery_from_row,
+            first,
+            status=status,
+            store_id=store_id,
+        )
 
     async def accuracy_counts(
         self, store_id: str | None, since: datetime, until: datetime
@@ -176,28 +178,43 @@ class Views:
     async def stock_discrepancies(
         self, status: str | None, store_id: str | None, first: int
     ) -> list[Discrepancy]:
-        query = sa.select(stock_discrepancies)
-        if status is not None:
-            query = query.where(stock_discrepancies.c.status == status)
-        if store_id is not None:
-            query = query.where(stock_discrepancies.c.store_id == store_id)
-        query = query.order_by(
-            stock_discrepancies.c.detected_at.desc(), stock_discrepancies.c.id
-        ).limit(first)
-        async with self.db.read() as conn:
-            return [discrepancy_from_row(row) for row in await conn.execute(query)]
+        return await self._newest(
+            stock_discrepancies,
+            stock_discrepancies.c.detected_at,
+            discrepancy_from_row,
+            first,
+            status=status,
+            store_id=store_id,
+        )
 
     async def wms_movements(
         self, status: str | None, store_id: str | None, first: int
     ) -> list[Queued]:
-        query = sa.select(wms_outbound)
-        if status is not None:
-            query = query.where(wms_outbound.c.status == status)
-        if store_id is not None:
-            query = query.where(wms_outbound.c.store_id == store_id)
-        query = query.order_by(wms_outbound.c.created_at.desc(), wms_outbound.c.id).limit(first)
+        return await self._newest(
+            wms_outbound,
+            wms_outbound.c.created_at,
+            queued_from_row,
+            first,
+            status=status,
+            store_id=store_id,
+        )
+
+    async def _newest(
+        self,
+        table: sa.Table,
+        newest: sa.Column[Any],
+        convert: Callable[[Any], T],
+        first: int,
+        **equal: str | None,
+    ) -> list[T]:
+        """The newest `first` rows of an ops list, filtered on the columns given a value."""
+        query = sa.select(table)
+        for column, value in equal.items():
+            if value is not None:
+                query = query.where(table.c[column] == value)
+        query = query.order_by(newest.desc(), table.c.id).limit(first)
         async with self.db.read() as conn:
-            return [queued_from_row(row) for row in await conn.execute(query)]
+            return [convert(row) for row in await conn.execute(query)]
 
     async def reconciliation_runs(self, first: int) -> list[ReconciliationRun]:
         query = (
