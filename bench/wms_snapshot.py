@@ -6,7 +6,7 @@ SQLite and on PostgreSQL.
 Per backend: a fresh database (a SQLite file in a temporary directory; a PostgreSQL database
 created on --server and dropped at the end), migrated; 100 stores x 100 SKUs of stock and a few
 thousand active reservations over them, made through the use cases. Then absolute snapshots of
-every (store, SKU) go through `services.wms.receive_batch` (stored, then applied: the inbound
+every (store, SKU) go through `services.wms.inbox.receive_batch` (stored, then applied: the inbound
 path minus HTTP), each with new on-hand values (never below what is reserved) and newer sequence
 numbers; then a replay of the last batch (same batchId) and a stale batch (new batchId, old
 sequences), both of which must change nothing. With --http the same rounds go to POST
@@ -232,7 +232,7 @@ class Snapshots:
 class Breakdown:
     """Wraps the storage calls of the inbound path with perf_counter, in this process only, and
     attributes each call's time exclusive of the wrapped calls inside it. What is left of
-    apply_levels' own time is its Python: building the rows, movements and events."""
+    apply_counts' own time is its Python: building the rows, movements and events."""
 
     def __init__(self) -> None:
         self.self_time: dict[str, float] = defaultdict(float)
@@ -282,27 +282,29 @@ class Breakdown:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[Breakdown]:
-        import services.wms as wms_service
+        from adapters.db.levels import LevelsRepository
         from adapters.db.repositories import CatalogRepository, LedgerRepository, OutboxRepository
         from adapters.db.uow import SqlUnitOfWork
-        from adapters.db.wms import WmsRepository
+        from adapters.db.wms_inbox import WmsInboxRepository
+        from services import stock
+        from services.wms import inbox
 
         self._wrap(SqlUnitOfWork, "__aenter__", "open transaction (connection, BEGIN)")
         self._wrap(SqlUnitOfWork, "__aexit__", "close transaction (rollback if any, release)")
         self._wrap(SqlUnitOfWork, "commit", "COMMIT")
-        self._wrap(WmsRepository, "find_batch", "inbox: find_batch (SELECT payload)")
-        self._wrap(WmsRepository, "add_batch", "inbox: add_batch (INSERT payload)")
-        self._wrap(WmsRepository, "finish_batch", "inbox: finish_batch (UPDATE)")
+        self._wrap(WmsInboxRepository, "find", "inbox: find (SELECT payload)")
+        self._wrap(WmsInboxRepository, "add", "inbox: add (INSERT payload)")
+        self._wrap(WmsInboxRepository, "finish", "inbox: finish (UPDATE)")
         self._wrap(CatalogRepository, "existing_stores", "catalog.existing_stores (SELECT)")
         self._wrap(CatalogRepository, "existing_skus", "catalog.existing_skus (SELECT)")
-        self._wrap(WmsRepository, "lock_levels", "wms.lock_levels (SELECT ... FOR UPDATE)")
-        self._wrap(WmsRepository, "write_levels", "wms.write_levels (UPDATE, bulk on PostgreSQL)")
-        self._wrap(WmsRepository, "insert_levels", "wms.insert_levels (INSERT)")
+        self._wrap(LevelsRepository, "lock", "levels.lock (SELECT ... FOR UPDATE)")
+        self._wrap(LevelsRepository, "write", "levels.write (UPDATE, bulk on PostgreSQL)")
+        self._wrap(LevelsRepository, "insert", "levels.insert (INSERT)")
         self._wrap(LedgerRepository, "record", "ledger.record (INSERT stock_movements)")
         self._wrap(OutboxRepository, "add", "outbox.add (INSERT outbox)")
-        self._wrap(wms_service, "resolve_shortages", "resolve_shortages")
-        self._wrap(wms_service, "apply_levels", "apply_levels: its own Python (rows, events)")
-        self._wrap_sync(wms_service, "parse_batch", "parse_batch (in apply_stored)")
+        self._wrap(stock, "resolve_shortages", "resolve_shortages")
+        self._wrap(inbox, "apply_counts", "apply_counts: its own Python (rows, events)")
+        self._wrap_sync(inbox, "parse_batch", "parse_batch (in apply_stored)")
         try:
             yield self
         finally:
@@ -356,7 +358,7 @@ async def receive_in_process(backend: Backend, snap: Snapshot, label: str) -> Ro
     """What POST /wms/stock-levels does after reading the body: parse, store, apply."""
     from domain.clock import SystemClock
     from domain.wms import parse_batch
-    from services.wms import receive_batch
+    from services.wms.inbox import receive_batch
 
     start = time.perf_counter()
     batch = parse_batch(snap.payload)
@@ -538,7 +540,7 @@ async def run_backend(name: str, args: argparse.Namespace) -> Result:
         print(warm.line(), flush=True)
 
         print(
-            f"in process: services.wms.receive_batch, {len(keys):,} absolute levels per batch",
+            f"in process: services.wms.inbox.receive_batch, {len(keys):,} absolute levels per batch",
             flush=True,
         )
         pg_database = common.database_name(backend.url) if backend.name == "postgresql" else None

@@ -1,16 +1,44 @@
 """Things that happened, as past-tense dataclasses. They go to the outbox in the same transaction
-as the change, and from there to subscribers and integrations."""
+as the change, and from there to subscribers and integrations (services.event_codec gives them
+their one shape on the wire)."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from domain.stock import StockLevel
+
+if TYPE_CHECKING:
+    from domain.reservations import ReservationState
 
 
 def new_event_id() -> str:
     return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, slots=True)
+class Shortage:
+    """Units of one line a reservation lost because its store ran short: the WMS counted fewer
+    (`reason` SHORTAGE) or staff did not find them at pick time (SHORT_PICK). They moved to
+    another store's new reservation, or were let go (both ids None)."""
+
+    sku: str
+    quantity: int
+    reason: str
+    moved_to_reservation_id: str | None
+    moved_to_store_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Resourced:
+    """This reservation was made to take over units of `sku` that `resourced_from`'s store ran
+    short of."""
+
+    resourced_from: str
+    sku: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -19,24 +47,24 @@ class ReservationEvent:
     consumer can order them and drop duplicates; `reservation` is its state after the change."""
 
     type: ClassVar[str]
-    reservation: dict[str, Any]
+    reservation: ReservationState
     sequence: int
     occurred_at: datetime
     id: str = field(default_factory=new_event_id)
-    # What else a consumer needs to know of this change (a shortage: which units, moved where).
-    detail: dict[str, Any] | None = None
+    # What else a consumer needs to know of this change.
+    detail: Shortage | Resourced | None = None
 
     @property
     def reservation_id(self) -> str:
-        return str(self.reservation["id"])
+        return self.reservation.id
 
     @property
     def store_id(self) -> str:
-        return str(self.reservation["storeId"])
+        return self.reservation.store_id
 
     @property
     def customer_id(self) -> str:
-        return str(self.reservation["customerId"])
+        return self.reservation.customer_id
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,26 +99,11 @@ class ReservationExpired(ReservationEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class ReservationShortened(ReservationEvent):
-    """Units of one line could not be kept at the store (the WMS counted fewer, or staff did not
-    find them at pick time): they moved to another store (`detail.movedToReservationId`) or were
-    let go. When no line is left the reservation is CANCELLED instead, with the same detail."""
+    """Units of one line could not be kept at the store (`detail`, a Shortage, says which and
+    where they went). When no line is left the reservation is CANCELLED instead, with the same
+    detail."""
 
     type = "STOCK_SHORTAGE"
-
-
-@dataclass(frozen=True, slots=True)
-class CountedLevel:
-    """One (store, SKU) as a count left it."""
-
-    store_id: str
-    sku: str
-    on_hand: int
-    reserved: int
-    safety_stock: int
-
-    @property
-    def available(self) -> int:
-        return max(0, self.on_hand - self.reserved - self.safety_stock)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,7 +115,7 @@ class StockChanged:
     store and the lines, and the relay does the same for them."""
 
     type: ClassVar[str] = "STOCK_LEVELS_CHANGED"
-    levels: tuple[CountedLevel, ...]
+    levels: tuple[StockLevel, ...]
     reason: str
     occurred_at: datetime
     id: str = field(default_factory=new_event_id)
@@ -121,6 +134,21 @@ class LowStock:
     threshold: int
     occurred_at: datetime
     id: str = field(default_factory=new_event_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StockAvailable:
+    """What storefronts hear (`stockUpdates`): the available units of one (store, SKU) now, after
+    `reason` moved them. The relay sends one per row an event moved, with the figure it reads at
+    that moment; `id` names the event and the row, so a duplicate is known."""
+
+    type: ClassVar[str] = "STOCK_CHANGED"
+    id: str
+    store_id: str
+    sku: str
+    available: int
+    reason: str
+    occurred_at: datetime
 
 
 Event = ReservationEvent | StockChanged | LowStock
@@ -154,7 +182,8 @@ def stock_channel(store_id: str | None = None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PendingEvent:
-    """An outbox row the relay has yet to publish."""
+    """An outbox row the relay has yet to publish; `payload` is the event as the codec wrote it
+    (services.event_codec), published as it is."""
 
     position: int
     event_id: str

@@ -6,7 +6,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from domain import errors
 from domain.events import (
@@ -18,6 +17,8 @@ from domain.events import (
     ReservationExpiringSoon,
     ReservationReadyForPickup,
     ReservationShortened,
+    Resourced,
+    Shortage,
 )
 
 
@@ -68,6 +69,34 @@ class Line:
     quantity: int
 
 
+@dataclass(frozen=True, slots=True)
+class ReservationState:
+    """A reservation as it was at one moment: what its events carry."""
+
+    id: str
+    group_id: str
+    code: str
+    customer_id: str
+    store_id: str
+    channel: str | None
+    status: Status
+    lines: tuple[Line, ...]
+    hold_seconds: int
+    created_at: datetime
+    expires_at: datetime
+    ready_at: datetime | None
+    collected_at: datetime | None
+    cancelled_at: datetime | None
+    expired_at: datetime | None
+    cancel_reason: str | None
+    resourced_from: str | None
+    version: int
+
+    @property
+    def is_active(self) -> bool:
+        return self.status.is_active
+
+
 @dataclass(eq=False)
 class Reservation:
     """Units of one or more SKUs locked at one store for one customer until `expires_at`."""
@@ -110,7 +139,7 @@ class Reservation:
         now: datetime,
         expires_at: datetime | None = None,
         resourced_from: str | None = None,
-        detail: dict[str, Any] | None = None,
+        detail: Resourced | None = None,
     ) -> Reservation:
         reservation = cls(
             id=id,
@@ -185,9 +214,18 @@ class Reservation:
         self.expired_at = now
         self._record(ReservationExpired, now)
 
-    def shorten(self, sku: str, quantity: int, now: datetime, detail: dict[str, Any]) -> None:
-        """`quantity` units of the `sku` line can no longer be kept here. The line shrinks (or
-        goes); with no line left the reservation is CANCELLED for STOCK_SHORTAGE."""
+    def shorten(
+        self,
+        sku: str,
+        quantity: int,
+        now: datetime,
+        *,
+        reason: str,
+        moved_to: Reservation | None = None,
+    ) -> None:
+        """`quantity` units of the `sku` line can no longer be kept here (`reason`: SHORTAGE or
+        SHORT_PICK); `moved_to` holds them at another store now, if one could. The line shrinks
+        (or goes); with no line left the reservation is CANCELLED for STOCK_SHORTAGE."""
         if not self.is_active:
             raise errors.InvalidTransition(
                 f"Reservation {self.id} is {self.status}; its lines cannot change.",
@@ -200,7 +238,13 @@ class Reservation:
                 f"Reservation {self.id} holds no {quantity} units of {sku}.", field="sku"
             )
         left = line.quantity - quantity
-        detail = {"sku": sku, "quantity": quantity, **detail}
+        detail = Shortage(
+            sku,
+            quantity,
+            reason,
+            moved_to.id if moved_to else None,
+            moved_to.store_id if moved_to else None,
+        )
         if left == 0 and len(self.lines) == 1:
             # The last line goes: the reservation ends, and keeps the line it had for the record.
             self._move(Status.CANCELLED, now)
@@ -215,14 +259,6 @@ class Reservation:
             )
             self.version += 1
             self._record(ReservationShortened, now, detail)
-
-    def needs_expiry_warning(self, now: datetime, lead_seconds: int) -> bool:
-        return (
-            self.is_active
-            and lead_seconds > 0
-            and self.warned_for != self.expires_at
-            and self.expires_at - timedelta(seconds=lead_seconds) <= now < self.expires_at
-        )
 
     def warn_expiring(self, now: datetime) -> None:
         """The shopper and the store are told the hold runs out soon (once per expiry)."""
@@ -253,35 +289,33 @@ class Reservation:
         self.version += 1
 
     def _record(
-        self, kind: type[ReservationEvent], now: datetime, detail: dict[str, Any] | None = None
+        self,
+        kind: type[ReservationEvent],
+        now: datetime,
+        detail: Shortage | Resourced | None = None,
     ) -> None:
         self.events.append(
             kind(reservation=self.snapshot(), sequence=self.version, occurred_at=now, detail=detail)
         )
 
-    def snapshot(self) -> dict[str, Any]:
-        """The reservation as events carry it: the GraphQL field names, times as ISO-8601."""
-
-        def iso(value: datetime | None) -> str | None:
-            return value.isoformat() if value else None
-
-        return {
-            "id": self.id,
-            "code": self.code,
-            "groupId": self.group_id,
-            "customerId": self.customer_id,
-            "storeId": self.store_id,
-            "channel": self.channel,
-            "status": str(self.status),
-            "lines": [{"sku": line.sku, "quantity": line.quantity} for line in self.lines],
-            "holdSeconds": self.hold_seconds,
-            "createdAt": iso(self.created_at),
-            "expiresAt": iso(self.expires_at),
-            "readyAt": iso(self.ready_at),
-            "collectedAt": iso(self.collected_at),
-            "cancelledAt": iso(self.cancelled_at),
-            "expiredAt": iso(self.expired_at),
-            "cancelReason": self.cancel_reason,
-            "resourcedFrom": self.resourced_from,
-            "version": self.version,
-        }
+    def snapshot(self) -> ReservationState:
+        return ReservationState(
+            id=self.id,
+            group_id=self.group_id,
+            code=self.code,
+            customer_id=self.customer_id,
+            store_id=self.store_id,
+            channel=self.channel,
+            status=self.status,
+            lines=self.lines,
+            hold_seconds=self.hold_seconds,
+            created_at=self.created_at,
+            expires_at=self.expires_at,
+            ready_at=self.ready_at,
+            collected_at=self.collected_at,
+            cancelled_at=self.cancelled_at,
+            expired_at=self.expired_at,
+            cancel_reason=self.cancel_reason,
+            resourced_from=self.resourced_from,
+            version=self.version,
+        )

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from domain.commands import validate_code
 from domain.errors import BadInput
+from domain.stock import LevelUpdate
 
 
 class MovementKind(StrEnum):
@@ -184,22 +185,6 @@ MAX_SEQUENCE = 2**62
 
 
 @dataclass(frozen=True, slots=True)
-class LevelUpdate:
-    """One (store, SKU) as the WMS reports it: an absolute count (`on_hand`) or a change
-    (`delta`), and the WMS's sequence number for that (store, SKU): updates with a sequence no
-    newer than the last one applied change nothing. Without a sequence (GraphQL syncStock, an
-    operator's correction) it always applies."""
-
-    store_id: str
-    sku: str
-    on_hand: int | None = None
-    delta: int | None = None
-    sequence: int | None = None
-    safety_stock: int | None = None
-    low_stock_threshold: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class InboundBatch:
     batch_id: str
     levels: tuple[LevelUpdate, ...]
@@ -300,32 +285,33 @@ def parse_batch(data: Any) -> InboundBatch:
 # --- what storage keeps of the WMS side --------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class LevelRow:
-    store_id: str
-    sku: str
-    on_hand: int
-    reserved: int
-    safety_stock: int
-    wms_sequence: int | None
-    low_stock_threshold: int | None
+class BatchStatus(StrEnum):
+    """Where a stored stock-levels batch stands."""
 
-    @property
-    def available(self) -> int:
-        return max(0, self.on_hand - self.reserved - self.safety_stock)
+    RECEIVED = "RECEIVED"  # stored, not applied yet (the worker applies it)
+    APPLIED = "APPLIED"
+    REJECTED = "REJECTED"  # none of its levels applied; `error_code` says why
 
 
 @dataclass(frozen=True, slots=True)
 class StoredBatch:
     batch_id: str
     payload: dict[str, Any]
-    status: str
+    status: BatchStatus
     attempts: int
     applied: int | None
     stale: int | None
     error_code: str | None
     error: str | None
     received_at: datetime
+
+
+class MovementStatus(StrEnum):
+    """Where a movement on its way to the WMS stands."""
+
+    PENDING = "PENDING"  # not delivered yet; tried when due
+    DELIVERED = "DELIVERED"  # the WMS took it (or had it already)
+    DEAD = "DEAD"  # refused for good, or out of attempts: ops may replay it
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,45 +321,6 @@ class Queued:
     movement: WmsMovement
     attempts: int
     next_attempt_at: datetime
-    status: str
+    status: MovementStatus
     last_error: str | None
     delivered_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class Discrepancy:
-    id: str
-    run_id: str
-    store_id: str
-    sku: str
-    kind: str
-    ropos_value: int | None
-    wms_value: int | None
-    status: str
-    resolution: str | None
-    detected_at: datetime
-    resolved_at: datetime | None = None
-    resolved_by: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ReconciliationRun:
-    id: str
-    started_at: datetime
-    finished_at: datetime | None
-    stores: int
-    compared: int
-    skipped: int
-    repaired: int
-    open: int
-    error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class AccuracyCount:
-    """Of `lines` reserved lines sampled at one store from one source, `ok` were right."""
-
-    store_id: str
-    source: str
-    lines: int
-    ok: int

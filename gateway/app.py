@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,27 +22,19 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
-from adapters.broker import make_broadcast, redact
-from adapters.db.engine import Database
-from adapters.db.uow import SqlUnitOfWork
-from adapters.db.views import Views
+from adapters.broker import redact
 from domain.clock import Clock, SystemClock
 from domain.pickup import qr_payload
-from gateway import migrate
 from gateway.auth import actor_from_header
 from gateway.inbound import stock_levels_endpoint
+from gateway.runtime import running, runtime_of
 from gateway.settings import Settings
-from gateway.workers import OutboxRelay, Worker, build_workers, wms_client
-from resolvers.context import Context, Deps
 from resolvers.errors import client_error
+from resolvers.root import build_schema
+from schema.context import Context
 from schema.qr import qr_png
-from schema.root import build_schema
 
 log = logging.getLogger(__name__)
-
-
-class SchemaNotCurrent(RuntimeError):
-    pass
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -55,6 +46,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 max_depth=settings.max_query_depth,
                 max_aliases=settings.max_aliases,
                 max_tokens=settings.max_tokens,
+                plain_completion=settings.plain_completion,
             ),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
             allowed_origins=settings.allowed_origins,
@@ -91,7 +83,7 @@ class GraphQLApp(GraphQL[Context, None]):
         return UNSET
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        deps: Deps = request.app.state.deps
+        deps = runtime_of(request).deps
         actor, problem = actor_from_header(
             self.settings, request.headers.get("authorization"), deps.clock.now()
         )
@@ -104,72 +96,19 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = Database(
-            settings.database_url,
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_max_overflow,
-            sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-            policy_cache_seconds=settings.policy_cache_seconds,
-            store_cache_seconds=settings.store_cache_seconds,
-        )
-        broadcast = make_broadcast(settings.broker_url, max_pending=settings.subscription_buffer)
-        workers: list[Worker] = []
-        closers: list[Callable[[], Awaitable[None]]] = []
-        try:
-            current, head = await migrate.current_revision(db), migrate.head_revision()
-            if current != head:
-                raise SchemaNotCurrent(
-                    f"The database is at migration {current or 'none'}, the code needs {head}: "
-                    "run `ropos migrate` first."
-                )
-            await broadcast.connect()
-            read = Views(db)
-            relay: OutboxRelay | None = None
-
-            def uow() -> SqlUnitOfWork:
-                return SqlUnitOfWork(db, notify=relay.wake if relay is not None else None)
-
-            client = wms_client(settings)
-            if client is not None:
-                closers.append(client.close)
-            if settings.run_workers:
-                background = build_workers(settings, uow, broadcast, clock, client)
-                relay = background.relay
-                workers += background.workers
-                closers += background.closers
-                app.state.wms_feed = background.wms_feed
-            app.state.db = db
-            app.state.broadcast = broadcast
-            app.state.deps = Deps(
-                uow=uow,
-                read=read,
-                clock=clock,
-                qr_key=settings.qr_key,
-                broadcast=broadcast,
-                wms=client,
-                resource_radius_km=settings.resource_radius_km,
-            )
-            for worker in workers:
-                worker.start()
+        async with running(settings, clock, workers=settings.run_workers) as runtime:
+            app.state.runtime = runtime
             # Everything made so far (schema, modules, caches) lives as long as the process: keep
             # it out of the garbage collector's sweeps, which otherwise show up as latency spikes.
             gc.freeze()
             log.info(
                 "started",
                 extra={
-                    "database": db.url.render_as_string(hide_password=True),
+                    "database": runtime.db.url.render_as_string(hide_password=True),
                     "broker": redact(settings.broker_url),
                 },
             )
             yield
-        finally:
-            for worker in workers:
-                await worker.stop()
-            for close in closers:
-                await close()
-            with contextlib.suppress(Exception):
-                await broadcast.disconnect()
-            await db.dispose()
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -177,9 +116,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def readyz(request: Request) -> Response:
         # The database decides readiness. A broker outage does not: mutations go on and events
         # wait in the outbox, and taking every replica out of rotation at once would be worse.
-        broker = "up" if request.app.state.broadcast.healthy else "down"
+        broker = "up" if runtime_of(request).broadcast.healthy else "down"
         try:
-            async with request.app.state.db.read() as conn:
+            async with runtime_of(request).db.read() as conn:
                 await conn.exec_driver_sql("SELECT 1")
         except Exception as error:
             log.warning("not ready", extra={"error": str(error)})
@@ -191,7 +130,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     async def pickup_qr(request: Request) -> Response:
         """The pickup QR code as PNG, for the reservation's customer and its store."""
-        deps: Deps = request.app.state.deps
+        deps = runtime_of(request).deps
         actor, problem = actor_from_header(
             settings, request.headers.get("authorization"), deps.clock.now()
         )

@@ -51,45 +51,19 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
-    from adapters.broker import make_broadcast
-    from adapters.db.engine import Database
-    from adapters.db.uow import SqlUnitOfWork
     from gateway import logs
-    from gateway.workers import OutboxRelay, build_workers, wms_client
+    from gateway.runtime import running
 
     settings = _settings()
     logs.configure(settings.log_level, json_lines=settings.log_json)
 
     async def run() -> None:
-        db = Database(settings.database_url, pool_size=settings.db_pool_size)
-        broadcast = make_broadcast(settings.broker_url)
-        await broadcast.connect()
-        clock = SystemClock()
-        relay: OutboxRelay | None = None
-
-        def uow() -> SqlUnitOfWork:
-            return SqlUnitOfWork(db, notify=relay.wake if relay is not None else None)
-
-        client = wms_client(settings)
-        background = build_workers(settings, uow, broadcast, clock, client)
-        relay = background.relay
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        for worker in background.workers:
-            worker.start()
-        try:
+        async with running(settings, SystemClock(), workers=True):
             await stop.wait()
-        finally:
-            for worker in background.workers:
-                await worker.stop()
-            for close in background.closers:
-                await close()
-            if client is not None:
-                await client.close()
-            await broadcast.disconnect()
-            await db.dispose()
 
     asyncio.run(run())
 
@@ -111,7 +85,7 @@ def cmd_wms_emulator(args: argparse.Namespace) -> None:
 def cmd_wms_baseline(args: argparse.Namespace) -> None:
     from adapters.db.engine import Database
     from adapters.db.uow import SqlUnitOfWork
-    from services import wms
+    from services.wms import feed
 
     settings = _settings()
     if not args.yes:
@@ -123,7 +97,7 @@ def cmd_wms_baseline(args: argparse.Namespace) -> None:
     async def run() -> int:
         db = Database(settings.database_url)
         try:
-            return await wms.baseline(uow=lambda: SqlUnitOfWork(db))
+            return await feed.baseline(uow=lambda: SqlUnitOfWork(db))
         finally:
             await db.dispose()
 
@@ -211,7 +185,7 @@ def cmd_token(args: argparse.Namespace) -> None:
 
 
 def cmd_export_schema(args: argparse.Namespace) -> None:
-    from schema.root import build_schema
+    from resolvers.root import build_schema
 
     sdl = build_schema().as_str() + "\n"
     if args.output == "-":

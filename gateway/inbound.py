@@ -15,11 +15,12 @@ from starlette.responses import JSONResponse, Response
 from domain.access import Role
 from domain.errors import BadInput, DomainError
 from domain.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
-from domain.wms import parse_batch
+from domain.wms import BatchStatus, parse_batch
 from gateway.auth import actor_from_header
+from gateway.runtime import runtime_of
 from gateway.settings import Settings
-from resolvers.context import Deps
-from services import wms
+from services.wms import inbox
+from services.wms.inbox import BatchOutcome
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def _authenticate(settings: Settings, request: Request, body: bytes, now: float)
         ):
             return _error(401, "UNAUTHENTICATED", "The signature does not match the body.")
         return None
-    deps: Deps = request.app.state.deps
+    deps = runtime_of(request).deps
     actor, problem = actor_from_header(
         settings, request.headers.get("authorization"), deps.clock.now()
     )
@@ -71,7 +72,7 @@ def stock_levels_endpoint(settings: Settings) -> Any:
         """POST /wms/stock-levels: a batch of absolute counts or deltas, stored before it is
         acknowledged. 200 applied (or a replay of a batch already applied), 202 stored and to
         be applied shortly, 4xx refused with a code and nothing applied."""
-        deps: Deps = request.app.state.deps
+        deps = runtime_of(request).deps
         signed = SIGNATURE_HEADER in request.headers
         if not signed:
             # A token is checked before the body is read: nobody unknown gets to send megabytes.
@@ -101,7 +102,7 @@ def stock_levels_endpoint(settings: Settings) -> Any:
                     "late or repeated count could overwrite a newer one.",
                     field=f"levels[{unordered[0]}].sequence",
                 )
-            outcome = await wms.receive_batch(
+            outcome = await inbox.receive_batch(
                 batch,
                 payload,
                 uow=deps.uow,
@@ -110,10 +111,28 @@ def stock_levels_endpoint(settings: Settings) -> Any:
             )
         except DomainError as error:
             return _error(400, error.code, error.message, **error.details)
-        status = {"APPLIED": 200, "RECEIVED": 202}.get(outcome.status, 422)
-        return JSONResponse(outcome.to_json(), status)
+        return JSONResponse(_answer(outcome), _STATUS_OF.get(outcome.status, 422))
 
     return post_stock_levels
+
+
+# Applied (or a replay of a batch applied before): 200; stored, to be applied shortly: 202;
+# refused whole (REJECTED): 422.
+_STATUS_OF = {BatchStatus.APPLIED: 200, BatchStatus.RECEIVED: 202}
+
+
+def _answer(outcome: BatchOutcome) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "batchId": outcome.batch_id,
+        "status": outcome.status.value,
+        "levels": outcome.levels,
+        "applied": outcome.applied,
+        "stale": outcome.stale,
+        "duplicate": outcome.duplicate,
+    }
+    if outcome.error_code:
+        body["error"] = {"code": outcome.error_code, "message": outcome.error}
+    return body
 
 
 async def _read_at_most(request: Request, limit: int) -> bytes | None:

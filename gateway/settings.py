@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(0, ge=0)
     sqlite_busy_timeout_ms: int = Field(30_000, ge=0)
 
+    # Complete plain sub-selections by plan (schema/plain.py): half of availability's CPU. Off:
+    # graphql-core's own path, same answers.
+    plain_completion: bool = True
     max_query_depth: int = Field(10, ge=2)
     max_aliases: int = Field(15, ge=1)
     max_tokens: int = Field(2_000, ge=100)

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 
 from domain.clock import Clock
 from domain.wms import CircuitBreaker, WmsPort
-from services import relay, reservations, retention, webhooks, wms
+from services import leases, relay, reservations, retention, webhooks
 from services.relay import Publisher
 from services.unit_of_work import UnitOfWorkFactory
 from services.webhooks import WebhookSender
+from services.wms import feed, inbox, reconciliation
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -198,22 +199,20 @@ class WmsFeed(Worker):
         self._max_attempts = max_attempts
         self.breaker = breaker
 
-    async def run_once(self) -> wms.FeedStats:
+    async def run_once(self) -> feed.FeedStats:
         """Queue what is new, then send until nothing is due (or the WMS stops taking it)."""
-        total = wms.FeedStats()
+        total = feed.FeedStats()
         # Longer than a batch can take (the request timeout), renewed before every batch: the
         # lease never runs out under a feed that is still sending.
         lease = max(10.0, self._interval * 10, self._timeout * 2)
-        if not await wms.take_lease(self._uow, wms.FEED_LEASE, self._holder, self._clock, lease):
+        if not await leases.take(self._uow, feed.LEASE, self._holder, self._clock, lease):
             return total
-        while await wms.queue_movements(uow=self._uow, clock=self._clock):
+        while await feed.queue_movements(uow=self._uow, clock=self._clock):
             pass
         while True:
-            if not await wms.take_lease(
-                self._uow, wms.FEED_LEASE, self._holder, self._clock, lease
-            ):
+            if not await leases.take(self._uow, feed.LEASE, self._holder, self._clock, lease):
                 return total
-            stats = await wms.deliver_movements(
+            stats = await feed.deliver_movements(
                 uow=self._uow,
                 clock=self._clock,
                 wms=self._client,
@@ -246,7 +245,7 @@ def wms_inbox_retrier(
     """Applies WMS batches that were stored but not applied (a crash between the two)."""
 
     async def retry() -> None:
-        await wms.retry_received(uow=uow, clock=clock, radius_km=radius_km)
+        await inbox.retry_received(uow=uow, clock=clock, radius_km=radius_km)
 
     return Periodic("wms-inbox", retry, interval)
 
@@ -274,7 +273,7 @@ def reconciler(
     """Compares stock with the WMS every `interval` seconds, in one process at a time."""
 
     async def run() -> None:
-        await wms.reconcile_if_due(
+        await reconciliation.reconcile_if_due(
             uow=uow,
             clock=clock,
             wms=client,

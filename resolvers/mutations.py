@@ -14,10 +14,11 @@ from domain.geo import GeoPoint
 from domain.pickup import Payment
 from domain.policy import ReservationPolicy
 from domain.webhooks import WebhookTarget
-from resolvers.context import Info
 from schema import types
-from services import pickup, reservations, shortage, stock, webhooks, wms
+from schema.context import Info
+from services import pickup, reservations, shortage, stock, webhooks
 from services import policy as policy_service
+from services.wms import feed, reconciliation
 
 
 def _group(group: reservations.ReservationGroup) -> types.ReservationGroup:
@@ -253,24 +254,14 @@ async def reconcile_stock(
         raise BadInput("No WMS is configured here (ROPOS_WMS_URL): nothing to reconcile with.")
     if store_ids is not None and not 1 <= len(store_ids) <= 1_000:
         raise BadInput("storeIds takes 1 to 1000 stores.", field="storeIds")
-    run = await wms.reconcile(
+    run = await reconciliation.reconcile(
         uow=deps.uow,
         clock=deps.clock,
         wms=deps.wms,
         store_ids=[str(s) for s in store_ids] if store_ids else None,
         radius_km=deps.resource_radius_km,
     )
-    return types.ReconciliationRun(
-        id=strawberry.ID(run.id),
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-        stores=run.stores,
-        compared=run.compared,
-        skipped=run.skipped,
-        repaired=run.repaired,
-        open=run.open,
-        error=run.error,
-    )
+    return types.ReconciliationRun.from_domain(run)
 
 
 async def resolve_stock_discrepancy(
@@ -279,7 +270,7 @@ async def resolve_stock_discrepancy(
     note: Annotated[str, strawberry.argument(description="What was found and done.")],
 ) -> types.StockDiscrepancy:
     deps = info.context.deps
-    resolved = await wms.resolve_discrepancy(
+    resolved = await reconciliation.resolve_discrepancy(
         str(id), note, info.context.require_actor().subject, uow=deps.uow, clock=deps.clock
     )
     return types.StockDiscrepancy.from_domain(resolved)
@@ -290,7 +281,7 @@ async def replay_wms_movement(
     id: Annotated[strawberry.ID, strawberry.argument(description="The dead movement's id.")],
 ) -> types.WmsMovement:
     deps = info.context.deps
-    replayed = await wms.replay_movement(str(id), uow=deps.uow, clock=deps.clock)
+    replayed = await feed.replay_movement(str(id), uow=deps.uow, clock=deps.clock)
     return types.WmsMovement.from_domain(replayed)
 
 
@@ -302,7 +293,7 @@ async def set_low_stock_thresholds(
     ],
 ) -> int:
     deps = info.context.deps
-    return await wms.set_low_stock_thresholds(
+    return await stock.set_low_stock_thresholds(
         [(str(t.store_id), t.sku, t.threshold) for t in thresholds],
         uow=deps.uow,
         clock=deps.clock,

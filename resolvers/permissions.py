@@ -9,7 +9,7 @@ from strawberry.permission import BasePermission, PermissionExtension
 
 from domain.access import Role
 from domain.errors import Forbidden, NotFound
-from resolvers.context import Info
+from schema.context import Info
 
 
 class IsAuthenticated(BasePermission):

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 from typing import Annotated
 
 import strawberry
 
 from domain.geo import GeoPoint
-from resolvers.context import Info
 from schema import types
+from schema.context import Info
 from services import kpis as kpis_service
 from services import queries
 
@@ -200,4 +199,4 @@ async def reconciliation_runs(
     found = await info.context.deps.read.reconciliation_runs(
         queries.validate_first(first, default=10)
     )
-    return [types.ReconciliationRun(**dataclasses.asdict(run)) for run in found]
+    return [types.ReconciliationRun.from_domain(run) for run in found]

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import AsyncGenerator
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 import strawberry
 
 from domain import events
 from domain.errors import BadInput, NotFound
-from resolvers.context import Info
+from domain.events import Event, StockAvailable
 from schema import types
+from schema.context import Info
+from services import event_codec
 
 MAX_SKUS = 100
 
@@ -36,10 +36,10 @@ class _Seen:
         return True
 
 
-async def _messages(info: Info, channel: str) -> AsyncGenerator[dict[str, Any], None]:
+async def _events(info: Info, channel: str) -> AsyncGenerator[Event | StockAvailable, None]:
     async with info.context.deps.broadcast.subscribe(channel) as subscriber:
-        async for event in subscriber:
-            yield orjson.loads(event.message)
+        async for message in subscriber:
+            yield event_codec.decode_message(message.message)
 
 
 async def pickup_events(
@@ -47,9 +47,13 @@ async def pickup_events(
     store_id: Annotated[strawberry.ID, strawberry.argument(description="The store's code.")],
 ) -> AsyncGenerator[types.PickupEvent, None]:
     seen = _Seen()
-    async for payload in _messages(info, events.store_channel(str(store_id))):
-        if payload["type"] in events.FOR_THE_STORE and seen.first_time(payload["id"]):
-            yield types.PickupEvent.from_payload(payload)
+    async for event in _events(info, events.store_channel(str(store_id))):
+        if (
+            isinstance(event, events.ReservationEvent)
+            and event.type in events.FOR_THE_STORE
+            and seen.first_time(event.id)
+        ):
+            yield types.PickupEvent.from_domain(event)
 
 
 async def reservation_updates(
@@ -73,13 +77,13 @@ async def reservation_updates(
         if not current.is_active:
             return
         last = current.version
-        async for event in subscriber:
-            payload = orjson.loads(event.message)
-            if payload["sequence"] <= last:
+        async for message in subscriber:
+            event = event_codec.decode_message(message.message)
+            if not isinstance(event, events.ReservationEvent) or event.sequence <= last:
                 continue  # already in the snapshot, or a duplicate
-            last = payload["sequence"]
-            yield types.ReservationEvent.from_payload(payload)
-            if payload["type"] in events.FINAL:
+            last = event.sequence
+            yield types.ReservationEvent.from_domain(event)
+            if event.type in events.FINAL:
                 return
 
 
@@ -99,15 +103,10 @@ async def stock_updates(
     wanted = set(skus) if skus else None
     seen = _Seen()
     channel = events.stock_channel(str(store_id) if store_id is not None else None)
-    async for payload in _messages(info, channel):
-        if wanted is not None and payload["sku"] not in wanted:
+    async for event in _events(info, channel):
+        if not isinstance(event, StockAvailable | events.LowStock):
             continue
-        if seen.first_time(payload["id"]):
-            yield types.StockEvent(
-                store_id=strawberry.ID(payload["storeId"]),
-                sku=payload["sku"],
-                available=payload["available"],
-                occurred_at=datetime.fromisoformat(payload["occurredAt"]),
-                type=payload.get("type", "STOCK_CHANGED"),
-                threshold=payload.get("threshold"),
-            )
+        if wanted is not None and event.sku not in wanted:
+            continue
+        if seen.first_time(event.id):
+            yield types.StockEvent.from_domain(event)

@@ -17,14 +17,23 @@ Anything else takes graphql-core's path: resolvers, arguments, abstract types, t
 (None where non-null, a scalar that does not coerce, a list that is not a list) the plan gives
 up on that object and graphql-core completes it from scratch, so errors, their paths and null
 propagation are exactly graphql-core's own.
+
+This leans on graphql-core internals (ExecutionContext.execute_collected_subfields and
+collect_subfields, 3.3.2 is pinned) and on the name of strawberry's attribute resolver. At
+start-up `execution_context` runs a probe query both ways; if a hook is missing or the answers
+differ, it warns and the schema runs on graphql-core's own path. ROPOS_PLAIN_COMPLETION=false
+turns it off outright.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import strawberry
 from graphql import (
     GraphQLID,
     GraphQLList,
@@ -35,6 +44,9 @@ from graphql import (
     is_leaf_type,
 )
 from graphql.pyutils import Undefined
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+log = logging.getLogger(__name__)
 
 # strawberry's resolver for a field that just reads an attribute (schema_converter.from_resolver)
 _BASIC_RESOLVER_NAME = "_get_basic_result"
@@ -165,3 +177,159 @@ def _sub_plan_of(
     object_type: GraphQLObjectType,
 ) -> Plan | None:
     return sub_plan(object_type, field_details_list)
+
+
+# --- the execution contexts -----------------------------------------------------------------------
+
+
+class RoposExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """strawberry's executor, with a fresh sub-field cache for every subscription event."""
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        executor = super().build_per_event_executor(payload)
+        # graphql-core 3.3.2 copies the executor shallowly for each subscription event, so every
+        # event shares the sub-field cache, keyed by lists made anew per event: a long-lived
+        # subscription would grow it (and the collector's work) without end.
+        if hasattr(executor, "_relevant_sub_fields"):
+            executor._relevant_sub_fields = {}
+        return executor
+
+
+class PlainExecutionContext(RoposExecutionContext):
+    """The executor that completes plain sub-selections by plan."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Plans per (type, collected field set) of this operation, the set kept alive beside its
+        # plan so that its id is not reused.
+        self._plans: dict[tuple[str, int], tuple[Any, Plan | None]] = {}
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        executor = super().build_per_event_executor(payload)
+        executor._plans = {}
+        return executor
+
+    def execute_collected_subfields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Any,
+        grouped_field_set: Any,
+        new_defer_usages: Any,
+        delivery_group_map: Any,
+    ) -> Any:
+        # Nothing deferred here or above: graphql-core would run execute_fields as it is.
+        if delivery_group_map is None and not new_defer_usages:
+            plan = self._plan(parent_type, grouped_field_set)
+            if plan is not None:
+                try:
+                    return run(plan, source_value)
+                except NotPlain:
+                    pass  # graphql-core completes it again, with its errors and null rules
+        return super().execute_collected_subfields(
+            parent_type, source_value, path, grouped_field_set, new_defer_usages, delivery_group_map
+        )
+
+    def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan | None:
+        key = (parent_type.name, id(grouped_field_set))
+        cached = self._plans.get(key)
+        if cached is not None and cached[0] is grouped_field_set:
+            return cached[1]
+        plan = None
+        manager = self.middleware_manager
+        if manager is None or not manager.middlewares:
+            plan = make_plan(parent_type, grouped_field_set, self._sub_plan)
+        self._plans[key] = (grouped_field_set, plan)
+        return plan
+
+    def _sub_plan(self, object_type: GraphQLObjectType, field_details_list: Any) -> Plan | None:
+        grouped_field_set, new_defer_usages, _ = self.collect_subfields(
+            object_type, field_details_list
+        )
+        return None if new_defer_usages else self._plan(object_type, grouped_field_set)
+
+
+# The graphql-core hook PlainExecutionContext overrides, with the parameters it is called with.
+_HOOK = "execute_collected_subfields"
+_HOOK_PARAMETERS = (
+    "parent_type",
+    "source_value",
+    "path",
+    "grouped_field_set",
+    "new_defer_usages",
+    "delivery_group_map",
+)
+
+
+def execution_context(*, enabled: bool = True) -> type[RoposExecutionContext]:
+    """The executor for the schema: planning when enabled and this graphql-core and strawberry
+    still give it what it needs; graphql-core's own path otherwise, with a warning."""
+    if not enabled:
+        return RoposExecutionContext
+    problem = probe()
+    if problem is not None:
+        log.warning(
+            "plain completion off: graphql-core's own path is used (slower, same answers)",
+            extra={"reason": problem},
+        )
+        return RoposExecutionContext
+    return PlainExecutionContext
+
+
+@strawberry.type(name="ProbeLine")
+class _ProbeLine:
+    sku: str
+    available: int
+
+
+@strawberry.type(name="ProbeStore")
+class _ProbeStore:
+    id: strawberry.ID
+    lines: list[_ProbeLine]
+
+
+@strawberry.type(name="Query")
+class _ProbeQuery:
+    @strawberry.field
+    def stores(self) -> list[_ProbeStore]:
+        return [_ProbeStore(id=strawberry.ID("S1"), lines=[_ProbeLine(sku="A", available=2)])]
+
+
+_PROBE_QUERY = "{ stores { id __typename lines { sku available } } }"
+
+
+def probe() -> str | None:
+    """Why plain completion cannot run here, or None when it can: the hooks it overrides and
+    calls exist with the parameters it expects, strawberry's attribute fields are recognised,
+    and a probe query answers the same both ways, by plan."""
+    for name in (_HOOK, "collect_subfields", "build_per_event_executor"):
+        if not callable(getattr(StrawberryGraphQLCoreExecutionContext, name, None)):
+            return f"graphql-core's ExecutionContext has no {name}()"
+    parameters = tuple(
+        inspect.signature(getattr(StrawberryGraphQLCoreExecutionContext, _HOOK)).parameters
+    )[1:]
+    if parameters != _HOOK_PARAMETERS:
+        return f"graphql-core's {_HOOK}() takes {parameters}, not {_HOOK_PARAMETERS}"
+    planned: list[Plan | None] = []
+
+    class Probe(PlainExecutionContext):
+        def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan | None:
+            plan = super()._plan(parent_type, grouped_field_set)
+            planned.append(plan)
+            return plan
+
+    by_core = strawberry.Schema(query=_ProbeQuery)
+    line = by_core._schema.type_map["ProbeLine"]
+    if attribute_of(line.fields["sku"]) != "sku":  # type: ignore[attr-defined]
+        return "strawberry's attribute fields are no longer recognised"
+    try:
+        by_plan = strawberry.Schema(query=_ProbeQuery, execution_context_class=Probe)
+        planned_answer = by_plan.execute_sync(_PROBE_QUERY)
+    except Exception as error:  # any failure of the hooks means: do not use them
+        return f"the probe query failed: {type(error).__name__}: {error}"
+    core_answer = by_core.execute_sync(_PROBE_QUERY)
+    if planned_answer.errors or planned_answer.data != core_answer.data:
+        return "the probe query answered otherwise by plan than through graphql-core"
+    if not any(plan is not None for plan in planned):
+        return "no sub-selection of the probe query was planned"
+    return None

@@ -5,12 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Self
+from typing import Self
 
 import strawberry
 
-from domain import catalog, pickup, policy, reservations, stock, webhooks, wms
-from resolvers.context import Info
+from domain import (
+    catalog,
+    events,
+    pickup,
+    policy,
+    reconciliation,
+    reservations,
+    stock,
+    webhooks,
+    wms,
+)
+from schema.context import Info
 from schema.qr import qr_svg
 from services import kpis, queries
 
@@ -168,7 +178,9 @@ class Reservation:
         return Store.from_domain(found) if found else None
 
     @classmethod
-    def from_domain(cls, r: reservations.Reservation) -> Reservation:
+    def from_domain(
+        cls, r: reservations.Reservation | reservations.ReservationState
+    ) -> Reservation:
         return cls(
             id=strawberry.ID(r.id),
             code=r.code,
@@ -188,33 +200,6 @@ class Reservation:
             cancel_reason=r.cancel_reason,
             resourced_from=strawberry.ID(r.resourced_from) if r.resourced_from else None,
         )
-
-
-def _when(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def reservation_from_snapshot(r: dict[str, Any]) -> Reservation:
-    """A Reservation from the state an event carries (no database read)."""
-    return Reservation(
-        id=strawberry.ID(r["id"]),
-        code=r["code"],
-        group_id=strawberry.ID(r["groupId"]),
-        customer_id=strawberry.ID(r["customerId"]),
-        store_id=strawberry.ID(r["storeId"]),
-        channel=r["channel"],
-        status=ReservationStatus(r["status"]),
-        lines=[ReservationLine(sku=line["sku"], quantity=line["quantity"]) for line in r["lines"]],
-        hold_seconds=r["holdSeconds"],
-        created_at=datetime.fromisoformat(r["createdAt"]),
-        expires_at=datetime.fromisoformat(r["expiresAt"]),
-        ready_at=_when(r["readyAt"]),
-        collected_at=_when(r["collectedAt"]),
-        cancelled_at=_when(r["cancelledAt"]),
-        expired_at=_when(r["expiredAt"]),
-        cancel_reason=r["cancelReason"],
-        resourced_from=strawberry.ID(r["resourcedFrom"]) if r.get("resourcedFrom") else None,
-    )
 
 
 @strawberry.enum(description="What happened to a reservation.")
@@ -252,14 +237,12 @@ class Shortage:
     )
 
     @classmethod
-    def from_detail(cls, detail: dict[str, Any] | None) -> Shortage | None:
-        if not detail or "quantity" not in detail or "movedToReservationId" not in detail:
-            return None
-        moved, store = detail.get("movedToReservationId"), detail.get("movedToStoreId")
+    def from_domain(cls, detail: events.Shortage) -> Shortage:
+        moved, store = detail.moved_to_reservation_id, detail.moved_to_store_id
         return cls(
-            sku=detail["sku"],
-            quantity=detail["quantity"],
-            reason=detail.get("reason", "SHORTAGE"),
+            sku=detail.sku,
+            quantity=detail.quantity,
+            reason=detail.reason,
             moved_to_reservation_id=strawberry.ID(moved) if moved else None,
             moved_to_store_id=strawberry.ID(store) if store else None,
         )
@@ -282,14 +265,15 @@ class PickupEvent:
     )
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> Self:
+    def from_domain(cls, event: events.ReservationEvent) -> Self:
+        detail = event.detail
         return cls(
-            id=strawberry.ID(payload["id"]),
-            type=ReservationEventType(payload["type"]),
-            occurred_at=datetime.fromisoformat(payload["occurredAt"]),
-            sequence=payload["sequence"],
-            reservation=reservation_from_snapshot(payload["reservation"]),
-            shortage=Shortage.from_detail(payload.get("detail")),
+            id=strawberry.ID(event.id),
+            type=ReservationEventType(event.type),
+            occurred_at=event.occurred_at,
+            sequence=event.sequence,
+            reservation=Reservation.from_domain(event.reservation),
+            shortage=Shortage.from_domain(detail) if isinstance(detail, events.Shortage) else None,
         )
 
 
@@ -311,6 +295,17 @@ class StockEvent:
     threshold: int | None = strawberry.field(
         default=None, description="For LOW_STOCK: the threshold it fell below."
     )
+
+    @classmethod
+    def from_domain(cls, event: events.StockAvailable | events.LowStock) -> StockEvent:
+        return cls(
+            store_id=strawberry.ID(event.store_id),
+            sku=event.sku,
+            available=event.available,
+            occurred_at=event.occurred_at,
+            type=event.type,
+            threshold=event.threshold if isinstance(event, events.LowStock) else None,
+        )
 
 
 @strawberry.enum(description="Where a webhook delivery stands.")
@@ -612,16 +607,16 @@ class StockDiscrepancy:
     resolved_by: str | None = strawberry.field(description="Who closed it.")
 
     @classmethod
-    def from_domain(cls, d: wms.Discrepancy) -> StockDiscrepancy:
+    def from_domain(cls, d: reconciliation.Discrepancy) -> StockDiscrepancy:
         return cls(
             id=strawberry.ID(d.id),
             run_id=strawberry.ID(d.run_id),
             store_id=strawberry.ID(d.store_id),
             sku=d.sku,
-            kind=d.kind,
+            kind=d.kind.value,
             ropos_value=d.ropos_value,
             wms_value=d.wms_value,
-            status=DiscrepancyStatus(d.status),
+            status=DiscrepancyStatus(d.status.value),
             resolution=d.resolution,
             detected_at=d.detected_at,
             resolved_at=d.resolved_at,
@@ -642,6 +637,20 @@ class ReconciliationRun:
     repaired: int = strawberry.field(description="Differences repaired.")
     open: int = strawberry.field(description="Differences left open for ops.")
     error: str | None = strawberry.field(description="Why it stopped early, if it did.")
+
+    @classmethod
+    def from_domain(cls, run: reconciliation.ReconciliationRun) -> ReconciliationRun:
+        return cls(
+            id=strawberry.ID(run.id),
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            stores=run.stores,
+            compared=run.compared,
+            skipped=run.skipped,
+            repaired=run.repaired,
+            open=run.open,
+            error=run.error,
+        )
 
 
 @strawberry.enum(description="Where a movement on its way to the WMS stands.")
@@ -681,7 +690,7 @@ class WmsMovement:
             quantity=m.quantity,
             reservation_id=strawberry.ID(m.reservation_id) if m.reservation_id else None,
             occurred_at=m.occurred_at,
-            status=WmsMovementStatus(q.status),
+            status=WmsMovementStatus(q.status.value),
             attempts=q.attempts,
             next_attempt_at=q.next_attempt_at,
             last_error=q.last_error,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from domain.accuracy import AccuracySample, SampleSource
 from domain.clock import Clock
 from domain.errors import InvalidTransition, NotFound, ReservationExpired
 from domain.pickup import Payment, read_scanned
@@ -134,17 +135,9 @@ async def complete_pickup(
 async def record_picked(tx: UnitOfWork, reservation: Reservation, now: datetime) -> None:
     """The reservation was picked (marked ready, or handed over without the ready step): every
     line not reported short was found in full."""
-    already = await tx.wms.sampled_skus(reservation.id)
-    await tx.wms.add_samples(
-        {
-            "store_id": reservation.store_id,
-            "sku": line.sku,
-            "source": "PICK",
-            "reservation_id": reservation.id,
-            "lines": 1,
-            "ok": 1,
-            "occurred_at": now,
-        }
+    already = await tx.accuracy.picked_skus(reservation.id)
+    await tx.accuracy.add(
+        AccuracySample(reservation.store_id, line.sku, SampleSource.PICK, 1, 1, now, reservation.id)
         for line in reservation.lines
         if line.sku not in already
     )

@@ -7,15 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from domain.accuracy import AccuracyCount
 from domain.catalog import Store
 from domain.commands import validate_code
 from domain.errors import BadInput
 from domain.geo import GeoPoint, validate_radius
 from domain.policy import ReservationPolicy
+from domain.reconciliation import Discrepancy, ReconciliationRun
 from domain.reservations import Reservation
 from domain.stock import StockLevel
 from domain.webhooks import Delivery
-from domain.wms import AccuracyCount, Discrepancy, Queued, ReconciliationRun
+from domain.wms import Queued
 
 MAX_FIRST = 100
 MAX_AVAILABILITY_SKUS = 100

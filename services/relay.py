@@ -10,9 +10,9 @@ from typing import Protocol
 import orjson
 
 from domain.clock import Clock
-from domain.events import MOVES_STOCK, LowStock, PendingEvent, StockChanged, stock_channel
+from domain.events import LowStock, PendingEvent
 from domain.stock import WatchedLevel
-from services import webhooks
+from services import event_codec, webhooks
 from services.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ async def publish_pending(
                 message = orjson.dumps(event.payload).decode()
                 for channel in event.channels():
                     await publisher.publish(channel, message)
-                for channel, stock_message in _stock_messages(event, availability):
+                for channel, stock_message in event_codec.stock_messages(event, availability):
                     await publisher.publish(channel, stock_message)
                 published.append(event.position)
         finally:
@@ -68,13 +68,12 @@ async def _low_stock(
     """Rows these events moved that fell below their low-stock threshold: a LOW_STOCK event each
     (written to the outbox: it goes out with the next batch). Decided from the rows the relay
     read anyway; a statement is sent only for a row whose flag changes."""
-    keys = {(e.store_id, sku) for e in done for sku in _lines(e) if e.store_id is not None}
-    keys |= {key for e in done for key, _ in _counted(e)}
+    keys = {key for e in done for key, _ in event_codec.moved_rows(e)}
     changes = [watched[key] for key in sorted(keys) if key in watched]
     changes = [w for w in changes if w.alert_changes]
     if not changes:
         return
-    flagged = await tx.wms.flag_low_stock(changes)
+    flagged = await tx.low_stock.flag(changes)
     if flagged:
         now = clock.now()
         await tx.outbox.add(
@@ -94,55 +93,13 @@ async def _low_stock(
         )
 
 
-def _lines(event: PendingEvent) -> list[str]:
-    if event.type not in MOVES_STOCK or event.store_id is None:
-        return []
-    return [line["sku"] for line in event.payload["reservation"]["lines"]]
-
-
 async def _watched(
     tx: UnitOfWork, pending: Sequence[PendingEvent]
 ) -> dict[tuple[str, str], WatchedLevel]:
     """The rows the batch's events moved, as they are now: a storefront wants the latest
     availability, which is also the one that is right when events arrive late; and their
     low-stock thresholds."""
-    keys = {(e.store_id, sku) for e in pending for sku in _lines(e) if e.store_id is not None}
-    keys |= {key for e in pending for key, _ in _counted(e)}
+    keys = {key for e in pending for key, _ in event_codec.moved_rows(e)}
     if not keys:
         return {}
     return await tx.stock.watched_levels(sorted(keys))
-
-
-def _counted(event: PendingEvent) -> list[tuple[tuple[str, str], str]]:
-    """The rows a count event changed: ((store, SKU), the message id for that row)."""
-    if event.type != StockChanged.type:
-        return []
-    return [
-        ((store_id, sku), f"{event.event_id}:{store_id}:{sku}")
-        for store_id, sku, *_ in event.payload["levels"]
-    ]
-
-
-def _stock_messages(
-    event: PendingEvent, availability: dict[tuple[str, str], int]
-) -> list[tuple[str, str]]:
-    """One STOCK_CHANGED message per row the event moved, to the row's store and to everyone."""
-    rows = [((event.store_id, sku), f"{event.event_id}:{sku}") for sku in _lines(event)]
-    rows += _counted(event)
-    reason = event.payload.get("reason", event.type)
-    messages = []
-    for (store_id, sku), message_id in rows:
-        assert store_id is not None
-        message = orjson.dumps(
-            {
-                "id": message_id,
-                "type": "STOCK_CHANGED",
-                "occurredAt": event.payload["occurredAt"],
-                "storeId": store_id,
-                "sku": sku,
-                "available": availability.get((store_id, sku), 0),
-                "reason": reason,
-            }
-        ).decode()
-        messages += [(stock_channel(store_id), message), (stock_channel(), message)]
-    return messages

@@ -11,10 +11,11 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from domain.access import Actor
+from domain.accuracy import AccuracySample, SampleSource
 from domain.clock import Clock
 from domain.codes import new_pickup_code
 from domain.errors import BadInput, NotFound
-from domain.geo import GeoPoint
+from domain.events import Resourced
 from domain.reservations import Line, MovementReason, Reservation
 from domain.stock import Movement
 from services.pickup import ensure_collectable
@@ -43,7 +44,7 @@ async def resolve_shortages(
     that changed (shortened, cancelled, or made elsewhere)."""
     changed: list[Reservation] = []
     for store_id, sku in sorted(set(keys)):
-        levels = await tx.wms.lock_levels([(store_id, sku)])
+        levels = await tx.levels.lock([(store_id, sku)])
         level = levels.get((store_id, sku))
         if level is None or level.reserved <= level.on_hand:
             continue
@@ -87,13 +88,8 @@ async def move_or_drop(
     also leave on hand (they are not on the shelf)."""
     store_id = reservation.store_id
     replacement = await _lock_elsewhere(tx, reservation, sku, quantity, now, radius_km)
-    detail: dict[str, object] = {
-        "reason": str(reason),
-        "movedToReservationId": replacement.id if replacement else None,
-        "movedToStoreId": replacement.store_id if replacement else None,
-    }
     previous = reservation.version
-    reservation.shorten(sku, quantity, now, detail)
+    reservation.shorten(sku, quantity, now, reason=str(reason), moved_to=replacement)
     await tx.reservations.save(reservation, previous, now)
     if reservation.is_active:
         await tx.reservations.save_lines(reservation)
@@ -101,7 +97,7 @@ async def move_or_drop(
     await tx.holds.remove(reservation.customer_id, ended, {sku: quantity})
     lost = 0
     if reason is MovementReason.SHORT_PICK:
-        level = (await tx.wms.lock_levels([(store_id, sku)]))[(store_id, sku)]
+        level = (await tx.levels.lock([(store_id, sku)]))[(store_id, sku)]
         lost = min(quantity, level.on_hand)
         if lost:
             await tx.stock.consume(store_id, sku, lost, now)
@@ -147,10 +143,10 @@ async def _lock_elsewhere(
 ) -> Reservation | None:
     if reservation.is_due(now) or radius_km <= 0:
         return None
-    location = await tx.wms.store_location(reservation.store_id)
+    location = await tx.catalog.store_location(reservation.store_id)
     if location is None:
         return None
-    candidates = await tx.stock.candidates(GeoPoint(*location), radius_km, [sku])
+    candidates = await tx.stock.candidates(location, radius_km, [sku])
     for candidate in candidates:
         if candidate.store_id == reservation.store_id:
             continue
@@ -170,7 +166,7 @@ async def _lock_elsewhere(
             now=now,
             expires_at=reservation.expires_at,
             resourced_from=reservation.id,
-            detail={"reason": "RESOURCED", "resourcedFrom": reservation.id, "sku": sku},
+            detail=Resourced(reservation.id, sku),
         )
     return None
 
@@ -235,18 +231,8 @@ async def _short_pick_once(
             reason=MovementReason.SHORT_PICK,
             radius_km=radius_km,
         )
-        await tx.wms.add_samples(
-            [
-                {
-                    "store_id": store_id,
-                    "sku": sku,
-                    "source": "PICK",
-                    "reservation_id": reservation_id,
-                    "lines": 1,
-                    "ok": 0,
-                    "occurred_at": now,
-                }
-            ]
+        await tx.accuracy.add(
+            [AccuracySample(store_id, sku, SampleSource.PICK, 1, 0, now, reservation_id)]
         )
         await resolve_shortages(tx, [(store_id, sku)], now, radius_km=radius_km)
         await tx.commit()

@@ -1,23 +1,30 @@
-"""Stores, SKUs and stock levels: the catalogue and the WMS's absolute on-hand counts."""
+"""Stores, SKUs and stock levels: the catalogue, counts of what is on hand (the WMS's, or an
+operator's) merged into the stock rows, and low-stock thresholds."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
+from domain import events
 from domain.catalog import Sku, StockCount, Store
 from domain.clock import Clock
-from domain.errors import BadInput
-from domain.wms import LevelUpdate
-from services.shortage import DEFAULT_RESOURCE_RADIUS_KM
-from services.unit_of_work import UnitOfWorkFactory, retrying_deadlocks
-from services.wms import apply_levels
+from domain.errors import BadInput, NotFound
+from domain.reservations import MovementReason
+from domain.stock import LevelUpdate, Movement, Recount, merge_count
+from services.shortage import DEFAULT_RESOURCE_RADIUS_KM, resolve_shortages
+from services.unit_of_work import UnitOfWork, UnitOfWorkFactory, retrying_deadlocks
 
 log = logging.getLogger(__name__)
 
 MAX_STORES_PER_CALL = 1_000
 MAX_SKUS_PER_CALL = 10_000
 MAX_LEVELS_PER_CALL = 10_000
+MAX_THRESHOLD = 10_000_000
+# Rows per stock event: a 10,000-level snapshot is 10 outbox rows, not 10,000.
+EVENT_LEVELS = 1_000
 
 
 def _no_duplicates(keys: Sequence[object], what: str) -> None:
@@ -82,8 +89,101 @@ async def sync_stock(
 
     async def attempt() -> int:
         async with uow() as tx:
-            done = await apply_levels(tx, updates, clock.now(), radius_km=radius_km)
+            done = await apply_counts(tx, updates, clock.now(), radius_km=radius_km)
             await tx.commit()
         return done.applied
 
     return await retrying_deadlocks(attempt)
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    applied: int
+    stale: int
+
+
+async def apply_counts(
+    tx: UnitOfWork,
+    counts: Sequence[LevelUpdate],
+    now: datetime,
+    *,
+    reason: MovementReason = MovementReason.SYNC,
+    radius_km: float = DEFAULT_RESOURCE_RADIUS_KM,
+) -> Applied:
+    """Merge counts into their stock rows in bulk statements, within the caller's transaction:
+    the rows locked in key order, the changes written, a ledger line per change of on hand, a
+    stock event for watchers, and the rows left short given to `resolve_shortages`. Refuses
+    (before writing anything) counts of unknown stores; SKUs the WMS knows and ROPOS does not are
+    added to the catalogue."""
+    store_ids = {count.store_id for count in counts}
+    unknown = sorted(store_ids - await tx.catalog.existing_stores(store_ids))
+    if unknown:
+        raise NotFound(f"Unknown store: {', '.join(unknown[:20])}", storeIds=unknown[:100])
+    ordered = sorted(counts, key=lambda count: (count.store_id, count.sku))
+    current = await tx.levels.lock([(c.store_id, c.sku) for c in ordered])
+    new_skus = {c.sku for c in ordered if (c.store_id, c.sku) not in current}
+    if new_skus:
+        missing = sorted(new_skus - await tx.catalog.existing_skus(new_skus))
+        if missing:
+            await tx.catalog.upsert_skus([{"code": sku} for sku in missing], now, overwrite=False)
+    recounts = [merge_count(current.get((c.store_id, c.sku)), c) for c in ordered]
+    merged = [r for r in recounts if r is not None]
+    await tx.levels.write([r.after for r in merged if r.before is not None and r.needs_write], now)
+    await tx.levels.insert([r.after for r in merged if r.before is None], now)
+    await tx.ledger.record(_movements(merged, reason), now)
+    await tx.outbox.add(_stock_events(merged, reason, now))
+    short = [(r.after.store_id, r.after.sku) for r in merged if r.after.is_short]
+    if short:
+        await resolve_shortages(tx, short, now, radius_km=radius_km)
+    return Applied(len(merged), len(recounts) - len(merged))
+
+
+def _movements(merged: Sequence[Recount], reason: MovementReason) -> list[Movement]:
+    return [
+        Movement(r.after.store_id, r.after.sku, r.on_hand_change, 0, reason)
+        for r in merged
+        if r.on_hand_change
+    ]
+
+
+def _stock_events(
+    merged: Sequence[Recount], reason: MovementReason, now: datetime
+) -> list[events.StockChanged]:
+    told = [r.after for r in merged if r.tells_watchers]
+    return [
+        events.StockChanged(
+            levels=tuple(told[i : i + EVENT_LEVELS]), reason=str(reason), occurred_at=now
+        )
+        for i in range(0, len(told), EVENT_LEVELS)
+    ]
+
+
+async def set_low_stock_thresholds(
+    thresholds: Sequence[tuple[str, str, int | None]], *, uow: UnitOfWorkFactory, clock: Clock
+) -> int:
+    """Set (or clear, with None) the low-stock threshold of existing (store, SKU) rows."""
+    if not thresholds or len(thresholds) > MAX_LEVELS_PER_CALL:
+        raise BadInput(f"Give 1 to {MAX_LEVELS_PER_CALL} thresholds.", field="thresholds")
+    if len({(store_id, sku) for store_id, sku, _ in thresholds}) != len(thresholds):
+        raise BadInput("A (store, SKU) appears twice.", field="thresholds")
+    for _store, _sku, value in thresholds:
+        if value is not None and not 0 <= value <= MAX_THRESHOLD:
+            raise BadInput(f"A threshold is 0 to {MAX_THRESHOLD} units.", field="threshold")
+    async with uow() as tx:
+        missing = []
+        for store_id, sku, value in sorted(thresholds, key=lambda t: (t[0], t[1])):
+            if not await tx.low_stock.set_threshold(store_id, sku, value):
+                missing.append(f"{store_id}/{sku}")
+        if missing:
+            raise NotFound(f"No stock level for {', '.join(missing[:20])}.", levels=missing[:100])
+        # The relay checks thresholds when it publishes: a stock event per row does it now.
+        levels = await tx.stock.levels([(s, k) for s, k, _ in thresholds])
+        await tx.outbox.add(
+            [
+                events.StockChanged(
+                    levels=tuple(levels.values()), reason="THRESHOLD", occurred_at=clock.now()
+                )
+            ]
+        )
+        await tx.commit()
+    return len(thresholds)

@@ -19,6 +19,7 @@ from adapters.db.tables import (
     customer_holds,
     customer_sku_holds,
     idempotency_keys,
+    insert_on_conflict,
     outbox,
     payments,
     reservation_lines,
@@ -30,7 +31,7 @@ from adapters.db.tables import (
     stores,
     webhook_deliveries,
 )
-from domain.events import Event, LowStock, PendingEvent, ReservationEvent, StockChanged
+from domain.events import Event, PendingEvent, ReservationEvent
 from domain.geo import GeoPoint, bounding_box, distance_km
 from domain.pickup import Payment
 from domain.policy import ReservationPolicy
@@ -39,6 +40,7 @@ from domain.sourcing import Candidate
 from domain.stock import Movement, StockLevel, WatchedLevel
 from domain.webhooks import Delivery, DeliveryStatus, WebhookTarget
 from domain.wms import KIND_OF_REASON
+from services import event_codec
 
 # Statements are built once: building them per call costs more CPU than running them.
 _INSERT_RESERVATIONS = reservations.insert()
@@ -47,12 +49,6 @@ _INSERT_RESERVATION_LINES = reservation_lines.insert()
 
 class InvariantViolated(RuntimeError):
     """The database disagrees with what the code knows must hold; never expected."""
-
-
-def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 # --- stock ----------------------------------------------------------------------------------------
@@ -231,7 +227,9 @@ class StockRepository:
             {"b_stores": sorted({s for s, _ in wanted}), "b_skus": sorted({k for _, k in wanted})},
         )
         return {
-            (row[0], row[1]): WatchedLevel(StockLevel(*row[:5]), row[5], row[6])
+            (row[0], row[1]): WatchedLevel(
+                StockLevel(*row[:5], low_stock_threshold=row[5]), alerted=row[6]
+            )
             for row in rows
             if (row[0], row[1]) in wanted
         }
@@ -333,7 +331,7 @@ class HoldsRepository:
         rows = [
             {"customer_id": customer_id, "sku": sku, "units": q} for sku, q in sorted(units.items())
         ]
-        stmt = _insert(self.conn, customer_sku_holds).values(rows)
+        stmt = insert_on_conflict(self.conn, customer_sku_holds).values(rows)
         stmt = stmt.on_conflict_do_update(
             index_elements=[customer_sku_holds.c.customer_id, customer_sku_holds.c.sku],
             set_={"units": customer_sku_holds.c.units + stmt.excluded.units},
@@ -510,6 +508,23 @@ class ReservationRepository:
         )
         return [(row.id, row.quantity) for row in rows]
 
+    async def active_line_counts(self, store_id: str) -> dict[str, int]:
+        """Per SKU, how many active reservation lines of the store hold it."""
+        rows = await self.conn.execute(
+            sa.select(reservation_lines.c.sku, sa.func.count().label("lines"))
+            .select_from(
+                reservations.join(
+                    reservation_lines, reservation_lines.c.reservation_id == reservations.c.id
+                )
+            )
+            .where(
+                reservations.c.store_id == store_id,
+                reservations.c.status.in_([Status.HELD.value, Status.READY_FOR_PICKUP.value]),
+            )
+            .group_by(reservation_lines.c.sku)
+        )
+        return {row.sku: row.lines for row in rows}
+
     async def save_lines(self, reservation: Reservation) -> None:
         """Make the stored lines what the reservation now holds (a shortage shrank them)."""
         kept = {line.sku: line.quantity for line in reservation.lines}
@@ -680,6 +695,18 @@ class CatalogRepository:
         rows = await self.conn.execute(sa.select(stores.c.id).where(stores.c.id.in_(ids)))
         return {row.id for row in rows}
 
+    async def store_ids(self) -> list[str]:
+        rows = await self.conn.execute(sa.select(stores.c.id).order_by(stores.c.id))
+        return [row.id for row in rows]
+
+    async def store_location(self, store_id: str) -> GeoPoint | None:
+        row = (
+            await self.conn.execute(
+                sa.select(stores.c.lat, stores.c.lon).where(stores.c.id == store_id)
+            )
+        ).first()
+        return GeoPoint(row.lat, row.lon) if row else None
+
     async def existing_skus(self, codes: Iterable[str]) -> set[str]:
         wanted = sorted(set(codes))
         if not wanted:
@@ -688,7 +715,7 @@ class CatalogRepository:
         return {row.code for row in rows}
 
     async def upsert_stores(self, rows: Sequence[Mapping[str, Any]], now: datetime) -> None:
-        stmt = _insert(self.conn, stores)
+        stmt = insert_on_conflict(self.conn, stores)
         stmt = stmt.on_conflict_do_update(
             index_elements=[stores.c.id],
             set_={c: stmt.excluded[c] for c in ("name", "lat", "lon", "timezone", "updated_at")},
@@ -705,7 +732,7 @@ class CatalogRepository:
         """Add SKUs; with overwrite, also replace name and unit price of existing ones."""
         if not rows:
             return
-        stmt = _insert(self.conn, skus)
+        stmt = insert_on_conflict(self.conn, skus)
         if overwrite:
             stmt = stmt.on_conflict_do_update(
                 index_elements=[skus.c.code],
@@ -789,41 +816,6 @@ def policy_from_row(row: Any) -> ReservationPolicy:
 # --- outbox ---------------------------------------------------------------------------------------
 
 
-def event_payload(event: Event) -> dict[str, Any]:
-    """The event as it travels: JSON-ready, with the GraphQL names."""
-    if isinstance(event, StockChanged):
-        return {
-            "id": event.id,
-            "type": event.type,
-            "occurredAt": event.occurred_at.isoformat(),
-            "reason": event.reason,
-            "levels": [
-                [lv.store_id, lv.sku, lv.on_hand, lv.reserved, lv.safety_stock]
-                for lv in event.levels
-            ],
-        }
-    if isinstance(event, LowStock):
-        return {
-            "id": event.id,
-            "type": event.type,
-            "occurredAt": event.occurred_at.isoformat(),
-            "storeId": event.store_id,
-            "sku": event.sku,
-            "available": event.available,
-            "threshold": event.threshold,
-        }
-    payload = {
-        "id": event.id,
-        "type": event.type,
-        "occurredAt": event.occurred_at.isoformat(),
-        "sequence": event.sequence,
-        "reservation": event.reservation,
-    }
-    if event.detail is not None:
-        payload["detail"] = event.detail
-    return payload
-
-
 class OutboxRepository:
     def __init__(
         self,
@@ -852,7 +844,7 @@ class OutboxRepository:
                     "store_id": e.store_id,
                     "customer_id": e.customer_id if isinstance(e, ReservationEvent) else None,
                     "sequence": e.sequence if isinstance(e, ReservationEvent) else None,
-                    "payload": event_payload(e),
+                    "payload": event_codec.encode(e),
                     "occurred_at": e.occurred_at,
                 }
                 for e in new
@@ -950,7 +942,7 @@ class WebhookRepository:
     async def enqueue(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
             return
-        stmt = _insert(self.conn, webhook_deliveries).on_conflict_do_nothing(
+        stmt = insert_on_conflict(self.conn, webhook_deliveries).on_conflict_do_nothing(
             index_elements=[webhook_deliveries.c.event_id, webhook_deliveries.c.store_id]
         )
         await self.conn.execute(

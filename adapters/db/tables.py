@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import TypeDecorator
 
 # Named constraints keep Alembic's batch mode (SQLite ALTERs) working.
@@ -391,3 +393,10 @@ accuracy_samples = sa.Table(
     sa.Index("ix_accuracy_samples_occurred_at", "occurred_at"),
     sa.Index("ix_accuracy_samples_store_id_occurred_at", "store_id", "occurred_at"),
 )
+
+
+def insert_on_conflict(conn: AsyncConnection, table: sa.Table) -> Any:
+    """An INSERT that takes ON CONFLICT clauses, in the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

@@ -10,8 +10,12 @@ from typing import Self
 from asyncpg.exceptions import IntegrityConstraintViolationError
 from sqlalchemy.exc import IntegrityError
 
+from adapters.db.accuracy import AccuracyRepository
 from adapters.db.engine import Database
 from adapters.db.fast import Statements
+from adapters.db.leases import LeaseRepository
+from adapters.db.levels import LevelsRepository, LowStockRepository
+from adapters.db.reconciliation import ReconciliationRepository
 from adapters.db.repositories import (
     CatalogRepository,
     HoldsRepository,
@@ -23,7 +27,8 @@ from adapters.db.repositories import (
     WebhookRepository,
 )
 from adapters.db.retention import RetentionRepository
-from adapters.db.wms import WmsRepository
+from adapters.db.wms_feed import WmsFeedRepository
+from adapters.db.wms_inbox import WmsInboxRepository
 from services.unit_of_work import RetryableConflict
 
 # Unique keys whose collision means "someone else got there first; look again or retry".
@@ -70,7 +75,13 @@ class SqlUnitOfWork:
         self.policy = PolicyRepository(conn, self._db.policy_cache, self._after_commit)
         self.outbox = OutboxRepository(conn, statements, self._after_commit, self._notify)
         self.webhooks = WebhookRepository(conn)
-        self.wms = WmsRepository(conn, statements)
+        self.levels = LevelsRepository(conn, statements)
+        self.low_stock = LowStockRepository(conn)
+        self.wms_inbox = WmsInboxRepository(conn)
+        self.wms_feed = WmsFeedRepository(conn, statements)
+        self.leases = LeaseRepository(conn)
+        self.reconciliation = ReconciliationRepository(conn)
+        self.accuracy = AccuracyRepository(conn)
         self.retention = RetentionRepository(conn)
         return self
 

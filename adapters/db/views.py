@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from adapters.db.caches import StoreDirectory
 from adapters.db.engine import Database
+from adapters.db.reconciliation import discrepancy_from_row, run_from_row
 from adapters.db.repositories import (
     STOCK_LEVELS,
     delivery_from_row,
@@ -28,14 +29,16 @@ from adapters.db.tables import (
     webhook_deliveries,
     wms_outbound,
 )
-from adapters.db.wms import discrepancy_from_row, queued_from_row
+from adapters.db.wms_feed import queued_from_row
+from domain.accuracy import AccuracyCount
 from domain.catalog import Store
 from domain.geo import GeoPoint
 from domain.policy import ReservationPolicy
+from domain.reconciliation import Discrepancy, ReconciliationRun
 from domain.reservations import ACTIVE_STATUSES, Reservation
 from domain.stock import StockLevel
 from domain.webhooks import Delivery
-from domain.wms import AccuracyCount, Discrepancy, Queued, ReconciliationRun
+from domain.wms import Queued
 
 T = TypeVar("T")
 _ACTIVE = sorted(str(s) for s in ACTIVE_STATUSES)
@@ -223,20 +226,7 @@ class Views:
             .limit(first)
         )
         async with self.db.read() as conn:
-            return [
-                ReconciliationRun(
-                    id=row.id,
-                    started_at=row.started_at,
-                    finished_at=row.finished_at,
-                    stores=row.stores,
-                    compared=row.compared,
-                    skipped=row.skipped,
-                    repaired=row.repaired,
-                    open=row.open,
-                    error=row.error,
-                )
-                for row in await conn.execute(query)
-            ]
+            return [run_from_row(row) for row in await conn.execute(query)]
 
     async def policy(self) -> ReservationPolicy:
         async with self.db.read() as conn:

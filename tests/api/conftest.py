@@ -86,8 +86,8 @@ def api(gateway: Gateway, clean_db: Database) -> Gateway:
     """The running gateway, with an empty database and its clock at START."""
     gateway.clock.set(START)
     # The database was reset under the running server: forget what it had cached.
-    gateway.app.state.db.policy_cache.clear()
-    gateway.app.state.db.store_directory.clear()
+    gateway.app.state.runtime.db.policy_cache.clear()
+    gateway.app.state.runtime.db.store_directory.clear()
     return gateway
 
 

@@ -81,7 +81,7 @@ async def test_a_list_query_costs_the_same_few_statements_however_long_the_list(
             if statement.lstrip().upper().startswith("SELECT"):
                 selects.append(statement)
 
-        engine = api.app.state.db.engine.sync_engine
+        engine = api.app.state.runtime.db.engine.sync_engine
         event.listen(engine, "before_cursor_execute", count)
         try:
             queue = (await gql(http, api, QUEUE, {"store": "S001"}, pos)).ok()["pickupQueue"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from graphql import build_schema as parse_sdl
 
-from schema.root import build_schema
+from resolvers.root import build_schema
 
 SDL = Path(__file__).resolve().parents[2] / "schema" / "schema.graphql"
 
@@ -100,7 +100,7 @@ def test_each_subscription_event_gets_its_own_sub_field_cache():
     # executor gives every event a fresh one, so a long subscription does not grow without end.
     from graphql import parse
 
-    from schema.root import RoposExecutionContext
+    from schema.plain import RoposExecutionContext
 
     schema = build_schema()
     document = parse('subscription { stockUpdates(storeId: "S1") { sku available } }')

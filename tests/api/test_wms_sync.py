@@ -87,7 +87,7 @@ def wms(emulator: Emulator, api: Gateway) -> EmulatedWms:
     """A fresh emulated WMS for each test, and a closed circuit toward it."""
     fresh = EmulatedWms(WMS_TOKEN)
     emulator.app.state.wms = fresh
-    api.app.state.wms_feed.breaker.succeeded()
+    api.app.state.runtime.wms_feed.breaker.succeeded()
     return fresh
 
 
@@ -216,7 +216,7 @@ async def listening(api: Gateway, channel: str) -> AsyncIterator[list[dict[str, 
     ready = asyncio.Event()
 
     async def listen() -> None:
-        async with api.app.state.broadcast.subscribe(channel) as subscriber:
+        async with api.app.state.runtime.broadcast.subscribe(channel) as subscriber:
             ready.set()
             async for event in subscriber:
                 received.append(json.loads(event.message))
@@ -510,7 +510,7 @@ async def test_after_a_wms_outage_every_lock_and_release_arrives_once_in_order(h
     (await gql(http, api, complete, {"id": made[1]["id"]}, staff)).ok()
 
     # Nothing gets through; retried after its backoff, the feed stops once the circuit opens
-    breaker = api.app.state.wms_feed.breaker
+    breaker = api.app.state.runtime.wms_feed.breaker
 
     def circuit_open() -> bool:
         if breaker.state(api.clock.now()) == "OPEN":
@@ -833,8 +833,8 @@ async def test_reconciliation_takes_the_wms_count_even_when_its_sequence_is_not_
 
 async def test_only_one_reconciliation_runs_at_a_time(http, api, wms):
     await given_stores(http, api)
-    async with api.app.state.deps.uow() as tx:
-        await tx.wms.acquire_lease("reconciliation", "another-process", api.clock.now(), 60)
+    async with api.app.state.runtime.deps.uow() as tx:
+        await tx.leases.acquire("reconciliation", "another-process", api.clock.now(), 60)
         await tx.commit()
     busy = await gql(http, api, RECONCILE, token=api.token("ops"))
     assert busy.codes == ["RATE_LIMITED"]

@@ -19,9 +19,11 @@ from adapters.db.tables import (
     wms_inbox,
     wms_outbound,
 )
-from domain.wms import Discrepancy
-from services import relay, retention, wms
+from domain.reconciliation import Discrepancy, DiscrepancyKind, DiscrepancyStatus
+from domain.wms import parse_batch
+from services import relay, retention
 from services import reservations as reservation_service
+from services.wms import inbox
 from tests.helpers import given_stock, given_stores, reserve_cmd, store_at
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -44,16 +46,36 @@ async def test_old_bookkeeping_goes_and_what_is_still_needed_stays(uow, clock, c
     cmd = reserve_cmd("old", {"A": 1}, store_id="S1", idempotency_key="k-old")
     await reservation_service.reserve(cmd, uow=uow, clock=clock)
     payload = {"batchId": "old", "levels": [{"storeId": "S1", "sku": "B", "onHand": 3}]}
-    await wms.receive_batch(wms.parse_batch(payload), payload, uow=uow, clock=clock)
+    await inbox.receive_batch(parse_batch(payload), payload, uow=uow, clock=clock)
     await relay.publish_pending(uow=uow, publisher=Sink(), clock=clock, batch_size=100)
     async with uow() as tx:
-        await tx.wms.add_batch("waiting", payload, 1, clock.now())  # stored, never applied
-        await tx.wms.add_discrepancies(
+        await tx.wms_inbox.add("waiting", payload, 1, clock.now())  # stored, never applied
+        await tx.reconciliation.add_discrepancies(
             [
                 Discrepancy(
-                    "d-open", "r", "S1", "A", "MISSING_IN_WMS", 1, None, "OPEN", "", clock.now()
+                    "d-open",
+                    "r",
+                    "S1",
+                    "A",
+                    DiscrepancyKind.MISSING_IN_WMS,
+                    1,
+                    None,
+                    DiscrepancyStatus.OPEN,
+                    "",
+                    clock.now(),
                 ),
-                Discrepancy("d-done", "r", "S1", "A", "ON_HAND", 1, 2, "REPAIRED", "", clock.now()),
+                Discrepancy(
+                    "d-done",
+                    "r",
+                    "S1",
+                    "A",
+                    DiscrepancyKind.ON_HAND,
+                    1,
+                    2,
+                    DiscrepancyStatus.REPAIRED,
+                    "",
+                    clock.now(),
+                ),
             ]
         )
         await tx.commit()

@@ -21,9 +21,9 @@ from starlette.routing import Route
 
 from adapters.wms.emulator import EmulatedWms, create_emulator
 from adapters.wms.http import HttpWms
+from domain.stock import LevelUpdate
 from domain.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 from domain.wms import (
-    LevelUpdate,
     MovementKind,
     MovementResult,
     Outcome,

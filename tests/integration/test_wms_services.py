@@ -22,8 +22,9 @@ from domain.wms import (
     parse_batch,
 )
 from gateway.workers import WmsFeed
-from services import reservations, wms
+from services import leases, reservations, stock
 from services.reservations import ReservationGroup
+from services.wms import feed, inbox
 from tests.helpers import given_stock, given_stores, level, reserve_cmd, store_at
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -64,18 +65,18 @@ async def test_a_batch_stored_but_not_applied_is_applied_by_the_retry(uow, clock
     # The process stored the batch and died before applying it
     payload = {"batchId": "crash-1", "levels": [{"storeId": "S1", "sku": "A", "onHand": 7}]}
     async with uow() as tx:
-        assert await tx.wms.add_batch("crash-1", payload, 1, clock.now())
+        assert await tx.wms_inbox.add("crash-1", payload, 1, clock.now())
         await tx.commit()
-    assert await wms.retry_received(uow=uow, clock=clock) == 0  # too fresh: maybe still applying
+    assert await inbox.retry_received(uow=uow, clock=clock) == 0  # too fresh: maybe still applying
 
     clock.advance(10)
-    assert await wms.retry_received(uow=uow, clock=clock) == 1
+    assert await inbox.retry_received(uow=uow, clock=clock) == 1
 
     assert await level(clean_db, "S1", "A") == (7, 0)
     async with uow() as tx:
-        stored = await tx.wms.find_batch("crash-1")
+        stored = await tx.wms_inbox.find("crash-1")
     assert stored is not None and stored.status == "APPLIED" and stored.applied == 1
-    assert await wms.retry_received(uow=uow, clock=clock) == 0
+    assert await inbox.retry_received(uow=uow, clock=clock) == 0
 
 
 async def test_shrinks_racing_reserves_never_leave_more_reserved_than_on_hand(uow, clock, clean_db):
@@ -88,7 +89,7 @@ async def test_shrinks_racing_reserves_never_leave_more_reserved_than_on_hand(uo
             "batchId": f"shrink-{i}",
             "levels": [{"storeId": "S1", "sku": "HOT", "onHand": on_hand}],
         }
-        return await wms.receive_batch(parse_batch(payload), payload, uow=uow, clock=clock)
+        return await inbox.receive_batch(parse_batch(payload), payload, uow=uow, clock=clock)
 
     results = await asyncio.gather(
         *(
@@ -105,7 +106,7 @@ async def test_shrinks_racing_reserves_never_leave_more_reserved_than_on_hand(uo
         r for r in results if isinstance(r, BaseException) and not isinstance(r, OutOfStock)
     ]
     assert not unexpected, unexpected[:3]
-    outcomes = [r for r in results if isinstance(r, wms.BatchOutcome)]
+    outcomes = [r for r in results if isinstance(r, inbox.BatchOutcome)]
     assert [o.status for o in outcomes] == ["APPLIED"] * len(counts)
     assert sum(isinstance(r, ReservationGroup) for r in results) >= 10
     on_hand, reserved = await level(clean_db, "S1", "HOT")
@@ -115,12 +116,12 @@ async def test_shrinks_racing_reserves_never_leave_more_reserved_than_on_hand(uo
 
 
 async def test_one_feed_at_a_time_holds_the_lease(uow, clock, clean_db):
-    assert await wms.take_lease(uow, wms.FEED_LEASE, "a", clock, 10)
-    assert not await wms.take_lease(uow, wms.FEED_LEASE, "b", clock, 10)
-    assert await wms.take_lease(uow, wms.FEED_LEASE, "a", clock, 10)  # renewed by its holder
+    assert await leases.take(uow, feed.LEASE, "a", clock, 10)
+    assert not await leases.take(uow, feed.LEASE, "b", clock, 10)
+    assert await leases.take(uow, feed.LEASE, "a", clock, 10)  # renewed by its holder
     clock.advance(11)
-    assert await wms.take_lease(uow, wms.FEED_LEASE, "b", clock, 10)  # the holder went quiet
-    assert not await wms.take_lease(uow, wms.FEED_LEASE, "a", clock, 10)
+    assert await leases.take(uow, feed.LEASE, "b", clock, 10)  # the holder went quiet
+    assert not await leases.take(uow, feed.LEASE, "a", clock, 10)
 
 
 async def test_an_outage_delays_movements_and_loses_or_reorders_none(uow, clock, clean_db):
@@ -129,10 +130,10 @@ async def test_an_outage_delays_movements_and_loses_or_reorders_none(uow, clock,
     target = RecordingWms()
     breaker = CircuitBreaker(threshold=2, cooldown_seconds=30)
 
-    async def feed() -> wms.FeedStats:
-        while await wms.queue_movements(uow=uow, clock=clock, limit=7):
+    async def run_feed() -> feed.FeedStats:
+        while await feed.queue_movements(uow=uow, clock=clock, limit=7):
             pass
-        return await wms.deliver_movements(
+        return await feed.deliver_movements(
             uow=uow, clock=clock, wms=target, breaker=breaker, max_attempts=100, batch_size=5
         )
 
@@ -146,7 +147,7 @@ async def test_an_outage_delays_movements_and_loses_or_reorders_none(uow, clock,
         )
         if i % 3 == 0:
             await reservations.cancel(groups[-1].reservations[0].id, None, uow=uow, clock=clock)
-        await feed()
+        await run_feed()
         clock.advance(1)
     assert target.applied == []
     assert target.calls <= 4  # the circuit opened after two failures; no call while it is open
@@ -154,7 +155,7 @@ async def test_an_outage_delays_movements_and_loses_or_reorders_none(uow, clock,
     target.down = False
     for _ in range(40):
         clock.advance(60)
-        await feed()
+        await run_feed()
     per_row: dict[tuple[str, str], list[WmsMovement]] = defaultdict(list)
     for m in target.applied:
         per_row[(m.store_id, m.sku)].append(m)
@@ -173,12 +174,12 @@ async def test_an_outage_delays_movements_and_loses_or_reorders_none(uow, clock,
 async def test_two_batches_making_the_same_new_row_at_once_both_apply(uow, clock, clean_db):
     await given_stores(uow, clock, store_at("S1", 0))
 
-    async def push(batch_id: str, on_hand: int, sequence: int) -> wms.BatchOutcome:
+    async def push(batch_id: str, on_hand: int, sequence: int) -> inbox.BatchOutcome:
         payload = {
             "batchId": batch_id,
             "levels": [{"storeId": "S1", "sku": "NEW", "onHand": on_hand, "sequence": sequence}],
         }
-        return await wms.receive_batch(parse_batch(payload), payload, uow=uow, clock=clock)
+        return await inbox.receive_batch(parse_batch(payload), payload, uow=uow, clock=clock)
 
     first, second = await asyncio.gather(push("a", 4, 1), push("b", 9, 2))
 
@@ -230,10 +231,10 @@ async def test_a_baseline_passes_over_the_movements_made_before_a_wms_was_connec
             reserve_cmd(f"c{i}", {"A": 1}, store_id="S1"), uow=uow, clock=clock
         )
 
-    assert await wms.baseline(uow=uow) == 3
+    assert await feed.baseline(uow=uow) == 3
     await reservations.reserve(reserve_cmd("after", {"A": 1}, store_id="S1"), uow=uow, clock=clock)
 
-    assert await wms.queue_movements(uow=uow, clock=clock) == 1  # only what came after
+    assert await feed.queue_movements(uow=uow, clock=clock) == 1  # only what came after
 
 
 async def test_a_batch_refused_after_it_wrote_leaves_stock_as_it_was(
@@ -246,14 +247,14 @@ async def test_a_batch_refused_after_it_wrote_leaves_stock_as_it_was(
     async def refuse(*args: object, **kwargs: object) -> list[object]:
         raise BadInput("refused after the levels were written")
 
-    monkeypatch.setattr(wms, "resolve_shortages", refuse)
+    monkeypatch.setattr(stock, "resolve_shortages", refuse)
     payload = {"batchId": "late-refusal", "levels": [{"storeId": "S1", "sku": "A", "onHand": 2}]}
-    outcome = await wms.receive_batch(parse_batch(payload), payload, uow=uow, clock=clock)
+    outcome = await inbox.receive_batch(parse_batch(payload), payload, uow=uow, clock=clock)
 
     assert (outcome.status, outcome.error_code) == ("REJECTED", "BAD_USER_INPUT")
     assert await level(clean_db, "S1", "A") == (10, 5)
     async with uow() as tx:
-        stored = await tx.wms.find_batch("late-refusal")
+        stored = await tx.wms_inbox.find("late-refusal")
     assert stored is not None and stored.status == "REJECTED"
 
 
@@ -264,11 +265,11 @@ async def test_a_row_waiting_for_its_retry_holds_up_no_other_row(uow, clock, cle
         await reservations.reserve(
             reserve_cmd(f"a{i}", {"A": 1}, store_id="S1"), uow=uow, clock=clock
         )
-    await wms.queue_movements(uow=uow, clock=clock)
+    await feed.queue_movements(uow=uow, clock=clock)
     target = RecordingWms()
     target.down = True
     breaker = CircuitBreaker(threshold=100)
-    await wms.deliver_movements(
+    await feed.deliver_movements(
         uow=uow, clock=clock, wms=target, breaker=breaker, max_attempts=10, batch_size=1
     )  # A's first lock failed: it, and A's others behind it, wait for its retry
 
@@ -277,9 +278,9 @@ async def test_a_row_waiting_for_its_retry_holds_up_no_other_row(uow, clock, cle
         await reservations.reserve(
             reserve_cmd(f"b{i}", {"B": 1}, store_id="S1"), uow=uow, clock=clock
         )
-    await wms.queue_movements(uow=uow, clock=clock)
+    await feed.queue_movements(uow=uow, clock=clock)
     for _ in range(3):
-        await wms.deliver_movements(
+        await feed.deliver_movements(
             uow=uow, clock=clock, wms=target, breaker=breaker, max_attempts=10, batch_size=1
         )
 
@@ -292,7 +293,7 @@ async def test_an_unexpected_error_of_the_wms_adapter_leaves_no_trial_call_hangi
     await given_stores(uow, clock, store_at("S1", 0))
     await given_stock(uow, clock, {("S1", "A"): 10})
     await reservations.reserve(reserve_cmd("a", {"A": 1}, store_id="S1"), uow=uow, clock=clock)
-    await wms.queue_movements(uow=uow, clock=clock)
+    await feed.queue_movements(uow=uow, clock=clock)
 
     class Broken(RecordingWms):
         async def send(self, movements: Sequence[WmsMovement]) -> list[MovementResult]:
@@ -302,7 +303,7 @@ async def test_an_unexpected_error_of_the_wms_adapter_leaves_no_trial_call_hangi
     breaker.failed(clock.now())
     clock.advance(11)  # half-open: the next call is the trial
     with pytest.raises(RuntimeError):
-        await wms.deliver_movements(
+        await feed.deliver_movements(
             uow=uow, clock=clock, wms=Broken(), breaker=breaker, max_attempts=10
         )
 

@@ -8,14 +8,21 @@ import pytest
 
 from domain import errors
 from domain.events import ReservationCancelled, ReservationCreated, ReservationExpired
-from domain.reservations import ACTIVE_STATUSES, TRANSITIONS, Line, Reservation, Status
+from domain.reservations import (
+    ACTIVE_STATUSES,
+    TRANSITIONS,
+    Line,
+    Reservation,
+    ReservationState,
+    Status,
+)
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 HOLD = 7200
 EXPIRES = NOW + timedelta(seconds=HOLD)
 TICK = timedelta(microseconds=1)
 
-# DESIGN.md's lifecycle diagram, edge by edge.
+# The lifecycle diagram (ARCHITECTURE.md), edge by edge.
 DIAGRAM: dict[Status, frozenset[Status]] = {
     Status.HELD: frozenset({Status.READY_FOR_PICKUP, Status.CANCELLED, Status.EXPIRED}),
     Status.READY_FOR_PICKUP: frozenset({Status.COLLECTED, Status.CANCELLED, Status.EXPIRED}),
@@ -108,30 +115,26 @@ def test_hold_records_one_created_event_with_sequence_1_and_the_snapshot() -> No
     assert event.reservation_id == "R1"
     assert event.store_id == "S001"
     assert event.customer_id == "c1"
-    assert event.reservation == {
-        "id": "R1",
-        "code": "ABC234",
-        "groupId": "G1",
-        "customerId": "c1",
-        "storeId": "S001",
-        "channel": "web",
-        "status": "HELD",
-        "lines": [
-            {"sku": "SKU-A", "quantity": 1},
-            {"sku": "SKU-B", "quantity": 2},
-            {"sku": "SKU-C", "quantity": 3},
-        ],
-        "holdSeconds": 7200,
-        "createdAt": "2026-03-02T09:00:00+00:00",
-        "expiresAt": "2026-03-02T11:00:00+00:00",
-        "readyAt": None,
-        "collectedAt": None,
-        "cancelledAt": None,
-        "expiredAt": None,
-        "cancelReason": None,
-        "resourcedFrom": None,
-        "version": 1,
-    }
+    assert event.reservation == ReservationState(
+        id="R1",
+        group_id="G1",
+        code="ABC234",
+        customer_id="c1",
+        store_id="S001",
+        channel="web",
+        status=Status.HELD,
+        lines=(Line("SKU-A", 1), Line("SKU-B", 2), Line("SKU-C", 3)),
+        hold_seconds=HOLD,
+        created_at=NOW,
+        expires_at=EXPIRES,
+        ready_at=None,
+        collected_at=None,
+        cancelled_at=None,
+        expired_at=None,
+        cancel_reason=None,
+        resourced_from=None,
+        version=1,
+    )
 
 
 # --- cancel -----------------------------------------------------------------------------------
@@ -153,13 +156,13 @@ def test_cancel_a_held_reservation_records_cancelled_with_the_next_sequence() ->
     assert cancelled.type == "CANCELLED"
     assert cancelled.sequence == 2
     assert cancelled.occurred_at == when
-    assert cancelled.reservation["status"] == "CANCELLED"
-    assert cancelled.reservation["cancelledAt"] == "2026-03-02T09:10:00+00:00"
-    assert cancelled.reservation["cancelReason"] == "changed my mind"
-    assert cancelled.reservation["version"] == 2
+    assert cancelled.reservation.status is Status.CANCELLED
+    assert cancelled.reservation.cancelled_at == datetime(2026, 3, 2, 9, 10, tzinfo=UTC)
+    assert cancelled.reservation.cancel_reason == "changed my mind"
+    assert cancelled.reservation.version == 2
     # The earlier event keeps the state it was recorded with.
-    assert created.reservation["status"] == "HELD"
-    assert created.reservation["version"] == 1
+    assert created.reservation.status is Status.HELD
+    assert created.reservation.version == 1
 
 
 def test_cancel_without_a_reason_records_none() -> None:
@@ -168,7 +171,7 @@ def test_cancel_without_a_reason_records_none() -> None:
     reservation.cancel(NOW)
 
     assert reservation.cancel_reason is None
-    assert reservation.events[-1].reservation["cancelReason"] is None
+    assert reservation.events[-1].reservation.cancel_reason is None
 
 
 def test_cancel_a_reservation_ready_for_pickup_moves_it_to_cancelled() -> None:
@@ -268,9 +271,9 @@ def test_expire_exactly_at_expires_at_records_expired() -> None:
     assert expired.type == "EXPIRED"
     assert expired.sequence == 2
     assert expired.occurred_at == EXPIRES
-    assert expired.reservation["status"] == "EXPIRED"
-    assert expired.reservation["expiredAt"] == "2026-03-02T11:00:00+00:00"
-    assert expired.reservation["version"] == 2
+    assert expired.reservation.status is Status.EXPIRED
+    assert expired.reservation.expired_at == EXPIRES
+    assert expired.reservation.version == 2
 
 
 def test_expire_after_expires_at_records_the_time_it_ran() -> None:

@@ -1,6 +1,6 @@
 """Plain sub-selections completed by plan (schema/plain.py) give exactly what graphql-core gives:
 the same data in the same order, the same errors at the same paths, the same null propagation.
-Each query runs on two schemas over the same types, one with RoposExecutionContext and one with
+Each query runs on two schemas over the same types, one with PlainExecutionContext and one with
 strawberry's own execution context, and the answers are compared."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import strawberry
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from schema import plain
-from schema.root import RoposExecutionContext
+from schema.plain import PlainExecutionContext
 
 pytestmark = pytest.mark.unit
 
@@ -120,7 +120,7 @@ class Query:
 
 
 PLANNED = strawberry.Schema(
-    query=Query, types=[Person], execution_context_class=RoposExecutionContext
+    query=Query, types=[Person], execution_context_class=PlainExecutionContext
 )
 GENERAL = strawberry.Schema(
     query=Query, types=[Person], execution_context_class=StrawberryGraphQLCoreExecutionContext
@@ -252,7 +252,7 @@ def test_the_availability_answer_is_completed_by_plan(monkeypatch: pytest.Monkey
     """The product's own hot type: every field of StoreAvailability and below is plain. This
     fails if a change (a resolver on Store, say, or a strawberry upgrade) silently takes the
     slow path."""
-    from schema.root import build_schema
+    from resolvers.root import build_schema
 
     graphql_schema = build_schema()._schema
     availability = graphql_schema.type_map["StoreAvailability"]
@@ -261,3 +261,57 @@ def test_the_availability_answer_is_completed_by_plan(monkeypatch: pytest.Monkey
     for type_name in ("Store", "AvailabilityLine", "StockLevel"):
         for name, field in graphql_schema.type_map[type_name].fields.items():  # type: ignore[attr-defined]
             assert plain.attribute_of(field) is not None, f"{type_name}.{name}"
+
+
+# --- the start-up check and the switch ------------------------------------------------------------
+
+
+def test_the_pinned_graphql_core_and_strawberry_pass_the_start_up_probe() -> None:
+    assert plain.probe() is None
+    assert plain.execution_context() is PlainExecutionContext
+
+
+def test_switched_off_the_schema_runs_on_graphql_cores_own_path() -> None:
+    assert plain.execution_context(enabled=False) is plain.RoposExecutionContext
+
+
+def test_a_hook_that_changed_shape_turns_planning_off_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As if graphql-core had renamed a parameter of the hook the plan overrides
+    monkeypatch.setattr(plain, "_HOOK_PARAMETERS", ("parent_type", "renamed"))
+
+    with caplog.at_level("WARNING", logger="schema.plain"):
+        chosen = plain.execution_context()
+
+    assert chosen is plain.RoposExecutionContext
+    assert "plain completion off" in caplog.text
+
+
+def test_strawberry_renaming_its_attribute_resolver_turns_planning_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(plain, "_BASIC_RESOLVER_NAME", "a_name_strawberry_no_longer_uses")
+
+    assert plain.probe() == "strawberry's attribute fields are no longer recognised"
+    assert plain.execution_context() is plain.RoposExecutionContext
+
+
+def test_a_plan_that_answers_otherwise_turns_planning_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    def wrong(plan: plain.Plan, source: Any) -> dict[str, Any]:
+        return {key: None for key, _, _ in plan}
+
+    monkeypatch.setattr(plain, "run", wrong)
+
+    assert plain.probe() == "the probe query answered otherwise by plan than through graphql-core"
+
+
+@pytest.mark.parametrize("plain_completion", [True, False])
+def test_build_schema_takes_the_switch(
+    plain_completion: bool,
+) -> None:
+    from resolvers.root import build_schema
+
+    schema = build_schema(plain_completion=plain_completion)
+    expected = plain.PlainExecutionContext if plain_completion else plain.RoposExecutionContext
+    assert schema.execution_context_class is expected

@@ -9,12 +9,11 @@ from typing import Any
 import pytest
 
 from domain.errors import BadInput
-from domain.stock import StockLevel, WatchedLevel
+from domain.stock import LevelUpdate
 from domain.wms import (
     CircuitBreaker,
     CircuitState,
     InboundBatch,
-    LevelUpdate,
     MovementKind,
     WmsMovement,
     parse_batch,
@@ -234,25 +233,3 @@ def test_a_bad_batch_is_refused_naming_the_field(body: dict[str, Any], field: st
 def test_a_batch_that_is_not_an_object_is_refused(body: Any) -> None:
     with pytest.raises(BadInput, match="JSON object"):
         parse_batch(body)
-
-
-# --- low stock ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("on_hand", "threshold", "alerted", "changes"),
-    [
-        (10, None, False, False),  # no threshold: never
-        (10, 5, False, False),  # above it
-        (5, 5, False, False),  # at it: not below
-        (4, 5, False, True),  # fell below: flag and report
-        (4, 5, True, False),  # still below: reported already
-        (6, 5, True, True),  # recovered: clear, so the next fall is reported
-        (5, 5, True, True),  # back at the threshold counts as recovered
-    ],
-)
-def test_a_row_changes_its_low_stock_flag_only_when_it_crosses_the_threshold(
-    on_hand, threshold, alerted, changes
-):
-    watched = WatchedLevel(StockLevel("S1", "A", on_hand, 0, 0), threshold, alerted)
-    assert watched.alert_changes is changes

@@ -1,4 +1,5 @@
-"""The root types and the schema, with its limits and caches."""
+"""The root types: each field of Query, Mutation and Subscription bound to its resolver and its
+permissions; and `build_schema`, which makes the Schema with its limits and caches."""
 
 from __future__ import annotations
 
@@ -6,14 +7,13 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError, GraphQLObjectType
+from graphql import GraphQLError
 from strawberry.extensions import (
     MaxAliasesLimiter,
     ParserCache,
     QueryDepthLimiter,
     ValidationCache,
 )
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 
 from domain.access import Role
@@ -207,65 +207,6 @@ class Subscription:
     )
 
 
-class RoposExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    """graphql-core's executor, completing plain sub-selections by plan (schema/plain.py)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Plans per (type, collected field set) of this operation, the set kept alive beside its
-        # plan so that its id is not reused.
-        self._plans: dict[tuple[str, int], tuple[Any, plain.Plan | None]] = {}
-
-    def build_per_event_executor(self, payload: Any) -> Any:
-        executor = super().build_per_event_executor(payload)
-        # graphql-core 3.3.2 copies the executor shallowly for each subscription event, so every
-        # event shares the sub-field cache, keyed by lists made anew per event: a long-lived
-        # subscription would grow it (and the collector's work) without end.
-        executor._relevant_sub_fields = {}
-        executor._plans = {}  # type: ignore[attr-defined]
-        return executor
-
-    def execute_collected_subfields(
-        self,
-        parent_type: GraphQLObjectType,
-        source_value: Any,
-        path: Any,
-        grouped_field_set: Any,
-        new_defer_usages: Any,
-        position_context: Any,
-    ) -> Any:
-        if position_context is None and not new_defer_usages:
-            plan = self._plan(parent_type, grouped_field_set)
-            if plan is not None:
-                try:
-                    return plain.run(plan, source_value)
-                except plain.NotPlain:
-                    pass  # graphql-core completes it again, with its errors and null rules
-        return super().execute_collected_subfields(
-            parent_type, source_value, path, grouped_field_set, new_defer_usages, position_context
-        )
-
-    def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> plain.Plan | None:
-        key = (parent_type.name, id(grouped_field_set))
-        cached = self._plans.get(key)
-        if cached is not None and cached[0] is grouped_field_set:
-            return cached[1]
-        plan = None
-        manager = self.middleware_manager
-        if manager is None or not manager.middlewares:
-            plan = plain.make_plan(parent_type, grouped_field_set, self._sub_plan)
-        self._plans[key] = (grouped_field_set, plan)
-        return plan
-
-    def _sub_plan(
-        self, object_type: GraphQLObjectType, field_details_list: Any
-    ) -> plain.Plan | None:
-        grouped_field_set, new_defer_usages, _ = self.collect_subfields(
-            object_type, field_details_list
-        )
-        return None if new_defer_usages else self._plan(object_type, grouped_field_set)
-
-
 class RoposSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -275,8 +216,15 @@ class RoposSchema(strawberry.Schema):
 
 
 def build_schema(
-    *, max_depth: int = 10, max_aliases: int = 15, max_tokens: int = 2_000
+    *,
+    max_depth: int = 10,
+    max_aliases: int = 15,
+    max_tokens: int = 2_000,
+    plain_completion: bool = True,
 ) -> RoposSchema:
+    """The schema. `plain_completion`: complete plain sub-selections by plan (schema.plain),
+    unless off, or unless this graphql-core or strawberry lacks what the plan needs (then with a
+    warning, on graphql-core's own path)."""
     # The limit rules are made once: the validation cache is keyed by the rule classes, and the
     # limiters make new classes each time they are built, which would make every request a miss.
     limits = [
@@ -293,5 +241,5 @@ def build_schema(
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
-        execution_context_class=RoposExecutionContext,
+        execution_context_class=plain.execution_context(enabled=plain_completion),
     )

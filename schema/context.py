@@ -1,10 +1,12 @@
-"""The typed per-request context, and the process-wide collaborators it hands to resolvers."""
+"""The typed context of one GraphQL operation: the caller, DataLoaders fresh for the operation,
+and what the process wires together (`Services`, which gateway.deps.Deps provides)."""
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 import strawberry
 from strawberry.dataloader import DataLoader
@@ -16,24 +18,37 @@ from domain.errors import Unauthenticated
 from domain.reservations import Reservation
 from domain.wms import WmsPort
 from services.queries import ReadPort
-from services.shortage import DEFAULT_RESOURCE_RADIUS_KM
 from services.unit_of_work import UnitOfWorkFactory
 
 
-@dataclass(frozen=True)
-class Deps:
-    """Made once per process in the app's lifespan."""
+class Message(Protocol):
+    """One message a subscription receives from the broker."""
 
-    uow: UnitOfWorkFactory
-    read: ReadPort
-    clock: Clock
-    qr_key: bytes
-    # broadcaster's Broadcast (memory:// or our Redis backend): subscribe(channel) for the
-    # subscriptions; the relay publishes through it.
-    broadcast: Any
-    # The WMS, when one is configured (reconciliation on demand).
-    wms: WmsPort | None = None
-    resource_radius_km: float = DEFAULT_RESOURCE_RADIUS_KM
+    @property
+    def message(self) -> str: ...
+
+
+class Subscriptions(Protocol):
+    def subscribe(self, channel: str) -> AbstractAsyncContextManager[Any]: ...
+
+
+class Services(Protocol):
+    """What resolvers and types use of the process's collaborators."""
+
+    @property
+    def uow(self) -> UnitOfWorkFactory: ...
+    @property
+    def read(self) -> ReadPort: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def qr_key(self) -> bytes: ...
+    @property
+    def broadcast(self) -> Subscriptions: ...
+    @property
+    def wms(self) -> WmsPort | None: ...
+    @property
+    def resource_radius_km(self) -> float: ...
 
 
 class Loaders:
@@ -61,7 +76,7 @@ class Loaders:
 
 @dataclass
 class Context:
-    deps: Deps
+    deps: Services
     actor: Actor | None
     # A token that was sent but is not valid: why, for the fields that need a caller.
     auth_problem: str | None = None

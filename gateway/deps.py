@@ -1,0 +1,27 @@
+"""What the app wires together, once per process in its lifespan: storage, the read side, the
+clock, the broker, the WMS client. The GraphQL layer sees it as schema.context.Services; the HTTP
+endpoints use it as it is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from adapters.broker import Broker
+from domain.clock import Clock
+from domain.wms import WmsPort
+from services.queries import ReadPort
+from services.shortage import DEFAULT_RESOURCE_RADIUS_KM
+from services.unit_of_work import UnitOfWorkFactory
+
+
+@dataclass(frozen=True)
+class Deps:
+    uow: UnitOfWorkFactory
+    read: ReadPort
+    clock: Clock
+    qr_key: bytes
+    # Subscriptions listen on it; the relay publishes through it (memory:// or Redis).
+    broadcast: Broker
+    # The WMS, when one is configured (reconciliation on demand).
+    wms: WmsPort | None = None
+    resource_radius_km: float = DEFAULT_RESOURCE_RADIUS_KM

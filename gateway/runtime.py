@@ -1,0 +1,108 @@
+"""What a process runs on, made and closed in one place: the database, the broker, the WMS
+client, the unit-of-work factory and, when asked, the background workers. The gateway's lifespan
+and `ropos worker` both open it with `running`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from starlette.requests import HTTPConnection
+
+from adapters.broker import Broker, make_broadcast
+from adapters.db.engine import Database
+from adapters.db.uow import SqlUnitOfWork
+from adapters.db.views import Views
+from domain.clock import Clock
+from gateway import migrate
+from gateway.deps import Deps
+from gateway.settings import Settings
+from gateway.workers import OutboxRelay, WmsFeed, build_workers, wms_client
+
+
+class SchemaNotCurrent(RuntimeError):
+    """The database is not at the migration this code needs."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    db: Database
+    broadcast: Broker
+    deps: Deps
+    # The WMS feed worker of this process, when it runs one (its breaker, for tests and ops).
+    wms_feed: WmsFeed | None = None
+
+
+def database(settings: Settings) -> Database:
+    return Database(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        policy_cache_seconds=settings.policy_cache_seconds,
+        store_cache_seconds=settings.store_cache_seconds,
+    )
+
+
+async def ensure_schema_current(db: Database) -> None:
+    current, head = await migrate.current_revision(db), migrate.head_revision()
+    if current != head:
+        raise SchemaNotCurrent(
+            f"The database is at migration {current or 'none'}, the code needs {head}: "
+            "run `ropos migrate` first."
+        )
+
+
+@asynccontextmanager
+async def running(settings: Settings, clock: Clock, *, workers: bool) -> AsyncIterator[Runtime]:
+    """Open everything, start the workers (if `workers`), and on leaving close it all in the
+    reverse order: workers first, so none is left using a closed connection."""
+    async with AsyncExitStack() as stack:
+        db = database(settings)
+        stack.push_async_callback(db.dispose)
+        await ensure_schema_current(db)
+        broadcast = make_broadcast(settings.broker_url, max_pending=settings.subscription_buffer)
+        await broadcast.connect()
+        stack.push_async_callback(_quietly_disconnect, broadcast)
+        client = wms_client(settings)
+        if client is not None:
+            stack.push_async_callback(client.close)
+        relay: OutboxRelay | None = None
+
+        def uow() -> SqlUnitOfWork:
+            return SqlUnitOfWork(db, notify=relay.wake if relay is not None else None)
+
+        deps = Deps(
+            uow=uow,
+            read=Views(db),
+            clock=clock,
+            qr_key=settings.qr_key,
+            broadcast=broadcast,
+            wms=client,
+            resource_radius_km=settings.resource_radius_km,
+        )
+        if not workers:
+            yield Runtime(db, broadcast, deps)
+            return
+        background = build_workers(settings, uow, broadcast, clock, client)
+        relay = background.relay
+        for close in background.closers:
+            stack.push_async_callback(close)
+        for worker in background.workers:
+            worker.start()
+            stack.push_async_callback(worker.stop)
+        yield Runtime(db, broadcast, deps, background.wms_feed)
+
+
+def runtime_of(request: HTTPConnection) -> Runtime:
+    """What the app's lifespan opened (requests and WebSockets alike)."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def _quietly_disconnect(broadcast: Broker) -> None:
+    # At shutdown a broker that is already gone is no reason to fail the rest of the closing.
+    with contextlib.suppress(Exception):
+        await broadcast.disconnect()
