@@ -36,7 +36,7 @@ class Status(StrEnum):
 
 ACTIVE_STATUSES = frozenset({Status.HELD, Status.READY_FOR_PICKUP})
 
-# The lifecycle of DESIGN.md; any other move is refused.
+# The lifecycle (ARCHITECTURE.md has the diagram); any other move is refused.
 TRANSITIONS: Mapping[Status, frozenset[Status]] = {
     Status.HELD: frozenset({Status.READY_FOR_PICKUP, Status.CANCELLED, Status.EXPIRED}),
     Status.READY_FOR_PICKUP: frozenset({Status.COLLECTED, Status.CANCELLED, Status.EXPIRED}),
@@ -61,6 +61,13 @@ class MovementReason(StrEnum):
 
 
 STOCK_SHORTAGE = "STOCK_SHORTAGE"
+
+
+def seconds_left(status: Status, expires_at: datetime, now: datetime) -> int:
+    """Whole seconds of the hold left (the shopper's countdown); 0 once it is over or final."""
+    if not status.is_active:
+        return 0
+    return max(0, int((expires_at - now).total_seconds()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +173,7 @@ class Reservation:
         return self.is_active and now >= self.expires_at
 
     def seconds_remaining(self, now: datetime) -> int:
-        if not self.is_active:
-            return 0
-        return max(0, int((self.expires_at - now).total_seconds()))
+        return seconds_left(self.status, self.expires_at, now)
 
     def units(self) -> dict[str, int]:
         return {line.sku: line.quantity for line in self.lines}

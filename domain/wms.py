@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -52,32 +52,6 @@ class WmsMovement:
     quantity: int
     reservation_id: str | None
     occurred_at: datetime
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "storeId": self.store_id,
-            "sku": self.sku,
-            "sequence": self.sequence,
-            "type": self.kind.value,
-            "quantity": self.quantity,
-            "reservationId": self.reservation_id,
-            "occurredAt": self.occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> WmsMovement:
-        occurred = datetime.fromisoformat(str(data["occurredAt"]).replace("Z", "+00:00"))
-        return cls(
-            id=str(data["id"]),
-            store_id=str(data["storeId"]),
-            sku=str(data["sku"]),
-            sequence=int(data["sequence"]),
-            kind=MovementKind(data["type"]),
-            quantity=int(data["quantity"]),
-            reservation_id=data.get("reservationId"),
-            occurred_at=occurred,
-        )
 
 
 class Outcome(StrEnum):

@@ -146,10 +146,8 @@ class Reservation:
 
     @strawberry.field(description="Whole seconds until expiresAt; 0 once it is over or final.")
     def seconds_remaining(self, info: Info) -> int:
-        if self.status not in (ReservationStatus.HELD, ReservationStatus.READY_FOR_PICKUP):
-            return 0
-        now = info.context.deps.clock.now()
-        return max(0, int((self.expires_at - now).total_seconds()))
+        status = reservations.Status[self.status.name]
+        return reservations.seconds_left(status, self.expires_at, info.context.deps.clock.now())
 
     @strawberry.field(
         description="The signed text the pickup QR code carries; for the reservation's customer "

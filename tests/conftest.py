@@ -28,8 +28,8 @@ from adapters.db.engine import Database
 from adapters.db.tables import metadata
 from adapters.db.uow import SqlUnitOfWork
 from adapters.db.views import Views
-from domain.clock import FakeClock
 from gateway import migrate
+from tests.clock import FakeClock
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 STRICT = os.environ.get("ROPOS_TEST_STRICT") == "1"

@@ -1,4 +1,4 @@
-"""The invariants of DESIGN.md, checked against the data: what must hold after any sequence of
+"""The invariants of the stock and reservations (ARCHITECTURE.md), checked against the data: what must hold after any sequence of
 reserves, cancels, expiries and syncs. Used by the tests after every concurrent scenario and by
 `ropos check` in operation."""
 

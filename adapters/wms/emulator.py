@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from adapters.wms.protocol import movement_from_json, movement_to_json
 from domain.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 from domain.wms import MovementKind, MovementResult, Outcome, WmsMovement
 
@@ -96,7 +97,7 @@ class EmulatedWms:
         """Apply one movement: once per id, in sequence order per (store, SKU), figures never
         below zero (clamped, still APPLIED: the WMS keeps counting, ROPOS reconciles)."""
         result = self._judge(movement)
-        self.log.append(Received(movement.to_json(), result.outcome, result.error))
+        self.log.append(Received(movement_to_json(movement), result.outcome, result.error))
         return result
 
     def _judge(self, movement: WmsMovement) -> MovementResult:
@@ -201,7 +202,7 @@ def _movements(body: Mapping[str, Any]) -> list[WmsMovement]:
         if not isinstance(item, Mapping):
             raise BadRequest(f"movements[{i}] must be an object.")
         try:
-            movements.append(WmsMovement.from_json(item))
+            movements.append(movement_from_json(item))
         except (KeyError, TypeError, ValueError) as error:
             raise BadRequest(f"movements[{i}] is not a movement: {error!r}.") from None
     return movements

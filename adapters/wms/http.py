@@ -9,6 +9,7 @@ from typing import Any, TypeGuard
 
 import httpx
 
+from adapters.wms.protocol import movement_to_json
 from domain.wms import MovementResult, Outcome, WmsLevel, WmsMovement, WmsUnavailable
 
 _ERROR_MAX = 500  # a WMS's error text is kept, but not without limit
@@ -48,7 +49,7 @@ class HttpWms:
         body = await self._call(
             "POST",
             "/movements",
-            json={"movements": [m.to_json() for m in movements]},
+            json={"movements": [movement_to_json(m) for m in movements]},
             headers={"Idempotency-Key": idempotency_key(movements)},
         )
         return _results(body, {m.id for m in movements})

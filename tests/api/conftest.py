@@ -15,10 +15,10 @@ import pytest_asyncio
 
 from adapters.db.engine import Database
 from domain.access import Role
-from domain.clock import FakeClock
 from gateway.app import create_app
 from gateway.auth import issue_token
 from gateway.settings import Settings
+from tests.clock import FakeClock
 from tests.conftest import START
 from tests.helpers import serving
 

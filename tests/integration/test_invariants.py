@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from adapters.db import invariants
 from adapters.db.tables import customer_holds, stock_levels
 from adapters.db.uow import SqlUnitOfWork
-from domain.clock import FakeClock
 from services import reservations
+from tests.clock import FakeClock
 from tests.conftest import START, reset
 from tests.helpers import given_stock, given_stores, reserve_cmd, store_at
 

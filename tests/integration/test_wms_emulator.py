@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from adapters.wms.emulator import EmulatedWms, create_emulator
 from adapters.wms.http import HttpWms
+from adapters.wms.protocol import movement_to_json
 from domain.stock import LevelUpdate
 from domain.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 from domain.wms import (
@@ -275,7 +276,7 @@ async def test_sequences_are_counted_per_store_and_sku(
 async def test_a_malformed_body_is_answered_400_and_changes_nothing(
     emulator: Emulator, admin: httpx.AsyncClient
 ) -> None:
-    good = movement(MovementKind.LOCK, 1, 1).to_json()
+    good = movement_to_json(movement(MovementKind.LOCK, 1, 1))
     bad_bodies: list[Any] = [
         {"movements": [good, {"id": "no-rest"}]},
         {"movements": [good, {**good, "id": "x", "type": "STEAL"}]},
@@ -573,7 +574,7 @@ async def test_the_client_posts_the_movements_with_token_and_idempotency_key() -
     assert first.headers["authorization"] == f"Bearer {TOKEN}"
     assert first.headers["idempotency-key"] == hashlib.sha256(b"m1\nm2").hexdigest()
     assert again.headers["idempotency-key"] == first.headers["idempotency-key"]
-    assert json.loads(first.content) == {"movements": [m.to_json() for m in sent]}
+    assert json.loads(first.content) == {"movements": [movement_to_json(m) for m in sent]}
 
 
 async def test_the_client_without_a_token_sends_no_authorization() -> None:

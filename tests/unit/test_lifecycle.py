@@ -414,6 +414,6 @@ def test_final_states_have_no_way_out(final: Status) -> None:
 
 
 def test_transitions_table_allows_only_the_lifecycle_diagram() -> None:
-    # DESIGN.md: "Any other transition is refused". HELD -> COLLECTED is not in the diagram
+    # The lifecycle: "any other transition is refused". HELD -> COLLECTED is not in the diagram
     # (a reservation is marked ready before it is collected).
     assert dict(TRANSITIONS) == DIAGRAM

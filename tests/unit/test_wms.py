@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from adapters.wms.protocol import movement_from_json, movement_to_json
 from domain.errors import BadInput
 from domain.stock import LevelUpdate
 from domain.wms import (
@@ -32,7 +33,7 @@ def seconds(n: float) -> datetime:
 def test_a_movement_goes_to_json_and_back_unchanged() -> None:
     movement = WmsMovement("m1", "S001", "SKU1", 3, MovementKind.CONSUME, 2, "R1", NOW)
 
-    data = movement.to_json()
+    data = movement_to_json(movement)
 
     assert data == {
         "id": "m1",
@@ -44,7 +45,7 @@ def test_a_movement_goes_to_json_and_back_unchanged() -> None:
         "reservationId": "R1",
         "occurredAt": "2026-03-02T09:00:00Z",
     }
-    assert WmsMovement.from_json(data) == movement
+    assert movement_from_json(data) == movement
 
 
 # --- the circuit breaker --------------------------------------------------------------------------
