@@ -28,8 +28,8 @@ class Deps:
     read: ReadPort
     clock: Clock
     qr_key: bytes
-    # broadcaster's Broadcast (memory:// or our Redis backend): subscribe(channel) for the
-    # subscriptions; the relay publishes through it.
+    # adapters.broker's Broker (memory:// or Redis): subscribe(channel) for the subscriptions;
+    # the relay publishes through it.
     broadcast: Any
     # The WMS, when one is configured (reconciliation on demand).
     wms: WmsPort | None = None
