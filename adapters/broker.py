@@ -101,7 +101,9 @@ class Broker:
       backend and is registered before it does, so nothing delivered once the backend has the
       channel is dropped for want of a subscriber; others arriving meanwhile wait until it has
       (they would miss what is published right after they enter). A failed or cancelled backend
-      subscribe is undone. The last subscriber to leave unsubscribes the backend.
+      subscribe is undone. The last subscriber to leave unsubscribes the backend, and one arriving
+      meanwhile waits for that and subscribes afresh: a backend never sees a channel's subscribe
+      and unsubscribe overlap, so it cannot apply them out of order.
     - Each subscriber's queue is bounded: one that has `max_pending` events waiting is dropped
       (its iteration raises TooSlow), instead of growing without end or, were delivery awaited,
       holding up every other subscriber of the process.
@@ -113,7 +115,8 @@ class Broker:
         self.max_pending = max_pending
         self._backend = backend
         self._subscribers: dict[str, set[Subscriber]] = {}
-        self._subscribing: dict[str, asyncio.Event] = {}  # set once the backend has the channel
+        # Channels whose backend subscription is being changed: set once the change is done.
+        self._changing: dict[str, asyncio.Event] = {}
         self._listener: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Broker:
@@ -153,12 +156,12 @@ class Broker:
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[Subscriber]:
         subscriber = Subscriber(channel, self.max_pending)
-        while (in_flight := self._subscribing.get(channel)) is not None:
+        while (in_flight := self._changing.get(channel)) is not None:
             await in_flight.wait()
         subscribers = self._subscribers.get(channel)
         if subscribers is None:
             self._subscribers[channel] = {subscriber}
-            done = self._subscribing[channel] = asyncio.Event()
+            done = self._changing[channel] = asyncio.Event()
             try:
                 await self._backend.subscribe(channel)
             except BaseException:
@@ -166,7 +169,7 @@ class Broker:
                 await self._backend.unsubscribe(channel)
                 raise
             finally:
-                del self._subscribing[channel]
+                del self._changing[channel]
                 done.set()
         else:
             subscribers.add(subscriber)
@@ -179,7 +182,12 @@ class Broker:
                 subscribers.discard(subscriber)
                 if not subscribers:
                     del self._subscribers[channel]
-                    await self._backend.unsubscribe(channel)
+                    done = self._changing[channel] = asyncio.Event()
+                    try:
+                        await self._backend.unsubscribe(channel)
+                    finally:
+                        del self._changing[channel]
+                        done.set()
 
     async def _listen(self) -> None:
         while True:

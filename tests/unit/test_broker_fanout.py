@@ -273,6 +273,38 @@ async def test_the_last_subscriber_leaving_unsubscribes_the_backend() -> None:
         assert backend.subscribed == set()
 
 
+async def test_a_subscriber_arriving_while_the_last_one_unsubscribes_subscribes_afresh() -> None:
+    # Given the last subscriber of a channel leaving, its backend unsubscribe in flight
+    backend = FakeBackend()
+    async with connected(backend) as broker, AsyncExitStack() as stack:
+
+        async def subscribe_and_leave() -> None:
+            async with broker.subscribe("store:S1"):
+                pass
+
+        backend.unsubscribing.close()
+        leaving = asyncio.create_task(subscribe_and_leave())
+        await backend.unsubscribing.wait_for_a_call()
+
+        # When a new subscriber arrives before the backend has answered
+        arriving = asyncio.create_task(stack.enter_async_context(broker.subscribe("store:S1")))
+        await asyncio.sleep(0)  # one turn of the loop: its subscribe runs as far as it can
+        assert not arriving.done()
+        backend.unsubscribing.open()
+        await asyncio.wait_for(leaving, GUARD_SECONDS)
+        subscriber = await asyncio.wait_for(arriving, GUARD_SECONDS)
+
+        # Then it subscribed the channel after the unsubscribe, and receives
+        assert backend.calls == [
+            "connect",
+            "subscribe store:S1",
+            "unsubscribe store:S1",
+            "subscribe store:S1",
+        ]
+        await broker.publish("store:S1", "ready for pickup")
+        assert await next_message(subscriber) == "ready for pickup"
+
+
 async def test_what_the_listener_failed_with_is_raised_by_disconnect() -> None:
     # Given a backend that fails while the broker listens
     backend = FakeBackend()
