@@ -1,5 +1,5 @@
-"""The event broker: broadcaster's API (`Broadcast`, `subscribe`, `publish`) on memory:// for one
-process, or on Redis pub/sub across replicas through a backend of our own that survives outages."""
+"""The event broker: events fanned out to each channel's subscribers in this process, over memory://
+or Redis. Our own: broadcaster's API cannot bound queues, end them on disconnect or avoid races."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from broadcaster import Broadcast, BroadcastBackend, Event
-from broadcaster._base import Subscriber, Unsubscribed
 from redis import asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
@@ -30,12 +29,47 @@ _TRANSIENT = (RedisError, OSError)
 
 # How many events a subscriber may have waiting before it is dropped as too slow.
 DEFAULT_MAX_PENDING = 1000
-# Put on a subscriber's queue instead of the event that would overflow it.
-_TOO_SLOW = Event("", "")
 
 
 class BrokerUnavailable(Exception):
     """Redis could not be reached to publish: the event was not sent (keep it and retry)."""
+
+
+class SubscriptionEnded(Exception):
+    """The subscription has no more events: its context was left or the broker disconnected."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A message as published on a channel."""
+
+    channel: str
+    message: str
+
+
+class Backend(Protocol):
+    """Where events travel between publishers and this process: one subscription per channel."""
+
+    @property
+    def healthy(self) -> bool:
+        """Connected: what is published now reaches the subscribed channels."""
+        ...
+
+    async def connect(self) -> None: ...
+
+    async def disconnect(self) -> None: ...
+
+    async def subscribe(self, channel: str) -> None:
+        """Returns once what is published on `channel` from now on is delivered."""
+        ...
+
+    async def unsubscribe(self, channel: str) -> None: ...
+
+    async def publish(self, channel: str, message: str) -> None: ...
+
+    async def next_published(self) -> Event:
+        """The next event on a subscribed channel, waiting for one."""
+        ...
 
 
 def make_broadcast(url: str, *, max_pending: int | None = None) -> Broker:
@@ -44,9 +78,9 @@ def make_broadcast(url: str, *, max_pending: int | None = None) -> Broker:
     scheme = urlsplit(url).scheme
     pending = max_pending or DEFAULT_MAX_PENDING
     if scheme == "memory":
-        return Broker(url, max_pending=pending)
+        return Broker(MemoryBackend(), max_pending=pending)
     if scheme in ("redis", "rediss", "unix"):
-        return Broker(backend=RedisBackend(url), max_pending=pending)
+        return Broker(RedisBackend(url), max_pending=pending)
     raise ValueError(f"unsupported broker URL {redact(url)!r}: use memory:// or redis://")
 
 
@@ -60,63 +94,74 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-class Broker(Broadcast):
-    """broadcaster's `Broadcast` with three of its gaps closed; the API is unchanged.
+class Broker:
+    """Fans each event the backend delivers out to this process's subscribers of its channel.
 
-    - `subscribe`: broadcaster checks whether a channel has subscribers, awaits the backend, then
-      registers the queue, so two first subscribers of a channel arriving together overwrite each
-      other (one never receives anything), and a subscriber cancelled during the backend call
-      raises KeyError from its cleanup and leaves the channel subscribed. Here the first
-      subscription of a channel makes the others wait until the backend has it, and a failed or
-      cancelled one is undone.
-    - `disconnect` waits for the listener task to end, and ends every subscriber's iteration
-      instead of leaving it waiting forever.
-    - `healthy` tells a readiness check whether the backend is connected.
+    - One backend subscription per channel. The first subscriber of a channel subscribes the
+      backend and is registered before it does, so nothing delivered once the backend has the
+      channel is dropped for want of a subscriber; others arriving meanwhile wait until it has
+      (they would miss what is published right after they enter). A failed or cancelled backend
+      subscribe is undone. The last subscriber to leave unsubscribes the backend, and one arriving
+      meanwhile waits for that and subscribes afresh: a backend never sees a channel's subscribe
+      and unsubscribe overlap, so it cannot apply them out of order.
     - Each subscriber's queue is bounded: one that has `max_pending` events waiting is dropped
-      (its iteration raises TooSlow), instead of growing without end or, were the put awaited,
-      holding up delivery to every other subscriber of the process.
+      (its iteration raises TooSlow), instead of growing without end or, were delivery awaited,
+      holding up every other subscriber of the process.
+    - `disconnect` waits for the listener task to end, ends every subscriber's iteration, and
+      raises what the listener failed with, if it did.
     """
 
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        backend: BroadcastBackend | None = None,
-        max_pending: int = DEFAULT_MAX_PENDING,
-    ) -> None:
-        super().__init__(url, backend=backend)
-        self._subscribing: dict[str, asyncio.Event] = {}
+    def __init__(self, backend: Backend, *, max_pending: int = DEFAULT_MAX_PENDING) -> None:
         self.max_pending = max_pending
+        self._backend = backend
+        self._subscribers: dict[str, set[Subscriber]] = {}
+        # Channels whose backend subscription is being changed: set once the change is done.
+        self._changing: dict[str, asyncio.Event] = {}
+        self._listener: asyncio.Task[None] | None = None
 
-    async def _listener(self) -> None:
-        while True:
-            event = await self._backend.next_published()
-            for queue in list(self._subscribers.get(event.channel, ())):
-                if queue.qsize() < self.max_pending:
-                    queue.put_nowait(event)
-                elif queue.qsize() == self.max_pending:
-                    queue.put_nowait(_TOO_SLOW)  # the one slot kept for it; nothing after it
-                    log.warning(
-                        "subscriber dropped: too slow",
-                        extra={"channel": event.channel, "pending": self.max_pending},
-                    )
+    async def __aenter__(self) -> Broker:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.disconnect()
 
     @property
     def healthy(self) -> bool:
-        return bool(getattr(self._backend, "healthy", True))
+        return self._backend.healthy
+
+    async def connect(self) -> None:
+        await self._backend.connect()
+        self._listener = asyncio.create_task(self._listen(), name="broker-listener")
+
+    async def disconnect(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            await asyncio.wait([listener])
+        try:
+            await self._backend.disconnect()
+        finally:
+            for subscribers in self._subscribers.values():
+                for subscriber in subscribers:
+                    subscriber._end()
+        if listener is not None and not listener.cancelled():
+            error = listener.exception()
+            if error is not None:
+                raise error
+
+    async def publish(self, channel: str, message: str) -> None:
+        await self._backend.publish(channel, message)
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[Subscriber]:
-        # Room for max_pending events, the too-slow marker and the end marker.
-        queue: asyncio.Queue[Event | None] = asyncio.Queue(self.max_pending + 2)
-        while (in_flight := self._subscribing.get(channel)) is not None:
+        subscriber = Subscriber(channel, self.max_pending)
+        while (in_flight := self._changing.get(channel)) is not None:
             await in_flight.wait()
         subscribers = self._subscribers.get(channel)
         if subscribers is None:
-            # Registered before the backend subscribes: nothing Redis sends after confirming the
-            # subscription is dropped for want of a queue.
-            self._subscribers[channel] = {queue}
-            done = self._subscribing[channel] = asyncio.Event()
+            self._subscribers[channel] = {subscriber}
+            done = self._changing[channel] = asyncio.Event()
             try:
                 await self._backend.subscribe(channel)
             except BaseException:
@@ -124,53 +169,121 @@ class Broker(Broadcast):
                 await self._backend.unsubscribe(channel)
                 raise
             finally:
-                del self._subscribing[channel]
+                del self._changing[channel]
                 done.set()
         else:
-            subscribers.add(queue)
+            subscribers.add(subscriber)
         try:
-            yield _BoundedSubscriber(queue)
+            yield subscriber
         finally:
+            subscriber._end()
             subscribers = self._subscribers.get(channel)
             if subscribers is not None:
-                subscribers.discard(queue)
+                subscribers.discard(subscriber)
                 if not subscribers:
                     del self._subscribers[channel]
-                    await self._backend.unsubscribe(channel)
-            queue.put_nowait(None)
+                    done = self._changing[channel] = asyncio.Event()
+                    try:
+                        await self._backend.unsubscribe(channel)
+                    finally:
+                        del self._changing[channel]
+                        done.set()
+
+    async def _listen(self) -> None:
+        while True:
+            event = await self._backend.next_published()
+            # Never awaits: one slow subscriber holds up no other.
+            for subscriber in self._subscribers.get(event.channel, ()):
+                subscriber._deliver(event)
+
+
+class Subscriber:
+    """One subscription's events in the order published. `async for` ends with the subscription;
+    once the subscriber is dropped as too slow, it raises TooSlow after the events it holds."""
+
+    def __init__(self, channel: str, max_pending: int) -> None:
+        self.channel = channel
+        self.max_pending = max_pending
+        # max_pending events, then the None that ends them: nothing is queued after it.
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(max_pending + 1)
+        self._open = True
+        self._dropped = False
+
+    def __aiter__(self) -> Subscriber:
+        return self
+
+    async def __anext__(self) -> Event:
+        try:
+            return await self.get()
+        except SubscriptionEnded:
+            raise StopAsyncIteration from None
+
+    async def get(self) -> Event:
+        """The next event. Raises SubscriptionEnded after the last one, or TooSlow if dropped."""
+        event = await self._queue.get()
+        if event is not None:
+            return event
+        self._queue.put_nowait(None)  # ended for good: every later call ends too
+        if self._dropped:
+            raise TooSlow(
+                f"This subscription fell more than {self.max_pending} events behind and was "
+                "closed; subscribe again to catch up."
+            )
+        raise SubscriptionEnded(f"the subscription to {self.channel!r} has ended")
+
+    def _deliver(self, event: Event) -> None:
+        if not self._open:
+            return
+        if self._queue.qsize() < self.max_pending:
+            self._queue.put_nowait(event)
+            return
+        self._open, self._dropped = False, True
+        self._queue.put_nowait(None)
+        log.warning(
+            "subscriber dropped: too slow",
+            extra={"channel": self.channel, "pending": self.max_pending},
+        )
+
+    def _end(self) -> None:
+        if self._open:
+            self._open = False
+            self._queue.put_nowait(None)
+
+
+class MemoryBackend:
+    """Channels within one process: an event reaches the channels subscribed when it is published."""
+
+    healthy = True
+
+    def __init__(self) -> None:
+        self._subscribed: set[str] = set()
+        self._published: asyncio.Queue[Event] = asyncio.Queue()
+
+    async def connect(self) -> None:
+        pass
 
     async def disconnect(self) -> None:
-        listener = self._listener_task
-        listener.cancel()
-        await asyncio.wait([listener])
-        try:
-            await self._backend.disconnect()
-        finally:
-            for queues in self._subscribers.values():
-                for queue in queues:
-                    queue.put_nowait(None)
-        if not listener.cancelled() and (error := listener.exception()) is not None:
-            raise error
+        pass
+
+    async def subscribe(self, channel: str) -> None:
+        self._subscribed.add(channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._subscribed.discard(channel)
+
+    async def publish(self, channel: str, message: str) -> None:
+        if channel in self._subscribed:
+            self._published.put_nowait(Event(channel, message))
+
+    async def next_published(self) -> Event:
+        return await self._published.get()
 
 
-class _BoundedSubscriber(Subscriber):
-    async def get(self) -> Event:
-        item = await self._queue.get()
-        if item is None:
-            raise Unsubscribed()
-        if item is _TOO_SLOW:
-            raise TooSlow(
-                f"This subscription fell more than {self._queue.maxsize - 2} events behind and "
-                "was closed; subscribe again to catch up."
-            )
-        return item
-
-
-class RedisBackend(BroadcastBackend):
-    """Redis pub/sub for broadcaster, on redis.asyncio, that outlives a dropped connection.
+class RedisBackend:
+    """Redis pub/sub on redis.asyncio, that outlives a dropped connection.
 
     One pub/sub connection per process, opened in `connect()`; a reader task moves its messages to
-    a queue that `next_published()` (broadcaster's listener) waits on. When the connection drops,
+    a queue that `next_published()` (the broker's listener) waits on. When the connection drops,
     the reader reconnects and subscribes every channel wanted at that moment, so subscribers only
     see a gap, never an error: at once after a connection that had been up for `backoff_max`
     seconds, otherwise after `backoff_first` seconds doubling up to `backoff_max` while attempts
@@ -192,7 +305,6 @@ class RedisBackend(BroadcastBackend):
         confirm_timeout: float = 5.0,
         connect_timeout: float = 5.0,
     ) -> None:
-        # broadcaster's BroadcastBackend.__init__ only raises NotImplementedError: not called.
         self.url = url
         self._backoff_first = backoff_first
         self._backoff_max = backoff_max
@@ -269,7 +381,7 @@ class RedisBackend(BroadcastBackend):
         self._channels.discard(channel)
         await self._apply(channel)
 
-    async def publish(self, channel: str, message: Any) -> None:
+    async def publish(self, channel: str, message: str) -> None:
         try:
             await self._publisher.publish(channel, message)
         except (RedisConnectionError, RedisTimeoutError, OSError) as error:

@@ -3,6 +3,7 @@ and what the process wires together (`Services`, which gateway.deps.Deps provide
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -29,7 +30,7 @@ class Message(Protocol):
 
 
 class Subscriptions(Protocol):
-    def subscribe(self, channel: str) -> AbstractAsyncContextManager[Any]: ...
+    def subscribe(self, channel: str) -> AbstractAsyncContextManager[AsyncIterator[Message]]: ...
 
 
 class Services(Protocol):

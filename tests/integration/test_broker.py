@@ -1,4 +1,4 @@
-"""The event broker: broadcaster's API on memory:// and on Redis, through a dropped connection and
+"""The event broker on memory:// and on Redis, through a dropped connection and
 a Redis restart. Each Redis test starts its own redis-server on a free port (never the shared one),
 so that it can kill and restart it."""
 
@@ -16,12 +16,18 @@ from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
-from broadcaster import Event
-from broadcaster._backends.memory import MemoryBackend
 from redis import asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from adapters.broker import Broker, BrokerUnavailable, RedisBackend, make_broadcast, redact
+from adapters.broker import (
+    Broker,
+    BrokerUnavailable,
+    Event,
+    MemoryBackend,
+    RedisBackend,
+    make_broadcast,
+    redact,
+)
 
 REDIS_SERVER = shutil.which("redis-server")
 DELIVERY_SECONDS = 1.0  # a message published on loopback arrives within this
@@ -229,7 +235,7 @@ class GatedBackend(MemoryBackend):
     """The memory backend, with a subscribe that waits for a gate: a network round trip."""
 
     def __init__(self) -> None:
-        super().__init__("memory://")
+        super().__init__()
         self.gate = asyncio.Event()
         self.calls: list[str] = []
 
@@ -338,7 +344,7 @@ async def test_the_first_subscription_of_a_channel_receives_the_first_message(
 async def test_subscribers_of_one_channel_arriving_together_all_receive(
     redis_server: RedisServer,
 ) -> None:
-    # One Redis subscription per channel; broadcaster fans out to every subscriber in the process.
+    # One Redis subscription per channel; the broker fans out to every subscriber in the process.
     async with (
         asyncio.timeout(TEST_SECONDS),
         make_broadcast(redis_server.url) as web,
