@@ -28,6 +28,7 @@ import math
 import random
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -318,7 +319,7 @@ async def run_gateway(
     for client in clients:
         client.close()
     profiler.finish()
-    shape = {
+    shape: dict[str, Any] = {
         "mean stores per answer": sum(stores_returned) / len(stores_returned)
         if stores_returned
         else 0,
@@ -426,60 +427,92 @@ def figures_line(label: str, r: common.LoadResult) -> str:
     )
 
 
+@dataclass
+class Measured:
+    """What one run measured, for the report."""
+
+    result: common.LoadResult
+    cpu: common.CpuUse
+    shape: dict[str, Any]
+    more: list[tuple[str, common.LoadResult]]
+    baseline: tuple[common.LoadResult, common.CpuUse] | None
+
+
 async def main_async(args: argparse.Namespace) -> int:
     facts = await common.machine_facts(args.server)
     signature = data_signature(args)
-    timings: dict[str, float] = {}
-    reused = False
-    if args.keep_db:
-        name = args.keep_db
-        url = common.database_url(args.server, name)
-        exists, comment = await database_comment(args.server, name)
-        if exists and comment == signature:
-            reused = True
-            print(f"database {name}: reused ({signature})")
-        elif exists and not (comment or "").startswith("ropos-bench availability"):
-            sys.exit(f"database {name} exists and is not a benchmark database: choose another name")
-        elif exists:
-            print(f"database {name} holds other data ({comment}); loading it anew")
+    url, name, reused = await open_database(args, signature)
+    try:
+        timings = {} if reused else await load_database(args, url, name, signature)
+        measured = await measure(args, url)
+    finally:
+        if args.keep_db:
+            print(f"database {name} kept (--keep-db)")
+        else:
             await common.drop_database(args.server, name)
-    else:
+            print(f"database {name} dropped")
+    print()
+    report(args, facts, name, reused, timings, measured)
+    return 0
+
+
+async def open_database(args: argparse.Namespace, signature: str) -> tuple[str, str, bool]:
+    """(URL, name, whether its data is reused): a kept database with the same data parameters
+    is reused; otherwise a fresh one is made."""
+    if not args.keep_db:
         url, name = await common.create_database(args.server, "ropos_bench_availability")
         print(f"database {name} (fresh; dropped at the end)")
+        return url, name, False
+    name = args.keep_db
+    url = common.database_url(args.server, name)
+    exists, comment = await database_comment(args.server, name)
+    if exists and comment == signature:
+        print(f"database {name}: reused ({signature})")
+        return url, name, True
+    if exists and not (comment or "").startswith("ropos-bench availability"):
+        sys.exit(f"database {name} exists and is not a benchmark database: choose another name")
+    if exists:
+        print(f"database {name} holds other data ({comment}); loading it anew")
+        await common.drop_database(args.server, name)
+    conn = await common.admin_connection(args.server)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return url, name, False
 
-    gateway: common.GatewayProcess | None = None
+
+async def load_database(
+    args: argparse.Namespace, url: str, name: str, signature: str
+) -> dict[str, float]:
+    with common.timed("migrate"):
+        await common.migrate(url)
+    expected = round(args.stores * args.skus * min(1.0, args.stock_density))
+    with common.timed(
+        f"load {args.stores:,} stores x {args.skus:,} SKUs at density "
+        f"{args.stock_density:g} (~{expected:,} stock rows)"
+    ) as took:
+        timings = await load(url, args)
+    timings["total load"] = took["seconds"]
+    for step, seconds in timings.items():
+        if step == "stock rows loaded":
+            print(f"  {step}: {int(seconds):,}")
+        else:
+            print(f"  {step}: {seconds:.1f} s")
+    if args.keep_db:
+        await set_database_comment(args.server, name, signature)
+    return timings
+
+
+async def measure(args: argparse.Namespace, url: str) -> Measured:
+    if args.prewarm:
+        with common.timed("prewarm the stock table and its key into the OS page cache"):
+            print(f"  {await prewarm(url)}")
+    gateway = common.GatewayProcess(
+        url, pool_size=args.gateway_pool_size, command=args.gateway_command
+    )
     profiler = common.PySpy(args.py_spy)
     try:
-        if not reused:
-            if args.keep_db:
-                conn = await common.admin_connection(args.server)
-                try:
-                    await conn.execute(f'CREATE DATABASE "{name}"')
-                finally:
-                    await conn.close()
-            with common.timed("migrate"):
-                await common.migrate(url)
-            expected = round(args.stores * args.skus * min(1.0, args.stock_density))
-            with common.timed(
-                f"load {args.stores:,} stores x {args.skus:,} SKUs at density "
-                f"{args.stock_density:g} (~{expected:,} stock rows)"
-            ) as took:
-                timings = await load(url, args)
-            timings["total load"] = took["seconds"]
-            for step, seconds in timings.items():
-                if step == "stock rows loaded":
-                    print(f"  {step}: {int(seconds):,}")
-                else:
-                    print(f"  {step}: {seconds:.1f} s")
-            if args.keep_db:
-                await set_database_comment(args.server, name, signature)
-        if args.prewarm:
-            with common.timed("prewarm the stock table and its key into the OS page cache"):
-                print(f"  {await prewarm(url)}")
-
-        gateway = common.GatewayProcess(
-            url, pool_size=args.gateway_pool_size, command=args.gateway_command
-        )
         with common.timed(f"start gateway on port {gateway.port}"):
             await gateway.start()
         print(f"gateway pid {gateway.pid}, pool {common.pool_description(args.gateway_pool_size)}")
@@ -494,21 +527,24 @@ async def main_async(args: argparse.Namespace) -> int:
             flush=True,
         )
         more = await run_more(gateway, args)
-        baseline: tuple[common.LoadResult, common.CpuUse] | None = None
-        if args.baseline:
-            print("baseline (asyncpg, the stock read alone) ...", flush=True)
-            baseline = await run_baseline(url, args)
     finally:
-        if gateway is not None:
-            code = gateway.stop()
-            print(f"gateway stopped (exit status {code})")
-        if args.keep_db:
-            print(f"database {name} kept (--keep-db)")
-        else:
-            await common.drop_database(args.server, name)
-            print(f"database {name} dropped")
+        code = gateway.stop()
+        print(f"gateway stopped (exit status {code})")
+    baseline: tuple[common.LoadResult, common.CpuUse] | None = None
+    if args.baseline:
+        print("baseline (asyncpg, the stock read alone) ...", flush=True)
+        baseline = await run_baseline(url, args)
+    return Measured(result, cpu, shape, more, baseline)
 
-    print()
+
+def report(
+    args: argparse.Namespace,
+    facts: dict[str, str],
+    name: str,
+    reused: bool,
+    timings: dict[str, float],
+    measured: Measured,
+) -> None:
     common.print_block("=== availability benchmark: machine ===", facts)
     params = {
         "server": args.server,
@@ -529,6 +565,17 @@ async def main_async(args: argparse.Namespace) -> int:
                 for k, v in timings.items()
             },
         )
+    report_figures(args, measured)
+
+
+def report_figures(args: argparse.Namespace, measured: Measured) -> None:
+    result, cpu, shape, more, baseline = (
+        measured.result,
+        measured.cpu,
+        measured.shape,
+        measured.more,
+        measured.baseline,
+    )
     print("=== figures ===")
     print(
         f"  {'':<24} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'req/s':>9} {'ok':>9} "
@@ -575,7 +622,6 @@ async def main_async(args: argparse.Namespace) -> int:
         print(f"  baseline {baseline[1].line(baseline[0].ok_total)}")
     if result.error_kinds:
         print(f"  gateway errors: {dict(result.error_kinds.most_common(5))}")
-    return 0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -20,7 +20,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,13 +169,11 @@ class GatewayProcess:
             command = shlex.split(self.command.format(port=self.port))
         else:
             command = [*_ropos_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        self._spawn(command)
+        proc = self._spawn(command)
         deadline = time.monotonic() + startup_seconds
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"the gateway exited with {self.proc.returncode}:\n{self.log_tail()}"
-                )
+            if proc.poll() is not None:
+                raise RuntimeError(f"the gateway exited with {proc.returncode}:\n{self.log_tail()}")
             with contextlib.suppress(OSError, asyncio.IncompleteReadError, ValueError):
                 client = HttpClient("127.0.0.1", self.port)
                 await client.connect()
@@ -192,10 +190,11 @@ class GatewayProcess:
             f"the gateway did not answer /healthz in {startup_seconds} s:\n{self.log_tail()}"
         )
 
-    def _spawn(self, command: list[str]) -> None:
+    def _spawn(self, command: list[str]) -> subprocess.Popen[bytes]:
         self.proc = subprocess.Popen(
             command, cwd=REPO, env=self.env(), stdout=self._log, stderr=subprocess.STDOUT
         )
+        return self.proc
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -248,7 +247,8 @@ class HttpClient:
     async def request(self, raw: bytes) -> tuple[int, bytes]:
         if self.writer is None:
             await self.connect()
-        assert self.reader is not None and self.writer is not None
+        assert self.reader is not None
+        assert self.writer is not None
         self.writer.write(raw)
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
@@ -530,7 +530,9 @@ class CpuUse:
     machine_total: float
 
     def line(self, requests: int) -> str:
-        per = (lambda s: f"{s / requests * 1e6:,.0f} us/req") if requests else (lambda s: "-")
+        def per(seconds: float) -> str:
+            return f"{seconds / requests * 1e6:,.0f} us/req" if requests else "-"
+
         return (
             f"CPU over {self.wall:.1f} s: gateway {self.gateway:.1f} s ({per(self.gateway)}), "
             f"bench process {self.bench:.1f} s ({per(self.bench)}), "
@@ -776,7 +778,7 @@ def _loop_name() -> str:
     return "uvloop"
 
 
-def run(main: Callable[[], Awaitable[int]]) -> int:
+def run(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """Run the benchmark's coroutine on uvloop when there is one (as uvicorn does)."""
     try:
         import uvloop

@@ -23,6 +23,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -272,16 +273,16 @@ class Refused(Exception):
         self.code = code
 
 
-_policy_cache: dict[str, object] = {}
+_policy_cache: dict[str, Any] = {}
 
 
 async def read_policy(conn: asyncpg.Connection) -> asyncpg.Record:
     """The policy, re-read every 2 s as the service's PolicyCache does."""
     cached = _policy_cache.get("policy")
-    if cached is None or time.monotonic() - float(_policy_cache["at"]) >= 2.0:  # type: ignore[arg-type]
+    if cached is None or time.monotonic() - float(_policy_cache["at"]) >= 2.0:
         cached = await conn.fetchrow(POLICY_SQL, 1)
         _policy_cache.update(policy=cached, at=time.monotonic())
-    return cached  # type: ignore[return-value]
+    return cached
 
 
 async def reserve_once(conn: asyncpg.Connection, customer: str, store: str, sku: str) -> None:

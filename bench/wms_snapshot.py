@@ -217,7 +217,8 @@ class Snapshots:
 
     def stale(self) -> Snapshot:
         """A new batch id with the first round's sequence: every level is older than applied."""
-        assert self.last is not None and self.first_sequence is not None
+        assert self.last is not None
+        assert self.first_sequence is not None
         batch_id = f"bench-stale-{uuid.uuid4()}"
         levels = [
             {"storeId": s, "sku": k, "onHand": 7, "sequence": self.first_sequence}
@@ -709,9 +710,9 @@ def print_figures(result: Result, args: argparse.Namespace) -> None:
         median = result.median(rounds)
         levels = rounds[0].levels
         print(f"  {'median':<16} {median:>8.3f} s {levels / median:>10,.0f} levels/s")
-        for r in (replay, stale):
-            if r is not None:
-                print(r.line())
+        for other in (replay, stale):
+            if other is not None:
+                print(other.line())
         if rounds is result.rounds and result.shrink is not None:
             print(result.shrink.line())
     if result.cpu:

@@ -41,7 +41,7 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
 def retry_delay(attempts: int, rng: random.Random | None = None) -> float:
     """Seconds to wait after `attempts` failed tries: exponential, capped, with jitter (between
     half and all of it) so that many deliveries failing together do not retry together."""
-    ceiling = min(MAX_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2 ** max(0, attempts - 1))
+    ceiling = min(MAX_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2.0 ** max(0, attempts - 1))
     return ceiling * (0.5 + 0.5 * (rng or random).random())
 
 

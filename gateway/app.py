@@ -80,7 +80,8 @@ class GraphQLApp(GraphQL[Context, None]):
             if actor is None:
                 raise ConnectionRejectionError({"message": problem or "Invalid token."})
             context.actor, context.auth_problem = actor, None
-        return UNSET
+        accepted: UnsetType = UNSET  # strawberry types its UNSET sentinel as Any
+        return accepted
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         deps = runtime_of(request).deps

@@ -154,7 +154,8 @@ async def _reserve_once(
 async def _source(tx: UnitOfWork, cmd: Reserve, max_stores: int) -> list[Allocation]:
     if cmd.store_id is not None:
         return [Allocation(cmd.store_id, 0.0, cmd.lines)]
-    assert cmd.near is not None and cmd.radius_km is not None
+    assert cmd.near is not None
+    assert cmd.radius_km is not None
     candidates = await tx.stock.candidates(cmd.near, cmd.radius_km, cmd.units)
     try:
         return plan(cmd.units, candidates, max_stores)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,12 +22,11 @@ TTL = 3600
 
 
 @pytest.fixture(autouse=True)
-def no_ropos_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def no_ropos_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test decides its own ROPOS_* variables."""
     for name in list(os.environ):
         if name.upper().startswith("ROPOS_"):
             monkeypatch.delenv(name)
-    yield
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from domain.policy import ReservationPolicy
 
 
 @pytest.fixture
-def now(monkeypatch):
+def now(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
     clock = {"t": 1000.0}
-    monkeypatch.setattr(caches.time, "monotonic", lambda: clock["t"])
+    monkeypatch.setattr("adapters.db.caches.time.monotonic", lambda: clock["t"])
     return clock
 
 
@@ -25,7 +25,7 @@ def store(i: str, lat: float, lon: float) -> Store:
     return Store.build(id=i, name=f"Store {i}", lat=lat, lon=lon, timezone="Europe/London")
 
 
-def test_the_policy_is_served_from_the_cache_until_its_time_is_up(now):
+def test_the_policy_is_served_from_the_cache_until_its_time_is_up(now: dict[str, float]) -> None:
     cache = PolicyCache(ttl_seconds=2)
     policy = ReservationPolicy(max_active_reservations_per_customer=3)
     cache.put(policy)
@@ -36,14 +36,14 @@ def test_the_policy_is_served_from_the_cache_until_its_time_is_up(now):
     assert cache.get() is None
 
 
-def test_a_cleared_policy_cache_is_read_again(now):
+def test_a_cleared_policy_cache_is_read_again(now: dict[str, float]) -> None:
     cache = PolicyCache()
     cache.put(ReservationPolicy())
     cache.clear()
     assert cache.get() is None
 
 
-def test_the_directory_finds_exactly_the_stores_in_a_box():
+def test_the_directory_finds_exactly_the_stores_in_a_box() -> None:
     directory = StoreDirectory()
     london, paris, leeds = store("L", 51.5, -0.12), store("P", 48.85, 2.35), store("Y", 53.8, -1.55)
     directory.load([paris, leeds, london])
@@ -54,7 +54,7 @@ def test_the_directory_finds_exactly_the_stores_in_a_box():
     assert directory.in_box(bounding_box(GeoPoint(51.5, -0.1), 600)) == [paris, london, leeds]
 
 
-def test_the_directory_answers_by_id_and_in_id_order():
+def test_the_directory_answers_by_id_and_in_id_order() -> None:
     directory = StoreDirectory()
     directory.load([store("S2", 51, 0), store("S1", 52, 0), store("S3", 50, 0)])
 
@@ -62,7 +62,7 @@ def test_the_directory_answers_by_id_and_in_id_order():
     assert [s.id for s in directory.first(2)] == ["S1", "S2"]
 
 
-def test_the_directory_goes_stale_after_its_time_or_when_cleared(now):
+def test_the_directory_goes_stale_after_its_time_or_when_cleared(now: dict[str, float]) -> None:
     directory = StoreDirectory(ttl_seconds=30)
     assert not directory.fresh
     directory.load([])
@@ -119,7 +119,7 @@ def random_center(rng: random.Random, stores: list[Store]) -> GeoPoint:
     return GeoPoint(*clamp(near.lat + rng.gauss(0, spread), near.lon + rng.gauss(0, spread)))
 
 
-def test_the_directory_finds_the_same_nearest_stores_as_the_box_does():
+def test_the_directory_finds_the_same_nearest_stores_as_the_box_does() -> None:
     rng = random.Random(20240611)
     for _ in range(120):
         stores = random_directory(rng)
@@ -137,7 +137,9 @@ def test_the_directory_finds_the_same_nearest_stores_as_the_box_does():
             assert directory.nearest(center, radius, limit) == expected, (center, radius, limit)
 
 
-def test_a_search_in_a_city_measures_only_the_stores_near_it(monkeypatch):
+def test_a_search_in_a_city_measures_only_the_stores_near_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     rng = random.Random(7)
     stores = [
         store(f"S{i}", 51.5 + rng.gauss(0, 0.1), -0.12 + rng.gauss(0, 0.16)) for i in range(500)
@@ -160,14 +162,14 @@ def test_a_search_in_a_city_measures_only_the_stores_near_it(monkeypatch):
     assert len(measured) < 60
 
 
-def test_an_empty_directory_has_no_nearest_store():
+def test_an_empty_directory_has_no_nearest_store() -> None:
     directory = StoreDirectory()
     directory.load([])
 
     assert directory.nearest(GeoPoint(51.5, -0.1), 50, 10) == []
 
 
-def test_with_fewer_stores_than_asked_for_every_one_within_the_radius_comes_nearest_first():
+def test_with_fewer_stores_than_asked_for_every_one_within_the_radius_comes_nearest_first() -> None:
     directory = StoreDirectory()
     far, near, paris = store("F", 51.7, -0.1), store("N", 51.51, -0.1), store("P", 48.85, 2.35)
     directory.load([far, near, paris])
@@ -180,7 +182,7 @@ def test_with_fewer_stores_than_asked_for_every_one_within_the_radius_comes_near
     ]
 
 
-def test_a_store_exactly_at_the_radius_is_found_and_one_just_beyond_is_not():
+def test_a_store_exactly_at_the_radius_is_found_and_one_just_beyond_is_not() -> None:
     center = GeoPoint(51.5, -0.1)
     stores = [store(f"S{i}", 51.5 + i * 0.001, -0.1) for i in range(12)]
     at_the_radius, beyond = store("EDGE", 51.5, 0.0), store("FAR", 51.5, 0.01)
@@ -194,7 +196,7 @@ def test_a_store_exactly_at_the_radius_is_found_and_one_just_beyond_is_not():
     ]
 
 
-def test_stores_as_far_as_each_other_come_in_the_directory_order():
+def test_stores_as_far_as_each_other_come_in_the_directory_order() -> None:
     center = GeoPoint(51.5, 0.0)
     twins = [store("B", 51.52, 0.0), store("A", 51.52, 0.0)]
     mirrored = [store("W", 51.5, -0.03), store("E", 51.5, 0.03)]

@@ -185,7 +185,7 @@ def test_bounding_box_across_the_antimeridian_covers_every_longitude() -> None:
     assert box.max_lat == pytest.approx(0.4497, abs=1e-4)
 
 
-def test_nearest_agrees_with_sorting_every_place_by_haversine():
+def test_nearest_agrees_with_sorting_every_place_by_haversine() -> None:
     import random
 
     from domain.geo import nearest

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import strawberry
+from graphql import GraphQLObjectType, GraphQLSchema
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from schema import plain
@@ -240,11 +241,17 @@ def test_plain_selections_are_completed_by_plan(monkeypatch: pytest.MonkeyPatch)
     assert [type(s) for s in runs] == [Offer, Shop, Line, Line, Line] * 3
 
 
+def object_type(schema: GraphQLSchema, name: str) -> GraphQLObjectType:
+    found = schema.type_map[name]
+    assert isinstance(found, GraphQLObjectType)
+    return found
+
+
 def test_a_field_with_a_resolver_or_arguments_is_not_planned() -> None:
-    offer = PLANNED._schema.type_map["Offer"]
+    offer = object_type(PLANNED._schema, "Offer")
     assert plain.attribute_of(offer.fields["distanceKm"]) == "distance_km"
     assert plain.attribute_of(offer.fields["shouted"]) is None
-    query = PLANNED._schema.type_map["Query"]
+    query = object_type(PLANNED._schema, "Query")
     assert plain.attribute_of(query.fields["offers"]) is None
 
 
@@ -255,11 +262,11 @@ def test_the_availability_answer_is_completed_by_plan(monkeypatch: pytest.Monkey
     from resolvers.root import build_schema
 
     graphql_schema = build_schema()._schema
-    availability = graphql_schema.type_map["StoreAvailability"]
+    availability = object_type(graphql_schema, "StoreAvailability")
     for name in ("store", "distanceKm", "canServeAll", "lines"):
         assert plain.attribute_of(availability.fields[name]) is not None, name
     for type_name in ("Store", "AvailabilityLine", "StockLevel"):
-        for name, field in graphql_schema.type_map[type_name].fields.items():  # type: ignore[attr-defined]
+        for name, field in object_type(graphql_schema, type_name).fields.items():
             assert plain.attribute_of(field) is not None, f"{type_name}.{name}"
 
 

@@ -103,7 +103,8 @@ def test_both_figures_differing_repairs_both() -> None:
 
     assert verdict is not None
     assert [f.kind for f in verdict.findings] == [DiscrepancyKind.ON_HAND, DiscrepancyKind.RESERVED]
-    assert verdict.take_count is not None and verdict.send_reserved == 2
+    assert verdict.take_count is not None
+    assert verdict.send_reserved == 2
 
 
 def test_a_row_only_the_wms_has_is_compared_as_zero_on_our_side() -> None:
@@ -134,8 +135,10 @@ def test_dead_movements_on_a_row_that_differs_are_left_open_for_ops() -> None:
     )
 
     assert verdict is not None
-    assert verdict.compared and verdict.accurate is False
-    assert verdict.take_count is None and verdict.send_reserved is None
+    assert verdict.compared
+    assert verdict.accurate is False
+    assert verdict.take_count is None
+    assert verdict.send_reserved is None
     (finding,) = verdict.findings
     assert (finding.kind, finding.status) == (
         DiscrepancyKind.DEAD_MOVEMENTS,
@@ -186,7 +189,8 @@ def test_a_repair_is_reported_even_when_an_open_one_of_its_kind_exists() -> None
         facts(ours(on_hand=10), theirs(on_hand=8), open_kinds=frozenset({DiscrepancyKind.ON_HAND})),
     )
 
-    assert verdict is not None and [f.kind for f in verdict.findings] == [DiscrepancyKind.ON_HAND]
+    assert verdict is not None
+    assert [f.kind for f in verdict.findings] == [DiscrepancyKind.ON_HAND]
 
 
 def test_the_rows_worth_locking_are_those_that_differ_or_only_one_side_has() -> None:

@@ -23,15 +23,18 @@ def test_an_absolute_count_sets_on_hand_and_keeps_what_ropos_reserved() -> None:
 
     assert merged == Recount(row(), row(on_hand=7, wms_sequence=6))
     assert merged.on_hand_change == -3
-    assert merged.needs_write and merged.tells_watchers
+    assert merged.needs_write
+    assert merged.tells_watchers
 
 
 def test_a_delta_moves_on_hand_but_never_below_zero() -> None:
     down = merge_count(row(on_hand=2), LevelUpdate("S1", "A", delta=-5, sequence=6))
     up = merge_count(row(on_hand=2), LevelUpdate("S1", "A", delta=4, sequence=6))
 
-    assert down is not None and down.after.on_hand == 0
-    assert up is not None and up.after.on_hand == 6
+    assert down is not None
+    assert down.after.on_hand == 0
+    assert up is not None
+    assert up.after.on_hand == 6
 
 
 @pytest.mark.parametrize("sequence", [5, 4, 0])
@@ -56,7 +59,8 @@ def test_safety_stock_and_threshold_change_only_when_the_count_gives_them() -> N
         LevelUpdate("S1", "A", on_hand=10, sequence=6, safety_stock=0, low_stock_threshold=2),
     )
 
-    assert kept is not None and (kept.after.safety_stock, kept.after.low_stock_threshold) == (1, 4)
+    assert kept is not None
+    assert (kept.after.safety_stock, kept.after.low_stock_threshold) == (1, 4)
     assert given is not None
     assert (given.after.safety_stock, given.after.low_stock_threshold) == (0, 2)
 
@@ -66,7 +70,8 @@ def test_a_count_of_a_new_row_starts_from_nothing_reserved() -> None:
 
     assert merged == Recount(None, StockLevel("S1", "A", 4, 0, 0, 1, None))
     assert merged.on_hand_change == 4
-    assert merged.needs_write and merged.tells_watchers
+    assert merged.needs_write
+    assert merged.tells_watchers
 
 
 def test_a_new_row_counted_empty_moves_nothing_but_is_still_written_and_told() -> None:
@@ -74,7 +79,8 @@ def test_a_new_row_counted_empty_moves_nothing_but_is_still_written_and_told() -
 
     assert merged is not None
     assert merged.on_hand_change == 0
-    assert merged.needs_write and merged.tells_watchers
+    assert merged.needs_write
+    assert merged.tells_watchers
 
 
 def test_the_same_count_again_without_a_sequence_changes_nothing() -> None:
@@ -89,20 +95,23 @@ def test_the_same_count_again_without_a_sequence_changes_nothing() -> None:
 def test_a_new_sequence_alone_is_written_but_tells_no_watcher() -> None:
     merged = merge_count(row(), LevelUpdate("S1", "A", on_hand=10, sequence=9))
 
-    assert merged is not None and merged.needs_write
+    assert merged is not None
+    assert merged.needs_write
     assert not merged.tells_watchers  # availability and threshold are as they were
 
 
 def test_a_threshold_change_alone_tells_the_watchers() -> None:
     merged = merge_count(row(), LevelUpdate("S1", "A", on_hand=10, low_stock_threshold=20))
 
-    assert merged is not None and merged.tells_watchers
+    assert merged is not None
+    assert merged.tells_watchers
 
 
 def test_a_count_below_what_is_reserved_leaves_the_row_short() -> None:
     merged = merge_count(row(reserved=3), LevelUpdate("S1", "A", on_hand=2, sequence=6))
 
-    assert merged is not None and merged.after.is_short
+    assert merged is not None
+    assert merged.after.is_short
     assert merged.after.available == 0  # never shown below zero
 
 

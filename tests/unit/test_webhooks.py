@@ -12,7 +12,7 @@ from domain.errors import BadInput
 from domain.webhooks import MAX_RETRY_SECONDS, WebhookTarget, retry_delay, signature
 
 
-def test_the_signature_is_hmac_sha256_over_timestamp_and_body():
+def test_the_signature_is_hmac_sha256_over_timestamp_and_body() -> None:
     body = b'{"type":"READY_FOR_PICKUP"}'
     expected = hmac.new(b"0123456789abcdef", b"1767268800." + body, hashlib.sha256).hexdigest()
 
@@ -20,7 +20,7 @@ def test_the_signature_is_hmac_sha256_over_timestamp_and_body():
     assert signature("0123456789abcdef", 1767268801, body) != f"sha256={expected}"
 
 
-def test_retries_back_off_exponentially_with_jitter_up_to_a_cap():
+def test_retries_back_off_exponentially_with_jitter_up_to_a_cap() -> None:
     rng = random.Random(1)
     delays = [[retry_delay(attempt, rng) for _ in range(200)] for attempt in range(1, 16)]
 
@@ -39,7 +39,9 @@ def test_retries_back_off_exponentially_with_jitter_up_to_a_cap():
         ("https://pos.example.com/hooks", "too-short", "secret"),
     ],
 )
-def test_a_webhook_needs_an_http_url_and_a_long_enough_secret(url, secret, field):
+def test_a_webhook_needs_an_http_url_and_a_long_enough_secret(
+    url: str, secret: str, field: str
+) -> None:
     with pytest.raises(BadInput) as error:
         WebhookTarget.build(url, secret)
     assert error.value.details["field"] == field

@@ -109,7 +109,8 @@ def test_a_successful_trial_closes_the_breaker() -> None:
 
     assert breaker.state(seconds(5)) is CircuitState.CLOSED
     assert breaker.failures == 0
-    assert breaker.allow(seconds(5)) and breaker.allow(seconds(5))
+    assert breaker.allow(seconds(5))
+    assert breaker.allow(seconds(5))
 
 
 def test_a_failed_trial_opens_the_breaker_again_for_twice_as_long_up_to_the_maximum() -> None:
