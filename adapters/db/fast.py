@@ -3,7 +3,7 @@
 SQLAlchemy's execution machinery (greenlet bridge, execution context, result wrapping) costs about
 twice what the round trip itself costs in CPU, and a reserve runs eight statements. The statements
 stay SQLAlchemy Core statements, built once at import; here each is compiled once for PostgreSQL,
-its parameters go through the same bind processors SQLAlchemy would apply (UTC datetimes, JSON),
+its parameters go through their types' bind processors (UTC datetimes, JSON) as in SQLAlchemy,
 and asyncpg runs it inside the transaction the SQLAlchemy connection holds. On SQLite the
 statements simply go through SQLAlchemy.
 """
@@ -38,13 +38,17 @@ def _compile(stmt: Executable, keys: tuple[str, ...], many: bool) -> _Compiled:
             dialect=_DIALECT, column_keys=list(keys), for_executemany=many
         )
         names = tuple(compiled.positiontup or ())
-        processors = compiled._bind_processors
         found = _COMPILED[cache_key] = (
             compiled.string,
             names,
-            tuple(processors.get(n) for n in names),
+            tuple(_bind_processor(compiled.binds[n]) for n in names),
         )
     return found
+
+
+def _bind_processor(bind: sa.BindParameter[Any]) -> Callable[[Any], Any] | None:
+    """What SQLAlchemy does to a value of this parameter before asyncpg sees it (None: nothing)."""
+    return bind.type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
 
 
 def _values(
