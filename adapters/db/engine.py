@@ -71,6 +71,18 @@ class Database:
             yield conn
 
     @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[AsyncConnection]:
+        """The connection of a unit of work, for adapters.db.fast.Statements.open. On SQLite in
+        a write transaction, as write() gives it; on PostgreSQL in none yet: Statements.open
+        begins it on asyncpg, so that the statements sent straight to asyncpg share it."""
+        if self._write_lock is not None:
+            async with self.write() as conn:
+                yield conn
+            return
+        async with self.engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads, never holding a write lock. On PostgreSQL in autocommit: each
         statement sees committed data, with no BEGIN and ROLLBACK round trips around it."""

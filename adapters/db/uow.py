@@ -58,7 +58,7 @@ class SqlUnitOfWork:
 
     async def __aenter__(self) -> Self:
         self._stack = AsyncExitStack()
-        conn = await self._stack.enter_async_context(self._db.write())
+        conn = await self._stack.enter_async_context(self._db.unit_of_work())
         self.conn = conn
         try:
             statements = await Statements.open(conn)
@@ -100,7 +100,7 @@ class SqlUnitOfWork:
         assert self._stack is not None
         try:
             if not self._committed:
-                await self.conn.rollback()
+                await self._statements.rollback()
         finally:
             await self._stack.aclose()
         # Through SQLAlchemy an IntegrityError; from the statements run on asyncpg directly,
