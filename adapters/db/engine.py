@@ -115,7 +115,9 @@ class Database:
         finally:
             if driver.is_closed():  # lost during the statement: never hand it out again
                 await greenlet_spawn(fairy.invalidate)
-            # The pool may close a connection on check-in, which awaits: give it its greenlet.
+            # The pool may close a connection on check-in, which awaits: give it its greenlet, the
+            # way AsyncConnection.close does. (engine.connect() with get_raw_connection() is the
+            # documented way round and costs about 50 us more CPU per read, measured.)
             await greenlet_spawn(fairy.close)
 
     async def dispose(self) -> None:
