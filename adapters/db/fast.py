@@ -3,14 +3,16 @@
 SQLAlchemy's execution machinery (greenlet bridge, execution context, result wrapping) costs about
 twice what the round trip itself costs in CPU, and a reserve runs eight statements. The statements
 stay SQLAlchemy Core statements, built once at import; here each is compiled once for PostgreSQL,
-its parameters go through the same bind processors SQLAlchemy would apply (UTC datetimes, JSON),
-and asyncpg runs it inside the transaction the SQLAlchemy connection holds. On SQLite the
-statements simply go through SQLAlchemy.
+its parameters go through their types' bind processors (UTC datetimes, JSON) as in SQLAlchemy,
+and asyncpg runs it. The transaction is asyncpg's, begun here on the connection SQLAlchemy hands
+out and leaves in autocommit, so SQLAlchemy's statements on it run in that transaction too. On
+SQLite the statements simply go through SQLAlchemy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from typing import Any
 
 import orjson
@@ -38,13 +40,17 @@ def _compile(stmt: Executable, keys: tuple[str, ...], many: bool) -> _Compiled:
             dialect=_DIALECT, column_keys=list(keys), for_executemany=many
         )
         names = tuple(compiled.positiontup or ())
-        processors = compiled._bind_processors
         found = _COMPILED[cache_key] = (
             compiled.string,
             names,
-            tuple(processors.get(n) for n in names),
+            tuple(_bind_processor(compiled.binds[n]) for n in names),
         )
     return found
+
+
+def _bind_processor(bind: sa.BindParameter[Any]) -> Callable[[Any], Any] | None:
+    """What SQLAlchemy does to a value of this parameter before asyncpg sees it (None: nothing)."""
+    return bind.type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
 
 
 def _values(
@@ -60,33 +66,70 @@ class Statements:
     """Runs module-level (never per-call) Core statements on the unit of work's connection."""
 
     def __init__(
-        self, conn: AsyncConnection, driver: Any | None, adapted: Any | None = None
+        self, conn: AsyncConnection, driver: Any | None, transaction: Any | None = None
     ) -> None:
         self._conn = conn
         self._driver = driver  # the asyncpg connection on PostgreSQL, else None
-        self._adapted = adapted  # SQLAlchemy's adapter around it
+        self._transaction = transaction  # asyncpg's, until committed or rolled back
 
     @classmethod
     async def open(cls, conn: AsyncConnection) -> Statements:
+        """Statements on `conn`, in its transaction. On SQLite `conn` is already in one
+        (Database.unit_of_work); on PostgreSQL it must be in none yet, and it is begun here."""
         if conn.dialect.name != "postgresql":
             return cls(conn, None)
-        fairy = await conn.get_raw_connection()
-        adapted = fairy.dbapi_connection
-        # Begin now, the way SQLAlchemy's adapter begins lazily on its first statement, so that
-        # statements sent straight to asyncpg run in the transaction SQLAlchemy commits or rolls
-        # back. (Private to SQLAlchemy's asyncpg adapter; the PostgreSQL test run covers it.)
-        async with adapted._execute_mutex:  # type: ignore[union-attr]
-            if adapted._transaction is None:  # type: ignore[union-attr]
-                await adapted._start_transaction()  # type: ignore[union-attr]
-        return cls(conn, fairy.driver_connection, adapted)
+        # In autocommit SQLAlchemy's asyncpg adapter never begins, commits or rolls back a
+        # transaction of its own, so the one asyncpg begins holds SQLAlchemy's statements too.
+        # (Left in its default mode, the adapter would begin one lazily, which asyncpg nests
+        # inside this one as a savepoint.) Raises if a SQLAlchemy transaction is begun already.
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        transaction = driver.transaction()
+        try:
+            await transaction.start()
+        except BaseException:
+            # asyncpg still counts a transaction whose BEGIN failed as the connection's own.
+            await conn.invalidate()
+            raise
+        return cls(conn, driver, transaction)
 
     async def commit(self) -> None:
-        """Commit the transaction. On PostgreSQL straight on asyncpg: the last statement of a
-        reserve holds a hot stock row's lock until the commit, so the commit is sent without
-        SQLAlchemy's bookkeeping first (which then finds nothing left to commit)."""
-        if self._adapted is not None and self._adapted._transaction is not None:
-            await self._adapted._call_and_discard(self._adapted._transaction.commit)
-        await self._conn.commit()
+        """Commit the transaction. On PostgreSQL straight on asyncpg: SQLAlchemy, in autocommit,
+        has nothing to commit."""
+        if self._driver is None:
+            await self._conn.commit()
+            return
+        transaction, self._transaction = self._transaction, None
+        if transaction is None:
+            return  # committed already: what ran since ran in autocommit
+        try:
+            await transaction.commit()
+        finally:
+            await self._discard_unless_idle()
+
+    async def rollback(self) -> None:
+        """Roll back, unless committed. On PostgreSQL the pool's reset on check-in would not: the
+        adapter in autocommit holds no transaction to roll back. So a connection that may still
+        be in one when it goes back to the pool is closed instead (which ends it on the server)."""
+        if self._driver is None:
+            await self._conn.rollback()
+            return
+        transaction, self._transaction = self._transaction, None
+        try:
+            if transaction is not None and not self._driver.is_closed():
+                # A connection lost, or still busy with a cancelled statement, is closed below,
+                # which rolls back all the same; the error that brought the unit of work here
+                # is the one worth raising.
+                with suppress(Exception):
+                    await transaction.rollback()
+        finally:
+            await self._discard_unless_idle()
+
+    async def _discard_unless_idle(self) -> None:
+        if self._driver is not None and (
+            self._driver.is_closed() or self._driver.is_in_transaction()
+        ):
+            await self._conn.invalidate()
 
     async def first(self, stmt: Executable, params: Mapping[str, Any]) -> Any | None:
         """The first row the statement returns (indexable by column name), or None."""

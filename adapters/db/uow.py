@@ -7,10 +7,8 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Self
 
-from asyncpg.exceptions import IntegrityConstraintViolationError
-from sqlalchemy.exc import IntegrityError
-
 from adapters.db.accuracy import AccuracyRepository
+from adapters.db.conflicts import conflict_of
 from adapters.db.engine import Database
 from adapters.db.fast import Statements
 from adapters.db.leases import LeaseRepository
@@ -31,23 +29,6 @@ from adapters.db.wms_feed import WmsFeedRepository
 from adapters.db.wms_inbox import WmsInboxRepository
 from services.unit_of_work import RetryableConflict
 
-# Unique keys whose collision means "someone else got there first; look again or retry".
-# ("deadlock": a race that running the whole transaction again resolves.)
-_CONFLICTS = {
-    "pk_idempotency_keys": "idempotency_key",
-    "idempotency_keys.customer_id, idempotency_keys.key": "idempotency_key",
-    "uq_reservations_active_code": "pickup_code",
-    "reservations.code": "pickup_code",
-    # Two transactions made the same new stock row: the one that lost reads it on a second try.
-    "pk_stock_levels": "deadlock",
-    "stock_levels.store_id, stock_levels.sku": "deadlock",
-    # A row names a store or SKU that does not exist.
-    "violates foreign key constraint": "unknown_reference",
-    "FOREIGN KEY constraint failed": "unknown_reference",
-}
-# PostgreSQL broke a lock cycle or a serialization conflict by failing this transaction.
-_TRANSIENT_SQLSTATES = {"40P01", "40001"}
-
 
 class SqlUnitOfWork:
     def __init__(self, db: Database, notify: Callable[[], None] | None = None) -> None:
@@ -58,7 +39,7 @@ class SqlUnitOfWork:
 
     async def __aenter__(self) -> Self:
         self._stack = AsyncExitStack()
-        conn = await self._stack.enter_async_context(self._db.write())
+        conn = await self._stack.enter_async_context(self._db.unit_of_work())
         self.conn = conn
         try:
             statements = await Statements.open(conn)
@@ -100,27 +81,11 @@ class SqlUnitOfWork:
         assert self._stack is not None
         try:
             if not self._committed:
-                await self.conn.rollback()
+                await self._statements.rollback()
         finally:
             await self._stack.aclose()
-        # Through SQLAlchemy an IntegrityError; from the statements run on asyncpg directly,
-        # asyncpg's own integrity errors.
-        if _sqlstate(exc) in _TRANSIENT_SQLSTATES:
-            raise RetryableConflict("deadlock") from exc
-        if isinstance(exc, IntegrityError | IntegrityConstraintViolationError):
-            message = str(exc.orig if isinstance(exc, IntegrityError) else exc)
-            for marker, what in _CONFLICTS.items():
-                if marker in message:
-                    raise RetryableConflict(what) from exc
-
-
-def _sqlstate(exc: BaseException | None) -> str | None:
-    """The SQLSTATE of a database error, through SQLAlchemy's and asyncpg's wrappings."""
-    seen = 0
-    while exc is not None and seen < 5:
-        code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
-        if isinstance(code, str):
-            return code
-        exc = getattr(exc, "orig", None) or exc.__cause__
-        seen += 1
-    return None
+        # Through SQLAlchemy a DBAPIError, from the statements sent straight to asyncpg asyncpg's
+        # own error: conflict_of reads both.
+        what = conflict_of(exc)
+        if what is not None:
+            raise RetryableConflict(what) from exc
