@@ -20,9 +20,11 @@ WORKDIR /src
 COPY . .
 # A regular (not editable) install: the packages, including migrations/versions/*.py and
 # migrations/script.py.mako as package data, are copied into the venv's site-packages, so the
-# source tree is not needed at run time. Every dependency is pinned by requirements.lock. The check
-# runs isolated (-I: not from /src) and fails the build if the installed package has no migrations.
-RUN /opt/venv/bin/pip install -c requirements.lock . \
+# source tree is not needed at run time. Every dependency is pinned by requirements.lock, each file
+# checked against its hash, and ROPOS itself goes in after them with --no-deps. The check runs
+# isolated (-I: not from /src) and fails the build if the installed package has no migrations.
+RUN /opt/venv/bin/pip install --require-hashes -r requirements.lock \
+ && /opt/venv/bin/pip install --no-deps . \
  && /opt/venv/bin/python -I -c "from gateway.migrate import head_revision as h; assert h(), 'no migrations shipped'"
 
 # --- final: the venv only, run as a non-root user ------------------------------------------------
