@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import venv
@@ -85,6 +86,15 @@ def test(extra: list[str]) -> None:
 
 def check(extra: list[str]) -> None:
     install()
+    # The Dockerfile pins pip and setuptools by version (it installs them before any lock is in the
+    # image); they must be the ones requirements-dev.lock pins, which dev.py installs.
+    locked = (ROOT / "requirements-dev.lock").read_text()
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for name, version in re.findall(r"^(pip|setuptools)==(\S+)", locked, re.MULTILINE):
+        if not re.search(rf"\b{name}=={re.escape(version)}\s", dockerfile):
+            sys.exit(
+                f"dev.py: the Dockerfile must install {name}=={version}, as requirements-dev.lock"
+            )
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
     run(BIN / "mypy")
