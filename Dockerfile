@@ -3,7 +3,9 @@
 #   docker build -t ropos .
 #   docker run --rm -e ROPOS_JWT_SECRET=... -e ROPOS_DATABASE_URL=... ropos migrate
 #   docker run --rm -p 8000:8000 -e ROPOS_JWT_SECRET=... -e ROPOS_DATABASE_URL=... ropos
-ARG PYTHON_IMAGE=python:3.11-slim
+# An exact tag: one Python release on one Debian release, raised by hand. (Docker Hub still
+# rebuilds a tag for Debian's security fixes; add @sha256:<digest> for byte-identical bases.)
+ARG PYTHON_IMAGE=python:3.11.17-slim-trixie
 
 # --- builder: a self-contained venv at /opt/venv with ROPOS and its pinned dependencies ---------
 FROM ${PYTHON_IMAGE} AS builder
@@ -12,17 +14,25 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
+# pip and setuptools by version (no lock is in the image yet), the ones requirements-dev.lock
+# pins: `python3 dev.py check` fails when they differ. setuptools builds ROPOS below without build
+# isolation, so the build downloads nothing unpinned; it makes the wheel itself (no `wheel`).
 RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --upgrade pip setuptools wheel
+ && /opt/venv/bin/python -m pip install pip==26.3 setuptools==84.2.1
 
 WORKDIR /src
+# The dependencies first, in a layer of their own that a change to the source does not invalidate:
+# exactly what requirements.lock pins, every file checked against its hash.
+COPY requirements.lock ./
+RUN /opt/venv/bin/pip install --require-hashes -r requirements.lock
+
 # .dockerignore keeps .venv, .git, tests, bench, caches and *.db out of this copy.
 COPY . .
-# A regular (not editable) install: the packages, including migrations/versions/*.py and
-# migrations/script.py.mako as package data, are copied into the venv's site-packages, so the
-# source tree is not needed at run time. Every dependency is pinned by requirements.lock. The check
+# A regular (not editable) install of ROPOS alone (--no-deps: they are all installed above): the
+# packages, including migrations/versions/*.py and migrations/script.py.mako as package data, are
+# copied into the venv's site-packages, so the source tree is not needed at run time. The check
 # runs isolated (-I: not from /src) and fails the build if the installed package has no migrations.
-RUN /opt/venv/bin/pip install -c requirements.lock . \
+RUN /opt/venv/bin/pip install --no-deps --no-build-isolation . \
  && /opt/venv/bin/python -I -c "from gateway.migrate import head_revision as h; assert h(), 'no migrations shipped'"
 
 # --- final: the venv only, run as a non-root user ------------------------------------------------

@@ -4,14 +4,16 @@
     python3 dev.py serve   installs into .venv, migrates, loads the demo chain, serves on :8000
     python3 dev.py test    installs into .venv and runs the whole test suite
 
-and `python3 dev.py check` (ruff, mypy, schema drift) for contributors. Extra arguments go to
-`ropos serve` or pytest. Only the standard library is used here.
+and for contributors `python3 dev.py check` (ruff, mypy, schema drift) and `python3 dev.py lock`
+(regenerates requirements.lock and requirements-dev.lock from pyproject.toml). Extra arguments go
+to `ropos serve`, pytest or `uv pip compile`. Only the standard library is used here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import venv
@@ -22,7 +24,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".ropos-install"
-INPUTS = ("pyproject.toml", "requirements.lock")
+INPUTS = ("pyproject.toml", "requirements.lock", "requirements-dev.lock")
 
 
 def say(message: str) -> None:
@@ -45,9 +47,14 @@ def install() -> None:
     if not PYTHON.exists():
         say("creating .venv")
         venv.EnvBuilder(with_pip=True).create(VENV)
-    say("installing dependencies (pinned in requirements.lock)")
-    run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    run(PYTHON, "-m", "pip", "install", "--quiet", "-c", "requirements.lock", "-e", ".[dev]")
+    say("installing dependencies (requirements-dev.lock, every file checked against its hash)")
+    # The lock pins pip and setuptools too: pip replaces itself first, and the project is then
+    # built with the locked setuptools (no build isolation, so nothing unpinned is downloaded).
+    run(
+        PYTHON, "-m", "pip", "install", "--quiet", "--require-hashes", "-r", "requirements-dev.lock"
+    )
+    say("installing ropos itself (editable)")
+    run(PYTHON, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", ".")
     STAMP.write_text(digest)
 
 
@@ -79,12 +86,49 @@ def test(extra: list[str]) -> None:
 
 def check(extra: list[str]) -> None:
     install()
+    # The Dockerfile pins pip and setuptools by version (it installs them before any lock is in the
+    # image); they must be the ones requirements-dev.lock pins, which dev.py installs.
+    locked = (ROOT / "requirements-dev.lock").read_text()
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for name, version in re.findall(r"^(pip|setuptools)==(\S+)", locked, re.MULTILINE):
+        if not re.search(rf"\b{name}=={re.escape(version)}\s", dockerfile):
+            sys.exit(
+                f"dev.py: the Dockerfile must install {name}=={version}, as requirements-dev.lock"
+            )
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
     run(BIN / "mypy")
 
 
-COMMANDS = {"serve": serve, "test": test, "check": check}
+# How both locks are made, quoted at the top of each. One universal resolution per lock (every
+# platform's wheels, with their markers, for Python 3.11 and newer); the dev lock is constrained by
+# the runtime lock, so a package in both has the same version in both. --no-config: a contributor's
+# own uv settings (another index, say) stay out of it. uv keeps the versions already in a lock
+# unless told otherwise: `python3 dev.py lock --upgrade-package NAME` moves one.
+UV_COMPILE = (
+    "uv pip compile --no-config pyproject.toml --universal --python-version 3.11 --generate-hashes"
+)
+LOCKS = {
+    "requirements.lock": "",
+    "requirements-dev.lock": " --extra test --extra dev -c requirements.lock",
+}
+REFRESH = "# Refresh both locks with `python3 dev.py lock` (uv from .venv); for this one it runs:\n"
+
+
+def lock(extra: list[str]) -> None:
+    install()  # uv itself is pinned in requirements-dev.lock
+    for output, options in LOCKS.items():
+        command = f"{UV_COMPILE}{options} -o {output}"
+        say(command)
+        run(
+            BIN / "uv", *command.split()[1:], "--quiet", "--custom-compile-command", command, *extra
+        )
+        path = ROOT / output
+        path.write_text(REFRESH + path.read_text())
+    say("done: the next dev.py command installs from them")
+
+
+COMMANDS = {"serve": serve, "test": test, "check": check, "lock": lock}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
