@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pluggy
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
@@ -29,6 +30,7 @@ from adapters.db.tables import metadata
 from adapters.db.uow import SqlUnitOfWork
 from adapters.db.views import Views
 from gateway import migrate
+from services.unit_of_work import UnitOfWorkFactory
 from tests.clock import FakeClock
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -39,9 +41,11 @@ STRICT = os.environ.get("ROPOS_TEST_STRICT") == "1"
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
     outcome = yield
-    report = outcome.get_result()  # type: ignore[attr-defined]
+    report = outcome.get_result()
     if STRICT and report.skipped:
         report.outcome = "failed"
         report.longrepr = (
@@ -169,7 +173,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def uow(clean_db: Database) -> Any:
+def uow(clean_db: Database) -> UnitOfWorkFactory:
     return lambda: SqlUnitOfWork(clean_db)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import uvicorn
+from starlette.applications import Starlette
 
 from adapters.db.engine import Database
 from adapters.db.tables import outbox, reservations, stock_levels, stock_movements
@@ -97,7 +98,7 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[str]:
+async def serving(app: Starlette) -> AsyncIterator[str]:
     """The ASGI app served by uvicorn on a free loopback port, in the test loop; yields its URL."""
     port = free_port()
     server = uvicorn.Server(

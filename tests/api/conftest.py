@@ -7,11 +7,12 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
 import pytest_asyncio
+from starlette.applications import Starlette
 
 from adapters.db.engine import Database
 from domain.access import Role
@@ -23,13 +24,25 @@ from tests.conftest import START
 from tests.helpers import serving
 
 
+class Endpoint(Protocol):
+    """What the API helpers use of a gateway, in this process or another: where it listens, and
+    tokens it accepts."""
+
+    @property
+    def url(self) -> str: ...
+
+    def token(
+        self, role: Role | str, *, sub: str | None = None, store: str | None = None
+    ) -> str: ...
+
+
 @dataclass
 class Gateway:
     url: str
     settings: Settings
     clock: FakeClock
     db: Database
-    app: Any = None
+    app: Starlette
 
     def token(
         self,
@@ -121,7 +134,7 @@ class Result:
 
 async def gql(
     client: httpx.AsyncClient,
-    api: Gateway,
+    api: Endpoint,
     query: str,
     variables: dict[str, Any] | None = None,
     token: str | None = None,

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from adapters.db.engine import Database
 from adapters.db.tables import metadata
-from tests.api.conftest import Gateway, Result, gql
+from tests.api.conftest import Endpoint, Result, gql
 
 UPSERT_STORES = """
 mutation($stores: [StoreInput!]!) { upsertStores(stores: $stores) { id } }
@@ -72,13 +72,13 @@ DEFAULT_POLICY = {
 }
 
 
-async def given_stores(http: httpx.AsyncClient, api: Gateway, *stores: dict[str, Any]) -> None:
+async def given_stores(http: httpx.AsyncClient, api: Endpoint, *stores: dict[str, Any]) -> None:
     chosen = list(stores) or [OXFORD_CIRCUS, KINGS_CROSS]
     (await gql(http, api, UPSERT_STORES, {"stores": chosen}, api.token("ops"))).ok()
 
 
 async def given_stock(
-    http: httpx.AsyncClient, api: Gateway, levels: dict[tuple[str, str], int]
+    http: httpx.AsyncClient, api: Endpoint, levels: dict[tuple[str, str], int]
 ) -> None:
     rows = [{"storeId": s, "sku": k, "onHand": q} for (s, k), q in levels.items()]
     result = (await gql(http, api, SYNC_STOCK, {"levels": rows}, api.token("ops"))).ok()
@@ -86,7 +86,7 @@ async def given_stock(
 
 
 async def given_stores_with_stock(
-    http: httpx.AsyncClient, api: Gateway, levels: dict[tuple[str, str], int]
+    http: httpx.AsyncClient, api: Endpoint, levels: dict[tuple[str, str], int]
 ) -> None:
     """S001 and S002, and these on-hand counts, in one request."""
     rows = [{"storeId": s, "sku": k, "onHand": q} for (s, k), q in levels.items()]
@@ -96,7 +96,7 @@ async def given_stores_with_stock(
 
 
 async def given_reservation(
-    http: httpx.AsyncClient, api: Gateway, token: str, **reserve_input: Any
+    http: httpx.AsyncClient, api: Endpoint, token: str, **reserve_input: Any
 ) -> dict[str, Any]:
     """One reservation made through `reserve`; returns it as the API gave it back."""
     variables = {"input": reserve_input}
@@ -106,7 +106,7 @@ async def given_reservation(
     return dict(reservation)
 
 
-async def ops_view(http: httpx.AsyncClient, api: Gateway) -> dict[str, Any]:
+async def ops_view(http: httpx.AsyncClient, api: Endpoint) -> dict[str, Any]:
     return in_order(dict((await gql(http, api, OPS_VIEW, token=api.token("ops"))).ok()))
 
 

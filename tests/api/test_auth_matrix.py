@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 import pytest_asyncio
@@ -254,7 +255,7 @@ def _reserve_input(world: World, caller: str) -> dict[str, Any]:
     return {"input": {**RESERVE_ONE, "customerId": "carol"}}
 
 
-def _reserved(world: World, caller: str) -> Any:
+def _reserved(world: World, caller: str) -> dict[str, Any]:
     customer, channel = RESERVED_FOR[caller]
     line = {"sku": "SKU-1", "quantity": 1}
     reservation = {
@@ -547,7 +548,7 @@ def changed_tables(before: dict[str, Any], after: dict[str, Any]) -> set[str]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def world(http, api) -> World:
+async def world(http: httpx.AsyncClient, api: Gateway) -> World:
     await given_stores_with_stock(http, api, {("S001", "SKU-1"): 10, ("S002", "SKU-1"): 5})
     reservation = await given_reservation(
         http,
@@ -563,7 +564,9 @@ async def world(http, api) -> World:
 # --- the tests -----------------------------------------------------------------------------------
 
 
-async def test_the_matrix_has_a_row_for_every_query_and_mutation_the_gateway_serves(http, api):
+async def test_the_matrix_has_a_row_for_every_query_and_mutation_the_gateway_serves(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     # Given the operations the running gateway serves
     served = (await gql(http, api, ROOT_FIELDS)).ok()["__schema"]
     names = {f["name"] for root in ("queryType", "mutationType") for f in served[root]["fields"]}
@@ -576,12 +579,18 @@ async def test_the_matrix_has_a_row_for_every_query_and_mutation_the_gateway_ser
 
 
 @pytest.mark.parametrize(("operation", "caller", "expected"), CASES)
-async def test_who_may_call_what(http, api, world, operation, caller, expected):
+async def test_who_may_call_what(
+    http: httpx.AsyncClient,
+    api: Gateway,
+    world: World,
+    operation: str,
+    caller: str,
+    expected: str,
+) -> None:
     # Given the world and the caller's token; for a mutation, also ops' view of the world and
     # every row of the database
     op = OPERATIONS[operation]
-    mutation = op.effect is not None
-    if mutation:
+    if op.effect is not None:  # a mutation
         view_before = await ops_view(http, api)
         rows_before = await database_rows(api.db)
     token = TOKENS[caller](api)
@@ -600,7 +609,7 @@ async def test_who_may_call_what(http, api, world, operation, caller, expected):
         assert result.errors[0]["path"] == [operation]
         assert result.errors[0]["message"].strip()
         assert "Traceback" not in str(result.body)
-    if mutation:
+    if op.effect is not None:
         expected_view = copy.deepcopy(view_before)
         if expected == OK:
             op.effect(expected_view, caller)
@@ -617,7 +626,9 @@ AUTH_MESSAGES = [
 
 
 @pytest.mark.parametrize(("caller", "message"), AUTH_MESSAGES)
-async def test_an_unauthenticated_caller_is_told_what_to_do(http, api, world, caller, message):
+async def test_an_unauthenticated_caller_is_told_what_to_do(
+    http: httpx.AsyncClient, api: Gateway, world: World, caller: str, message: str
+) -> None:
     # Given a caller without a usable token
     token = TOKENS[caller](api)
 
@@ -629,7 +640,9 @@ async def test_an_unauthenticated_caller_is_told_what_to_do(http, api, world, ca
     assert result.errors[0]["message"] == message
 
 
-async def test_a_token_is_accepted_until_it_expires(http, api, world):
+async def test_a_token_is_accepted_until_it_expires(
+    http: httpx.AsyncClient, api: Gateway, world: World
+) -> None:
     # Given an ops token issued for 60 s
     token = api.token("ops", ttl=60)
 
@@ -673,7 +686,12 @@ UNTRUSTED_TOKENS = [
 
 
 @pytest.mark.parametrize("make_token", UNTRUSTED_TOKENS)
-async def test_a_token_the_gateway_cannot_trust_is_unauthenticated(http, api, world, make_token):
+async def test_a_token_the_gateway_cannot_trust_is_unauthenticated(
+    http: httpx.AsyncClient,
+    api: Gateway,
+    world: World,
+    make_token: Callable[[Gateway], str],
+) -> None:
     # Given a token that looks like a JWT but is not one the gateway issued, or is incomplete
     token = make_token(api)
     rows_before = await database_rows(api.db)
@@ -685,12 +703,16 @@ async def test_a_token_the_gateway_cannot_trust_is_unauthenticated(http, api, wo
     )
 
     # Then both are refused as unauthenticated, and nothing changed
-    assert read.codes == ["UNAUTHENTICATED"] and read.data == {"stockLevel": None}
-    assert write.codes == ["UNAUTHENTICATED"] and write.data is None
+    assert read.codes == ["UNAUTHENTICATED"]
+    assert read.data == {"stockLevel": None}
+    assert write.codes == ["UNAUTHENTICATED"]
+    assert write.data is None
     assert await database_rows(api.db) == rows_before
 
 
-async def test_a_bearer_token_sent_with_another_scheme_is_unauthenticated(http, api, world):
+async def test_a_bearer_token_sent_with_another_scheme_is_unauthenticated(
+    http: httpx.AsyncClient, api: Gateway, world: World
+) -> None:
     # Given a valid ops token, sent as if it were Basic auth
     headers = {"authorization": f"Basic {api.token('ops')}"}
 
@@ -710,8 +732,8 @@ HIDDEN_FROM = [BOB, STAFF_ELSEWHERE, POS_ELSEWHERE, WMS, OTHER_CHANNEL]
 @pytest.mark.parametrize("operation", ["reservation", "cancelReservation"])
 @pytest.mark.parametrize("caller", HIDDEN_FROM)
 async def test_a_reservation_one_may_not_see_looks_exactly_like_one_that_does_not_exist(
-    http, api, world, operation, caller
-):
+    http: httpx.AsyncClient, api: Gateway, world: World, operation: str, caller: str
+) -> None:
     # Given alice's reservation and an id nobody has
     op = OPERATIONS[operation]
     token = TOKENS[caller](api)
@@ -771,8 +793,13 @@ RESERVE_ON_SOMEONE_ELSES_BEHALF = [
 
 @pytest.mark.parametrize(("caller", "reserve_input", "message"), RESERVE_ON_SOMEONE_ELSES_BEHALF)
 async def test_reserving_for_someone_one_does_not_act_for_is_forbidden(
-    http, api, world, caller, reserve_input, message
-):
+    http: httpx.AsyncClient,
+    api: Gateway,
+    world: World,
+    caller: str,
+    reserve_input: dict[str, Any],
+    message: str,
+) -> None:
     # Given the world as ops see it
     view_before = await ops_view(http, api)
     rows_before = await database_rows(api.db)

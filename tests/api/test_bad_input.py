@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 
-from tests.api.conftest import gql
+from tests.api.conftest import Gateway, gql
 from tests.api.given import (
     DEFAULT_POLICY,
     KINGS_CROSS,
@@ -59,14 +60,14 @@ ONE = [{"sku": "SKU-1", "quantity": 1}]
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def stocked(http, api) -> None:
+async def stocked(http: httpx.AsyncClient, api: Gateway) -> None:
     """S001 with 10 of SKU-1 and SKU-2, S002 with 5 of SKU-1."""
     await given_stores_with_stock(
         http, api, {("S001", "SKU-1"): 10, ("S001", "SKU-2"): 10, ("S002", "SKU-1"): 5}
     )
 
 
-async def world_as_ops_see_it(http, api) -> dict[str, Any]:
+async def world_as_ops_see_it(http: httpx.AsyncClient, api: Gateway) -> dict[str, Any]:
     """Everything a refused call must leave alone: ops' view through the API, and every row."""
     ops = api.token("ops")
     levels = {
@@ -213,8 +214,13 @@ BAD_RESERVES = [
 
 @pytest.mark.parametrize(("reserve_input", "extensions", "message"), BAD_RESERVES)
 async def test_a_bad_reserve_is_refused_and_locks_nothing(
-    http, api, stocked, reserve_input, extensions, message
-):
+    http: httpx.AsyncClient,
+    api: Gateway,
+    stocked: None,
+    reserve_input: dict[str, Any],
+    extensions: dict[str, Any],
+    message: str,
+) -> None:
     # Given stock at two stores
     before = await world_as_ops_see_it(http, api)
 
@@ -265,8 +271,12 @@ WRONG_TYPES = [
 
 @pytest.mark.parametrize(("reserve_input", "messages"), WRONG_TYPES)
 async def test_a_reserve_with_wrong_types_is_refused_before_it_runs(
-    http, api, stocked, reserve_input, messages
-):
+    http: httpx.AsyncClient,
+    api: Gateway,
+    stocked: None,
+    reserve_input: dict[str, Any],
+    messages: list[str],
+) -> None:
     # Given stock at two stores
     before = await world_as_ops_see_it(http, api)
 
@@ -292,13 +302,15 @@ def skus(count: int) -> list[str]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def many_skus(http, api) -> None:
+async def many_skus(http: httpx.AsyncClient, api: Gateway) -> None:
     """S001 with one unit of each of 101 SKUs: enough stock for a reservation of 101 lines."""
     await given_stores_with_stock(http, api, {("S001", "SKU-1"): 10})
     await given_stock(http, api, {("S001", sku): 1 for sku in skus(101)})
 
 
-async def test_a_reservation_of_100_lines_is_made(http, api, many_skus):
+async def test_a_reservation_of_100_lines_is_made(
+    http: httpx.AsyncClient, api: Gateway, many_skus: None
+) -> None:
     # Given 100 SKUs in stock at S001 (the default policy allows one unit of each)
     lines = [{"sku": sku, "quantity": 1} for sku in skus(100)]
 
@@ -313,7 +325,8 @@ async def test_a_reservation_of_100_lines_is_made(http, api, many_skus):
 
     # Then one reservation holds all 100 lines, and the last SKU's unit is locked
     (reservation,) = result.ok()["reserve"]["reservations"]
-    assert reservation["storeId"] == "S001" and reservation["status"] == "HELD"
+    assert reservation["storeId"] == "S001"
+    assert reservation["status"] == "HELD"
     assert sorted(reservation["lines"], key=lambda line: line["sku"]) == lines
     ops = api.token("ops")
     assert (await gql(http, api, STOCK_LEVEL, {"store": "S001", "sku": "SKU-099"}, ops)).ok() == {
@@ -321,7 +334,9 @@ async def test_a_reservation_of_100_lines_is_made(http, api, many_skus):
     }
 
 
-async def test_a_reservation_of_101_lines_is_refused_and_locks_nothing(http, api, many_skus):
+async def test_a_reservation_of_101_lines_is_refused_and_locks_nothing(
+    http: httpx.AsyncClient, api: Gateway, many_skus: None
+) -> None:
     # Given 101 SKUs in stock at S001: only the number of lines is wrong
     lines = [{"sku": sku, "quantity": 1} for sku in skus(101)]
     rows_before = await database_rows(api.db)
@@ -346,7 +361,9 @@ async def test_a_reservation_of_101_lines_is_refused_and_locks_nothing(http, api
     assert await database_rows(api.db) == rows_before
 
 
-async def test_an_idempotency_key_of_128_characters_is_accepted(http, api, stocked):
+async def test_an_idempotency_key_of_128_characters_is_accepted(
+    http: httpx.AsyncClient, api: Gateway, stocked: None
+) -> None:
     # Given stock at S001
     # When a customer reserves with the longest key allowed
     result = await gql(
@@ -409,8 +426,13 @@ BAD_SYNCS = [
 
 @pytest.mark.parametrize(("levels", "extensions", "message"), BAD_SYNCS)
 async def test_a_bad_stock_sync_is_refused_and_applies_nothing(
-    http, api, stocked, levels, extensions, message
-):
+    http: httpx.AsyncClient,
+    api: Gateway,
+    stocked: None,
+    levels: list[dict[str, Any]],
+    extensions: dict[str, Any],
+    message: str,
+) -> None:
     # Given stock at two stores
     before = await world_as_ops_see_it(http, api)
 
@@ -469,8 +491,13 @@ BAD_STORES = [
 
 @pytest.mark.parametrize(("bad_store", "extensions", "message"), BAD_STORES)
 async def test_a_bad_store_is_refused_and_no_store_changes(
-    http, api, stocked, bad_store, extensions, message
-):
+    http: httpx.AsyncClient,
+    api: Gateway,
+    stocked: None,
+    bad_store: dict[str, Any],
+    extensions: dict[str, Any],
+    message: str,
+) -> None:
     # Given S001 and S002
     before = await world_as_ops_see_it(http, api)
 
@@ -493,7 +520,9 @@ async def test_a_bad_store_is_refused_and_no_store_changes(
         pytest.param({**NEW_STORE, "name": "  "}, id="name"),
     ],
 )
-async def test_the_message_names_the_store_at_fault_in_a_batch(http, api, stocked, bad_store):
+async def test_the_message_names_the_store_at_fault_in_a_batch(
+    http: httpx.AsyncClient, api: Gateway, stocked: None, bad_store: dict[str, Any]
+) -> None:
     # Given a batch of stores (up to 1000 in one call) with one bad one
     batch = [RENAMED, KINGS_CROSS, bad_store]
 
@@ -550,8 +579,13 @@ BAD_POLICIES = [
 
 @pytest.mark.parametrize(("change", "extensions", "message"), BAD_POLICIES)
 async def test_a_bad_policy_is_refused_and_the_old_one_stays(
-    http, api, stocked, change, extensions, message
-):
+    http: httpx.AsyncClient,
+    api: Gateway,
+    stocked: None,
+    change: dict[str, Any],
+    extensions: dict[str, Any],
+    message: str,
+) -> None:
     # Given the default policy
     before = await world_as_ops_see_it(http, api)
 
@@ -660,8 +694,14 @@ BAD_READS = [
 
 @pytest.mark.parametrize(("query", "variables", "extensions", "message"), BAD_READS)
 async def test_a_bad_public_query_is_refused_with_a_clear_message(
-    http, api, stocked, query, variables, extensions, message
-):
+    http: httpx.AsyncClient,
+    api: Gateway,
+    stocked: None,
+    query: str,
+    variables: dict[str, Any],
+    extensions: dict[str, Any],
+    message: str,
+) -> None:
     # Given stock at two stores
     # When an anonymous shopper searches with bad arguments
     result = await gql(http, api, query, variables)

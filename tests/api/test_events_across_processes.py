@@ -167,7 +167,7 @@ async def start_gateways(
     return new
 
 
-async def given_store_with_stock(http: httpx.AsyncClient, gateway: Any) -> None:
+async def given_store_with_stock(http: httpx.AsyncClient, gateway: GatewayProcess) -> None:
     """S001 and S002; SKU-1 and WARM (for the warm-up and the probes) at S001."""
     await given_stores_with_stock(http, gateway, {("S001", "SKU-1"): 10, ("S001", "WARM"): 100})
 
@@ -184,20 +184,22 @@ async def unpublished(db: Database) -> int:
 
 
 async def test_an_event_made_on_one_process_reaches_a_subscriber_of_another_within_a_second(
-    http, database_url, clean_db, gateways, tmp_path
-):
+    http: httpx.AsyncClient,
+    database_url: str,
+    clean_db: Database,
+    gateways: list[GatewayProcess],
+    tmp_path: Path,
+) -> None:
     a, b = await start_gateways(gateways, http, database_url, _BROKER, tmp_path, count=2)
-    on_a: Any = a  # what the API helpers use of a gateway: url and token()
-    on_b: Any = b
     await given_store_with_stock(http, b)
-    held = await reserve(http, on_b)
+    held = await reserve(http, b)
 
     async with subscribed(
-        on_a, PICKUP_EVENTS, {"storeId": "S001"}, init_payload=bearer(pos(on_a)), skip=is_warm_up
+        a, PICKUP_EVENTS, {"storeId": "S001"}, init_payload=bearer(pos(a)), skip=is_warm_up
     ) as terminal:
-        await until_live(terminal, ready_warm_up(http, on_b))
+        await until_live(terminal, ready_warm_up(http, b))
         started = asyncio.get_running_loop().time()
-        await mark_ready(http, on_b, held)
+        await mark_ready(http, b, held)
         event = await terminal.next(within=DELIVERY_SECONDS - elapsed(started))
 
     assert (event["type"], event["reservation"]["id"]) == ("READY_FOR_PICKUP", held["id"])
@@ -229,16 +231,24 @@ async def private_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
 
 
 async def test_a_redis_outage_delays_events_but_fails_no_mutation_and_loses_none(
-    http, database_url, clean_db, private_redis, gateways, tmp_path
-):
+    http: httpx.AsyncClient,
+    database_url: str,
+    clean_db: Database,
+    private_redis: RedisServer,
+    gateways: list[GatewayProcess],
+    tmp_path: Path,
+) -> None:
     (gateway,) = await start_gateways(gateways, http, database_url, private_redis.url, tmp_path)
     await given_store_with_stock(http, gateway)
-    api: Any = gateway  # what the API helpers use of a gateway: url and token()
 
     async with subscribed(
-        api, PICKUP_EVENTS, {"storeId": "S001"}, init_payload=bearer(pos(api)), skip=is_warm_up
+        gateway,
+        PICKUP_EVENTS,
+        {"storeId": "S001"},
+        init_payload=bearer(pos(gateway)),
+        skip=is_warm_up,
     ) as terminal:
-        await until_live(terminal, ready_warm_up(http, api))
+        await until_live(terminal, ready_warm_up(http, gateway))
 
         await private_redis.stop()
         await wait_until(
@@ -246,8 +256,9 @@ async def test_a_redis_outage_delays_events_but_fails_no_mutation_and_loses_none
             within=10,
             what="the gateway to see Redis down",
         )
-        during = await reserve(http, api, "during-the-outage")  # a mutation fails -> .ok() raises
-        await mark_ready(http, api, during)
+        # a mutation fails -> .ok() raises
+        during = await reserve(http, gateway, "during-the-outage")
+        await mark_ready(http, gateway, during)
         # Redis stays down until the relay has tried to publish these and failed.
         await wait_until(
             lambda: RELAY_FAILED in gateway.log(),
@@ -270,9 +281,9 @@ async def test_a_redis_outage_delays_events_but_fails_no_mutation_and_loses_none
                 f"{RECOVERY_SECONDS} s; seen {seen}\n{gateway.log()}"
             )
             held = await reserve(
-                http, api, f"after-the-outage-{len(after)}", sku="WARM", quantity=1
+                http, gateway, f"after-the-outage-{len(after)}", sku="WARM", quantity=1
             )
-            await mark_ready(http, api, held)
+            await mark_ready(http, gateway, held)
             after.add(held["id"])
             if await _one_of(terminal, after, seen):
                 break

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 
+import httpx
 import pytest
-from sqlalchemy import event
+from sqlalchemy import Connection, event
+from sqlalchemy.engine.interfaces import DBAPICursor
 
-from tests.api.conftest import gql
+from tests.api.conftest import Gateway, gql
 from tests.api.test_reserve_http import RESERVE, given_a_store_with_stock
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -25,7 +27,9 @@ query($store: ID!) {
 """
 
 
-async def test_the_sweeper_expires_a_reservation_within_2_seconds_of_its_time(http, api):
+async def test_the_sweeper_expires_a_reservation_within_2_seconds_of_its_time(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     await given_a_store_with_stock(http, api)
     alice = api.token("customer", sub="alice")
     reserved = await gql(
@@ -57,7 +61,9 @@ async def test_the_sweeper_expires_a_reservation_within_2_seconds_of_its_time(ht
     assert level.ok()["stockLevel"] == {"reserved": 0, "available": 10}
 
 
-async def test_a_list_query_costs_the_same_few_statements_however_long_the_list(http, api):
+async def test_a_list_query_costs_the_same_few_statements_however_long_the_list(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     await given_a_store_with_stock(http, api, on_hand=100)
     pos = api.token("pos", store="S001")
 
@@ -74,7 +80,7 @@ async def test_a_list_query_costs_the_same_few_statements_however_long_the_list(
             ).ok()
         selects: list[str] = []
 
-        def count(conn, cursor, statement, *args):
+        def count(conn: Connection, cursor: DBAPICursor, statement: str, *args: object) -> None:
             task = asyncio.current_task()
             if task is not None and task.get_name() in BACKGROUND_TASKS:
                 return  # the background workers' own queries are not the request's

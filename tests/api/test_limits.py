@@ -3,10 +3,11 @@ GraphiQL IDE, liveness and readiness."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from graphql import GraphQLSyntaxError, parse
 
-from tests.api.conftest import gql
+from tests.api.conftest import Gateway, gql
 from tests.api.given import assert_readable, database_rows, given_stores
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -68,7 +69,7 @@ UNKNOWN_FIELD = "Cannot query field 'inner' on type 'Store'."
 TOO_DEEP_MESSAGE = f"'Deep' exceeds maximum operation depth of {MAX_DEPTH}"
 
 
-async def test_a_normal_query_passes(http, api):
+async def test_a_normal_query_passes(http: httpx.AsyncClient, api: Gateway) -> None:
     # Given two stores
     await given_stores(http, api)
 
@@ -86,13 +87,15 @@ async def test_a_normal_query_passes(http, api):
     }
 
 
-async def test_the_limits_under_test_are_the_configured_ones(api):
+async def test_the_limits_under_test_are_the_configured_ones(api: Gateway) -> None:
     assert api.settings.max_query_depth == MAX_DEPTH
     assert api.settings.max_aliases == MAX_ALIASES
     assert api.settings.max_tokens == MAX_TOKENS
 
 
-async def test_a_query_deeper_than_the_limit_is_refused(http, api):
+async def test_a_query_deeper_than_the_limit_is_refused(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     # Given a query one level deeper than the limit (no type nests that deep, so its fields are
     # also unknown: the depth refusal is what differs from the query at the limit)
     # When it is sent
@@ -105,7 +108,9 @@ async def test_a_query_deeper_than_the_limit_is_refused(http, api):
     assert {e["message"] for e in result.errors} == {TOO_DEEP_MESSAGE, UNKNOWN_FIELD}
 
 
-async def test_a_query_at_the_depth_limit_is_not_refused_for_its_depth(http, api):
+async def test_a_query_at_the_depth_limit_is_not_refused_for_its_depth(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     # Given a query exactly as deep as the limit
     # When it is sent
     result = await gql(http, api, AT_DEPTH_LIMIT)
@@ -115,7 +120,9 @@ async def test_a_query_at_the_depth_limit_is_not_refused_for_its_depth(http, api
     assert [e["message"] for e in result.errors] == [UNKNOWN_FIELD]
 
 
-async def test_a_query_with_more_aliases_than_the_limit_is_refused(http, api):
+async def test_a_query_with_more_aliases_than_the_limit_is_refused(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     # Given a query with 16 aliases
     # When it is sent
     result = await gql(http, api, TOO_MANY_ALIASES)
@@ -131,7 +138,9 @@ async def test_a_query_with_more_aliases_than_the_limit_is_refused(http, api):
     ]
 
 
-async def test_a_query_with_as_many_aliases_as_the_limit_passes(http, api):
+async def test_a_query_with_as_many_aliases_as_the_limit_passes(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     # Given a query with 15 aliases
     # When it is sent
     result = await gql(http, api, AT_ALIAS_LIMIT)
@@ -140,7 +149,7 @@ async def test_a_query_with_as_many_aliases_as_the_limit_passes(http, api):
     assert result.ok() == {f"p{n}": {"defaultHoldSeconds": 7200} for n in range(MAX_ALIASES)}
 
 
-async def test_the_token_counts_are_what_they_say():
+async def test_the_token_counts_are_what_they_say() -> None:
     parse(AT_TOKEN_LIMIT, max_tokens=MAX_TOKENS)
     with pytest.raises(GraphQLSyntaxError):
         parse(AT_TOKEN_LIMIT, max_tokens=MAX_TOKENS - 1)
@@ -149,7 +158,9 @@ async def test_the_token_counts_are_what_they_say():
         parse(TOO_MANY_TOKENS, max_tokens=MAX_TOKENS)
 
 
-async def test_a_query_over_the_token_limit_is_refused_and_changes_nothing(http, api):
+async def test_a_query_over_the_token_limit_is_refused_and_changes_nothing(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     # Given S001, and a stock sync written inline in 2001 tokens
     await given_stores(http, api)
     rows_before = await database_rows(api.db)
@@ -167,7 +178,9 @@ async def test_a_query_over_the_token_limit_is_refused_and_changes_nothing(http,
     assert result.codes == [BAD]
 
 
-async def test_a_query_of_exactly_the_token_limit_passes(http, api):
+async def test_a_query_of_exactly_the_token_limit_passes(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     # Given S001, and a stock sync written inline in exactly 2000 tokens
     await given_stores(http, api)
 
@@ -180,7 +193,9 @@ async def test_a_query_of_exactly_the_token_limit_passes(http, api):
     assert level.ok() == {"stockLevel": {"onHand": 1}}
 
 
-async def test_a_query_that_does_not_parse_is_bad_user_input(http, api):
+async def test_a_query_that_does_not_parse_is_bad_user_input(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     # Given a query with a syntax error
     # When it is sent
     result = await gql(http, api, DOES_NOT_PARSE)
@@ -195,7 +210,9 @@ async def test_a_query_that_does_not_parse_is_bad_user_input(http, api):
     assert result.codes == [BAD]
 
 
-async def test_an_introspection_query_nested_too_deep_is_refused(http, api):
+async def test_an_introspection_query_nested_too_deep_is_refused(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     # Given an introspection query that nests fields/type/ofType over and over
     # When it is sent
     result = await gql(http, api, DEEP_INTROSPECTION)
@@ -206,7 +223,7 @@ async def test_an_introspection_query_nested_too_deep_is_refused(http, api):
     assert result.errors[0]["message"] == "Maximum introspection depth exceeded"
 
 
-async def test_graphiql_is_served_to_a_browser(http, api):
+async def test_graphiql_is_served_to_a_browser(http: httpx.AsyncClient, api: Gateway) -> None:
     # Given the test gateway, which enables the IDE
     # When a browser opens /graphql
     response = await http.get(f"{api.url}/graphql", headers={"accept": "text/html"})
@@ -217,14 +234,14 @@ async def test_graphiql_is_served_to_a_browser(http, api):
     assert "<title>Strawberry GraphiQL</title>" in response.text
 
 
-async def test_liveness_says_ok(http, api):
+async def test_liveness_says_ok(http: httpx.AsyncClient, api: Gateway) -> None:
     response = await http.get(f"{api.url}/healthz")
 
     assert response.status_code == 200
     assert response.text == "ok"
 
 
-async def test_readiness_reports_the_database_up(http, api):
+async def test_readiness_reports_the_database_up(http: httpx.AsyncClient, api: Gateway) -> None:
     response = await http.get(f"{api.url}/readyz")
 
     assert response.status_code == 200

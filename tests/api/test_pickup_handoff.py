@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.api.conftest import Gateway, gql
@@ -33,7 +34,7 @@ mutation($input: ReservationPolicyInput!) {
 PAYMENT = {"amount": "19.90", "currency": "gbp", "method": "card", "reference": "till-1/0042"}
 
 
-async def given_held(http, api: Gateway, quantity: int = 2) -> dict[str, Any]:
+async def given_held(http: httpx.AsyncClient, api: Gateway, quantity: int = 2) -> dict[str, Any]:
     await given_stores_with_stock(http, api, {("S001", "SKU-1"): 10, ("S002", "SKU-1"): 5})
     return await given_reservation(
         http,
@@ -44,11 +45,11 @@ async def given_held(http, api: Gateway, quantity: int = 2) -> dict[str, Any]:
     )
 
 
-async def stock(http, api: Gateway) -> dict[str, int]:
+async def stock(http: httpx.AsyncClient, api: Gateway) -> Any:
     return (await gql(http, api, STOCK, token=api.token("ops"))).ok()["stockLevel"]
 
 
-async def set_policy(http, api: Gateway, **changes: Any) -> None:
+async def set_policy(http: httpx.AsyncClient, api: Gateway, **changes: Any) -> None:
     policy = {**DEFAULT_POLICY, **changes}
     (await gql(http, api, POLICY, {"input": policy}, api.token("ops"))).ok()
 
@@ -57,7 +58,7 @@ def pos(api: Gateway, store: str = "S001") -> str:
     return api.token("pos", sub=f"till-{store}", store=store)
 
 
-async def test_pos_marks_a_reservation_ready(http, api):
+async def test_pos_marks_a_reservation_ready(http: httpx.AsyncClient, api: Gateway) -> None:
     held = await given_held(http, api)
     api.clock.advance(600)
 
@@ -70,7 +71,9 @@ async def test_pos_marks_a_reservation_ready(http, api):
     assert reservation["secondsRemaining"] == 6600
 
 
-async def test_a_pickup_window_restarts_the_clock_when_ready(http, api):
+async def test_a_pickup_window_restarts_the_clock_when_ready(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     await set_policy(http, api, pickupWindowSeconds=3600)
     held = await given_held(http, api)
     api.clock.advance(6000)  # 20 minutes of the 2 h hold left
@@ -81,7 +84,9 @@ async def test_a_pickup_window_restarts_the_clock_when_ready(http, api):
     assert ready["markReadyForPickup"]["secondsRemaining"] == 3600
 
 
-async def test_marking_ready_twice_is_an_invalid_transition(http, api):
+async def test_marking_ready_twice_is_an_invalid_transition(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     held = await given_held(http, api)
     (await gql(http, api, MARK_READY, {"id": held["id"]}, pos(api))).ok()
 
@@ -90,7 +95,9 @@ async def test_marking_ready_twice_is_an_invalid_transition(http, api):
     assert again.codes == ["INVALID_TRANSITION"]
 
 
-async def test_the_qr_payload_is_for_the_shopper_and_the_store_only(http, api):
+async def test_the_qr_payload_is_for_the_shopper_and_the_store_only(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     held = await given_held(http, api)
 
     mine = (await gql(http, api, QR, {"id": held["id"]}, api.token("customer", sub="alice"))).ok()
@@ -98,13 +105,14 @@ async def test_the_qr_payload_is_for_the_shopper_and_the_store_only(http, api):
     ops = (await gql(http, api, QR, {"id": held["id"]}, api.token("ops"))).ok()
 
     payload = mine["reservation"]["pickupQrPayload"]
-    assert payload.startswith("ROPOS1.") and held["id"] in payload
+    assert payload.startswith("ROPOS1.")
+    assert held["id"] in payload
     assert store["reservation"]["pickupQrPayload"] == payload
     assert mine["reservation"]["pickupQrSvg"].lstrip().startswith("<svg")
     assert ops["reservation"] == {"pickupQrPayload": None, "pickupQrSvg": None}
 
 
-async def test_the_qr_code_as_png(http, api):
+async def test_the_qr_code_as_png(http: httpx.AsyncClient, api: Gateway) -> None:
     held = await given_held(http, api)
     url = f"{api.url}/reservations/{held['id']}/qr.png"
 
@@ -116,12 +124,15 @@ async def test_the_qr_code_as_png(http, api):
     )
     nobody = await http.get(url)
 
-    assert mine.status_code == 200 and mine.headers["content-type"] == "image/png"
+    assert mine.status_code == 200
+    assert mine.headers["content-type"] == "image/png"
     assert mine.content.startswith(b"\x89PNG\r\n\x1a\n")
     assert (bobs.status_code, nobody.status_code) == (404, 401)
 
 
-async def test_scan_by_qr_payload_or_by_receipt_code_in_any_case(http, api):
+async def test_scan_by_qr_payload_or_by_receipt_code_in_any_case(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     held = await given_held(http, api)
     alice = api.token("customer", sub="alice")
     payload = (await gql(http, api, QR, {"id": held["id"]}, alice)).ok()["reservation"][
@@ -141,7 +152,7 @@ async def test_scan_by_qr_payload_or_by_receipt_code_in_any_case(http, api):
     assert by_qr == by_code == expected
 
 
-async def test_a_forged_or_altered_qr_is_refused(http, api):
+async def test_a_forged_or_altered_qr_is_refused(http: httpx.AsyncClient, api: Gateway) -> None:
     held = await given_held(http, api)
     alice = api.token("customer", sub="alice")
     payload = (await gql(http, api, QR, {"id": held["id"]}, alice)).ok()["reservation"][
@@ -158,7 +169,7 @@ async def test_a_forged_or_altered_qr_is_refused(http, api):
         assert result.codes == ["BAD_USER_INPUT"], forged
 
 
-async def test_another_stores_pos_does_not_find_it(http, api):
+async def test_another_stores_pos_does_not_find_it(http: httpx.AsyncClient, api: Gateway) -> None:
     held = await given_held(http, api)
 
     result = await gql(http, api, SCAN, {"code": held["code"]}, pos(api, "S002"))
@@ -167,7 +178,9 @@ async def test_another_stores_pos_does_not_find_it(http, api):
     assert "S001" not in result.errors[0]["message"]
 
 
-async def test_scanning_an_expired_cancelled_or_collected_reservation_says_which(http, api):
+async def test_scanning_an_expired_cancelled_or_collected_reservation_says_which(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     held = await given_held(http, api)
     (await gql(http, api, CANCEL, {"id": held["id"]}, api.token("customer", sub="alice"))).ok()
 
@@ -189,7 +202,9 @@ async def test_scanning_an_expired_cancelled_or_collected_reservation_says_which
     assert expired.codes == ["RESERVATION_EXPIRED"]
 
 
-async def test_complete_pickup_consumes_the_units_and_ends_the_lock(http, api):
+async def test_complete_pickup_consumes_the_units_and_ends_the_lock(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     held = await given_held(http, api)
     (await gql(http, api, MARK_READY, {"id": held["id"]}, pos(api))).ok()
     assert await stock(http, api) == {"onHand": 10, "reserved": 2, "available": 8}
@@ -204,7 +219,9 @@ async def test_complete_pickup_consumes_the_units_and_ends_the_lock(http, api):
     assert collected.errors[0]["extensions"]["status"] == "COLLECTED"
 
 
-async def test_a_retried_payment_completes_once_and_returns_the_same_result(http, api):
+async def test_a_retried_payment_completes_once_and_returns_the_same_result(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     held = await given_held(http, api)
     (await gql(http, api, MARK_READY, {"id": held["id"]}, pos(api))).ok()
     first = (await gql(http, api, COMPLETE, {"id": held["id"], "payment": PAYMENT}, pos(api))).ok()
@@ -216,7 +233,9 @@ async def test_a_retried_payment_completes_once_and_returns_the_same_result(http
     assert await stock(http, api) == {"onHand": 8, "reserved": 0, "available": 8}
 
 
-async def test_a_second_different_completion_is_refused_and_changes_nothing(http, api):
+async def test_a_second_different_completion_is_refused_and_changes_nothing(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     held = await given_held(http, api)
     (await gql(http, api, MARK_READY, {"id": held["id"]}, pos(api))).ok()
     (await gql(http, api, COMPLETE, {"id": held["id"], "payment": PAYMENT}, pos(api))).ok()
@@ -229,7 +248,9 @@ async def test_a_second_different_completion_is_refused_and_changes_nothing(http
     assert await stock(http, api) == {"onHand": 8, "reserved": 0, "available": 8}
 
 
-async def test_completion_after_expiry_is_refused_and_changes_nothing(http, api):
+async def test_completion_after_expiry_is_refused_and_changes_nothing(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     held = await given_held(http, api)
     (await gql(http, api, MARK_READY, {"id": held["id"]}, pos(api))).ok()
     api.clock.advance(7200)
@@ -240,7 +261,9 @@ async def test_completion_after_expiry_is_refused_and_changes_nothing(http, api)
     assert (await stock(http, api))["onHand"] == 10
 
 
-async def test_a_held_reservation_needs_the_ready_step_unless_the_policy_allows_it(http, api):
+async def test_a_held_reservation_needs_the_ready_step_unless_the_policy_allows_it(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     held = await given_held(http, api)
 
     refused = await gql(http, api, COMPLETE, {"id": held["id"], "payment": PAYMENT}, pos(api))
@@ -262,7 +285,9 @@ async def test_a_held_reservation_needs_the_ready_step_unless_the_policy_allows_
         ({**PAYMENT, "reference": " "}, "reference"),
     ],
 )
-async def test_a_bad_payment_is_refused_and_changes_nothing(http, api, payment, field):
+async def test_a_bad_payment_is_refused_and_changes_nothing(
+    http: httpx.AsyncClient, api: Gateway, payment: dict[str, str], field: str
+) -> None:
     held = await given_held(http, api)
     (await gql(http, api, MARK_READY, {"id": held["id"]}, pos(api))).ok()
 

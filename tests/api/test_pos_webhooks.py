@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 import pytest_asyncio
@@ -84,7 +85,9 @@ async def receiver() -> AsyncIterator[Receiver]:
     await task
 
 
-async def given_a_webhook_and_a_ready_reservation(http, api: Gateway, receiver: Receiver) -> str:
+async def given_a_webhook_and_a_ready_reservation(
+    http: httpx.AsyncClient, api: Gateway, receiver: Receiver
+) -> str:
     await given_stores_with_stock(http, api, {("S001", "SKU-1"): 10, ("S002", "SKU-1"): 5})
     variables = {"url": receiver.url, "secret": SECRET}
     (await gql(http, api, SET_WEBHOOK, variables, api.token("ops"))).ok()
@@ -100,12 +103,14 @@ async def given_a_webhook_and_a_ready_reservation(http, api: Gateway, receiver: 
     return str(held["id"])
 
 
-async def deliveries(http, api: Gateway, status: str) -> list[dict[str, Any]]:
+async def deliveries(http: httpx.AsyncClient, api: Gateway, status: str) -> list[dict[str, Any]]:
     result = await gql(http, api, DELIVERIES, {"status": status}, api.token("ops"))
     return list(result.ok()["webhookDeliveries"])
 
 
-async def test_the_ready_event_is_posted_signed(http, api, receiver):
+async def test_the_ready_event_is_posted_signed(
+    http: httpx.AsyncClient, api: Gateway, receiver: Receiver
+) -> None:
     reservation_id = await given_a_webhook_and_a_ready_reservation(http, api, receiver)
 
     await receiver.wait_for(1)
@@ -130,7 +135,9 @@ async def test_the_ready_event_is_posted_signed(http, api, receiver):
     assert headers["x-ropos-signature"] != f"sha256={forged}"
 
 
-async def test_a_shortage_is_posted_with_where_the_units_went(http, api, receiver):
+async def test_a_shortage_is_posted_with_where_the_units_went(
+    http: httpx.AsyncClient, api: Gateway, receiver: Receiver
+) -> None:
     await given_stores_with_stock(
         http, api, {("S001", "SKU-1"): 3, ("S001", "SKU-2"): 3, ("S002", "SKU-1"): 5}
     )
@@ -152,13 +159,14 @@ async def test_a_shortage_is_posted_with_where_the_units_went(http, api, receive
     event = orjson.loads(receiver.received[0]["body"])
     assert (event["type"], event["reservation"]["id"]) == ("STOCK_SHORTAGE", held["id"])
     assert event["reservation"]["lines"] == [{"sku": "SKU-2", "quantity": 1}]
-    assert event["detail"]["sku"] == "SKU-1" and event["detail"]["movedToStoreId"] == "S002"
+    assert event["detail"]["sku"] == "SKU-1"
+    assert event["detail"]["movedToStoreId"] == "S002"
     assert receiver.received[0]["headers"]["x-ropos-event-type"] == "STOCK_SHORTAGE"
 
 
 async def test_the_held_event_is_not_posted_and_stores_without_a_webhook_get_nothing(
-    http, api, receiver
-):
+    http: httpx.AsyncClient, api: Gateway, receiver: Receiver
+) -> None:
     await given_a_webhook_and_a_ready_reservation(http, api, receiver)
     await given_reservation(
         http,
@@ -173,7 +181,9 @@ async def test_the_held_event_is_not_posted_and_stores_without_a_webhook_get_not
     assert [orjson.loads(c["body"])["type"] for c in receiver.received] == ["READY_FOR_PICKUP"]
 
 
-async def test_a_500_is_retried_with_backoff(http, api, receiver):
+async def test_a_500_is_retried_with_backoff(
+    http: httpx.AsyncClient, api: Gateway, receiver: Receiver
+) -> None:
     receiver.answers[:] = [500]
     await given_a_webhook_and_a_ready_reservation(http, api, receiver)
     await receiver.wait_for(1)
@@ -191,7 +201,10 @@ async def test_a_500_is_retried_with_backoff(http, api, receiver):
 
 
 async def wait_for_status(
-    http, api: Gateway, status: str, recorded: Callable[[dict[str, Any]], bool] = lambda d: True
+    http: httpx.AsyncClient,
+    api: Gateway,
+    status: str,
+    recorded: Callable[[dict[str, Any]], bool] = lambda d: True,
 ) -> list[dict[str, Any]]:
     """The deliveries in `status` once there are some (and `recorded` holds for all), within 5 s:
     a try's result is recorded just after the POS answers."""
@@ -203,18 +216,19 @@ async def wait_for_status(
             await asyncio.sleep(0.05)
 
 
-async def test_n_failures_dead_letter_and_a_replay_delivers(http, api, receiver):
+async def test_n_failures_dead_letter_and_a_replay_delivers(
+    http: httpx.AsyncClient, api: Gateway, receiver: Receiver
+) -> None:
     receiver.answers[:] = [500, 503, 500]
     await given_a_webhook_and_a_ready_reservation(http, api, receiver)
     for tries, answered in ((1, 500), (2, 503)):
         await receiver.wait_for(tries)
+
         # A try is counted when it is claimed and its answer recorded after: wait for the answer.
-        await wait_for_status(
-            http,
-            api,
-            "PENDING",
-            lambda d, n=tries, code=answered: d["attempts"] == n and d["lastStatusCode"] == code,
-        )
+        def recorded(d: dict[str, Any], n: int = tries, code: int = answered) -> bool:
+            return bool(d["attempts"] == n and d["lastStatusCode"] == code)
+
+        await wait_for_status(http, api, "PENDING", recorded)
         api.clock.advance(60)  # past the retry delay (at most 4 s after two tries)
     await receiver.wait_for(3)
 
@@ -233,7 +247,9 @@ async def test_n_failures_dead_letter_and_a_replay_delivers(http, api, receiver)
     assert await deliveries(http, api, "DEAD") == []
 
 
-async def test_only_dead_deliveries_are_replayed(http, api, receiver):
+async def test_only_dead_deliveries_are_replayed(
+    http: httpx.AsyncClient, api: Gateway, receiver: Receiver
+) -> None:
     await given_a_webhook_and_a_ready_reservation(http, api, receiver)
     delivered = await wait_for_status(http, api, "DELIVERED")
 
@@ -250,7 +266,9 @@ async def test_only_dead_deliveries_are_replayed(http, api, receiver):
         ({"url": "https://pos.example.com/hooks", "secret": None}, "secret"),
     ],
 )
-async def test_a_bad_webhook_is_refused(http, api, variables, field):
+async def test_a_bad_webhook_is_refused(
+    http: httpx.AsyncClient, api: Gateway, variables: dict[str, str | None], field: str
+) -> None:
     await given_stores_with_stock(http, api, {("S001", "SKU-1"): 1})
 
     result = await gql(http, api, SET_WEBHOOK, variables, api.token("ops"))

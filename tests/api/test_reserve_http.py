@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
-from tests.api.conftest import gql
+from tests.api.conftest import Gateway, gql
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -33,7 +34,9 @@ query($store: ID!, $sku: String!) { stockLevel(storeId: $store, sku: $sku) { onH
 """
 
 
-async def given_a_store_with_stock(http, api, on_hand: int = 10) -> None:
+async def given_a_store_with_stock(
+    http: httpx.AsyncClient, api: Gateway, on_hand: int = 10
+) -> None:
     ops = api.token("ops")
     stores = [
         {
@@ -51,7 +54,7 @@ async def given_a_store_with_stock(http, api, on_hand: int = 10) -> None:
     }
 
 
-async def test_customer_reserves_reads_and_cancels(http, api):
+async def test_customer_reserves_reads_and_cancels(http: httpx.AsyncClient, api: Gateway) -> None:
     await given_a_store_with_stock(http, api)
     alice = api.token("customer", sub="alice")
 
@@ -65,7 +68,9 @@ async def test_customer_reserves_reads_and_cancels(http, api):
         )
     ).ok()["reserve"]
     (r,) = reserved["reservations"]
-    assert r["customerId"] == "alice" and r["status"] == "HELD" and r["secondsRemaining"] == 7200
+    assert r["customerId"] == "alice"
+    assert r["status"] == "HELD"
+    assert r["secondsRemaining"] == 7200
     assert r["expiresAt"].startswith("2026-03-02T11:00:00")
 
     api.clock.advance(600)
@@ -88,7 +93,7 @@ async def test_customer_reserves_reads_and_cancels(http, api):
     ]["reserved"] == 0
 
 
-async def test_out_of_stock_over_http_names_the_sku(http, api):
+async def test_out_of_stock_over_http_names_the_sku(http: httpx.AsyncClient, api: Gateway) -> None:
     await given_a_store_with_stock(http, api, on_hand=2)
     result = await gql(
         http,

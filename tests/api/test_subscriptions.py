@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import pytest
 from gql import Client, GraphQLRequest
+from gql.client import AsyncClientSession
 from gql.transport.exceptions import (
     TransportClosed,
     TransportConnectionFailed,
@@ -22,7 +24,7 @@ from gql.transport.websockets import WebsocketsTransport
 from graphql import FieldNode, OperationDefinitionNode
 from websockets.exceptions import ConnectionClosed
 
-from tests.api.conftest import Gateway, gql
+from tests.api.conftest import Endpoint, Gateway, gql
 from tests.api.given import given_reservation, given_stores_with_stock
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -91,7 +93,7 @@ class Live:
 
     def __init__(
         self,
-        session: Any,
+        session: AsyncClientSession,
         field: str,
         request: GraphQLRequest,
         skip: Callable[[dict[str, Any]], bool],
@@ -101,7 +103,7 @@ class Live:
         self._items: asyncio.Queue[object] = asyncio.Queue()
         self._task = asyncio.create_task(self._read(session, request))
 
-    async def _read(self, session: Any, request: GraphQLRequest) -> None:
+    async def _read(self, session: AsyncClientSession, request: GraphQLRequest) -> None:
         try:
             async for data in session.subscribe(request):
                 self._items.put_nowait(data)
@@ -155,11 +157,11 @@ class Live:
         return list(item.errors)
 
 
-def ws_url(api: Gateway) -> str:
+def ws_url(api: Endpoint) -> str:
     return api.url.replace("http://", "ws://", 1) + "/graphql"
 
 
-def client(api: Gateway, protocol: str, init_payload: dict[str, Any] | None) -> Client:
+def client(api: Endpoint, protocol: str, init_payload: dict[str, Any] | None) -> Client:
     transport = WebsocketsTransport(
         url=ws_url(api),
         subprotocols=[protocol],
@@ -177,7 +179,7 @@ def bearer(token: str | None) -> dict[str, Any]:
 
 @asynccontextmanager
 async def subscribed(
-    api: Gateway,
+    api: Endpoint,
     query: str,
     variables: dict[str, Any],
     *,
@@ -235,7 +237,7 @@ async def until_live(live: Live, poke: Callable[[], Awaitable[None]], attempts: 
 # --- given ----------------------------------------------------------------------------------------
 
 
-async def given_two_stores(http: Any, api: Gateway) -> None:
+async def given_two_stores(http: httpx.AsyncClient, api: Endpoint) -> None:
     await given_stores_with_stock(
         http,
         api,
@@ -250,8 +252,8 @@ async def given_two_stores(http: Any, api: Gateway) -> None:
 
 
 async def reserve(
-    http: Any,
-    api: Gateway,
+    http: httpx.AsyncClient,
+    api: Endpoint,
     customer: str = "alice",
     *,
     store: str = "S001",
@@ -264,16 +266,18 @@ async def reserve(
     )
 
 
-def pos(api: Gateway, store: str = "S001") -> str:
+def pos(api: Endpoint, store: str = "S001") -> str:
     return api.token("pos", sub=f"till-{store}", store=store)
 
 
-async def mark_ready(http: Any, api: Gateway, reservation: dict[str, Any]) -> None:
+async def mark_ready(http: httpx.AsyncClient, api: Endpoint, reservation: dict[str, Any]) -> None:
     store = reservation["storeId"]
     (await gql(http, api, MARK_READY, {"id": reservation["id"]}, pos(api, store))).ok()
 
 
-def ready_warm_up(http: Any, api: Gateway, store: str = "S001") -> Callable[[], Awaitable[None]]:
+def ready_warm_up(
+    http: httpx.AsyncClient, api: Endpoint, store: str = "S001"
+) -> Callable[[], Awaitable[None]]:
     """A poke for until_live: a warm-up customer's reservation of WARM marked ready at `store`."""
     customers = itertools.count()
 
@@ -286,7 +290,9 @@ def ready_warm_up(http: Any, api: Gateway, store: str = "S001") -> Callable[[], 
     return poke
 
 
-def restock_warm_up(http: Any, api: Gateway, store: str = "S001") -> Callable[[], Awaitable[None]]:
+def restock_warm_up(
+    http: httpx.AsyncClient, api: Endpoint, store: str = "S001"
+) -> Callable[[], Awaitable[None]]:
     """A poke for until_live: the WMS counts the store's WARM units again (a new figure each time)."""
     counts = itertools.count(11)
 
@@ -299,7 +305,7 @@ def restock_warm_up(http: Any, api: Gateway, store: str = "S001") -> Callable[[]
 
 @asynccontextmanager
 async def pos_terminal(
-    http: Any, api: Gateway, store: str = "S001", protocol: str = TRANSPORT_WS
+    http: httpx.AsyncClient, api: Endpoint, store: str = "S001", protocol: str = TRANSPORT_WS
 ) -> AsyncIterator[Live]:
     """The store's POS terminal, subscribed to pickupEvents and known to be listening."""
     async with subscribed(
@@ -322,7 +328,9 @@ def seconds_since(started: float) -> float:
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_a_pos_terminal_sees_a_reservation_become_ready_within_a_second(http, api, protocol):
+async def test_a_pos_terminal_sees_a_reservation_become_ready_within_a_second(
+    http: httpx.AsyncClient, api: Gateway, protocol: str
+) -> None:
     await given_two_stores(http, api)
     held = await reserve(http, api)
 
@@ -346,7 +354,9 @@ async def test_a_pos_terminal_sees_a_reservation_become_ready_within_a_second(ht
     }
 
 
-async def test_the_pos_terminal_sees_collections_and_cancellations(http, api):
+async def test_the_pos_terminal_sees_collections_and_cancellations(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     await given_two_stores(http, api)
     collected = await reserve(http, api, "alice")
     cancelled = await reserve(http, api, "bob", quantity=1)
@@ -368,7 +378,9 @@ async def test_the_pos_terminal_sees_collections_and_cancellations(http, api):
     assert second["reservation"]["lines"] == [{"sku": "SKU-1", "quantity": 1}]
 
 
-async def test_the_pos_terminal_is_warned_at_the_lead_time_then_told_of_the_expiry(http, api):
+async def test_the_pos_terminal_is_warned_at_the_lead_time_then_told_of_the_expiry(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     await given_two_stores(http, api)
     early = await reserve(http, api, "alice")
     api.clock.advance(1)
@@ -397,7 +409,9 @@ async def test_the_pos_terminal_is_warned_at_the_lead_time_then_told_of_the_expi
     assert {e["reservation"]["status"] for e in expired} == {"EXPIRED"}
 
 
-async def test_the_pos_terminal_gets_nothing_of_another_store(http, api):
+async def test_the_pos_terminal_gets_nothing_of_another_store(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     await given_two_stores(http, api)
     elsewhere = await reserve(http, api, "alice", store="S002")
     here = await reserve(http, api, "bob", store="S001")
@@ -420,8 +434,8 @@ SHORTAGE_FIELDS = """
 
 
 async def test_a_shrink_below_reserved_reaches_the_pos_and_the_customer_with_where_it_went(
-    http, api
-):
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     await given_two_stores(http, api)  # S001 and S002 have 10 of SKU-1 each
     held = await reserve(http, api, "alice", quantity=3)
     alice = bearer(api.token("customer", sub="alice"))
@@ -478,7 +492,9 @@ async def test_a_shrink_below_reserved_reaches_the_pos_and_the_customer_with_whe
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_a_customer_follows_their_reservation_until_it_expires(http, api, protocol):
+async def test_a_customer_follows_their_reservation_until_it_expires(
+    http: httpx.AsyncClient, api: Gateway, protocol: str
+) -> None:
     await given_two_stores(http, api)
     held = await reserve(http, api, "alice")
     api.clock.advance(600)
@@ -511,7 +527,7 @@ async def test_a_customer_follows_their_reservation_until_it_expires(http, api, 
     assert expired["sequence"] == 3
 
 
-async def test_a_customer_is_warned_at_the_lead_time(http, api):
+async def test_a_customer_is_warned_at_the_lead_time(http: httpx.AsyncClient, api: Gateway) -> None:
     await given_two_stores(http, api)
     held = await reserve(http, api, "alice")
     alice = bearer(api.token("customer", sub="alice"))
@@ -527,7 +543,9 @@ async def test_a_customer_is_warned_at_the_lead_time(http, api):
     assert warning["reservation"]["secondsRemaining"] == WARNING_SECONDS
 
 
-async def test_a_reservation_already_final_gives_its_snapshot_and_completes(http, api):
+async def test_a_reservation_already_final_gives_its_snapshot_and_completes(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     await given_two_stores(http, api)
     held = await reserve(http, api, "alice")
     alice = api.token("customer", sub="alice")
@@ -547,7 +565,9 @@ async def test_a_reservation_already_final_gives_its_snapshot_and_completes(http
 # --- stockUpdates: the storefront -----------------------------------------------------------------
 
 
-async def test_an_anonymous_storefront_sees_available_units_after_reserve_and_cancel(http, api):
+async def test_an_anonymous_storefront_sees_available_units_after_reserve_and_cancel(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     await given_two_stores(http, api)
 
     async with subscribed(
@@ -578,7 +598,9 @@ async def test_an_anonymous_storefront_sees_available_units_after_reserve_and_ca
     }
 
 
-async def test_stock_updates_are_filtered_by_store_and_skus(http, api):
+async def test_stock_updates_are_filtered_by_store_and_skus(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
     await given_two_stores(http, api)
 
     async with subscribed(
@@ -604,7 +626,7 @@ async def test_stock_updates_are_filtered_by_store_and_skus(http, api):
 # --- who may subscribe ----------------------------------------------------------------------------
 
 
-async def test_a_bad_token_in_connection_init_closes_the_socket_with_4403(api):
+async def test_a_bad_token_in_connection_init_closes_the_socket_with_4403(api: Gateway) -> None:
     transport_client = client(api, TRANSPORT_WS, bearer("not-a-token"))
 
     with pytest.raises((TransportConnectionFailed, TransportClosed)) as refused:
@@ -613,10 +635,11 @@ async def test_a_bad_token_in_connection_init_closes_the_socket_with_4403(api):
 
     closed = _connection_closed(refused.value)
     assert closed is not None, f"no WebSocket close behind {refused.value!r}"
-    assert closed.rcvd is not None and closed.rcvd.code == 4403
+    assert closed.rcvd is not None
+    assert closed.rcvd.code == 4403
 
 
-async def test_a_bad_token_on_the_legacy_protocol_gets_a_connection_error(api):
+async def test_a_bad_token_on_the_legacy_protocol_gets_a_connection_error(api: Gateway) -> None:
     legacy_client = client(api, LEGACY_WS, {"token": "not-a-token"})
 
     with pytest.raises(TransportServerError) as refused:
@@ -628,7 +651,9 @@ async def test_a_bad_token_on_the_legacy_protocol_gets_a_connection_error(api):
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_pickup_events_of_another_store_are_forbidden(http, api, protocol):
+async def test_pickup_events_of_another_store_are_forbidden(
+    http: httpx.AsyncClient, api: Gateway, protocol: str
+) -> None:
     await given_two_stores(http, api)
 
     async with subscribed(
@@ -645,7 +670,9 @@ async def test_pickup_events_of_another_store_are_forbidden(http, api, protocol)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_another_customers_reservation_is_not_found(http, api, protocol):
+async def test_another_customers_reservation_is_not_found(
+    http: httpx.AsyncClient, api: Gateway, protocol: str
+) -> None:
     await given_two_stores(http, api)
     held = await reserve(http, api, "alice")
 

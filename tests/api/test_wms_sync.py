@@ -52,7 +52,8 @@ class Emulator:
 
     @property
     def state(self) -> EmulatedWms:
-        return self.app.state.wms  # type: ignore[no-any-return]
+        wms: EmulatedWms = self.app.state.wms
+        return wms
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -132,14 +133,15 @@ async def post_levels(
     chunked: bool = False,
 ) -> httpx.Response:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    headers: dict[str, str | bytes] = {"content-type": "application/json"}
+    # All bytes: httpx takes str or bytes headers, not both, and a raw signature may not be ASCII
+    headers: dict[bytes, bytes] = {b"content-type": b"application/json"}
     if token is not None:
-        headers["authorization"] = f"Bearer {token}"
+        headers[b"authorization"] = f"Bearer {token}".encode()
     elif secret is not None:
         now = int(time.time()) - age
-        headers[TIMESTAMP_HEADER] = str(now)
-        headers[SIGNATURE_HEADER] = raw_signature or signature(
-            secret, now, raw + (b" " if tamper else b"")
+        headers[TIMESTAMP_HEADER.encode()] = str(now).encode()
+        headers[SIGNATURE_HEADER.encode()] = (
+            raw_signature or signature(secret, now, raw + (b" " if tamper else b"")).encode()
         )
     if chunked:
 
@@ -241,7 +243,9 @@ def stock_tables(rows: dict[str, Any]) -> dict[str, Any]:
 # --- inbound --------------------------------------------------------------------------------------
 
 
-async def test_a_snapshot_applies_once_and_older_or_repeated_counts_change_nothing(http, api, wms):
+async def test_a_snapshot_applies_once_and_older_or_repeated_counts_change_nothing(
+    http: httpx.AsyncClient, api: Gateway, wms: EmulatedWms
+) -> None:
     await given_stores(http, api)
 
     # A signed snapshot with the WMS's sequence numbers; SKU-NEW is new to ROPOS
@@ -267,7 +271,8 @@ async def test_a_snapshot_applies_once_and_older_or_repeated_counts_change_nothi
     # The same batch again (the WMS retried after a timeout): the first answer, nothing twice
     again = await post_levels(http, api, first)
     assert again.status_code == 200
-    assert again.json()["duplicate"] is True and again.json()["applied"] == 2
+    assert again.json()["duplicate"] is True
+    assert again.json()["applied"] == 2
     # An older count arriving late (sequence 3 after 5): ignored
     late = await post_levels(
         http, api, batch("b-0", {"storeId": "S001", "sku": "SKU-1", "onHand": 1, "sequence": 3})
@@ -297,7 +302,9 @@ async def test_a_snapshot_applies_once_and_older_or_repeated_counts_change_nothi
     assert (await stock(http, api, "S001", "SKU-1"))["onHand"] == 7
 
 
-async def test_a_wms_token_may_push_levels_instead_of_a_signature(http, api, wms):
+async def test_a_wms_token_may_push_levels_instead_of_a_signature(
+    http: httpx.AsyncClient, api: Gateway, wms: EmulatedWms
+) -> None:
     await given_stores(http, api)
     response = await post_levels(
         http,
@@ -368,8 +375,15 @@ GOOD_LEVEL = {"storeId": "S001", "sku": "SKU-1", "onHand": 5, "sequence": 1}
     ],
 )
 async def test_bad_payloads_get_a_clear_error_and_nothing_applies(
-    http, api, wms, case, body, options, status, code
-):
+    http: httpx.AsyncClient,
+    api: Gateway,
+    wms: EmulatedWms,
+    case: str,
+    body: dict[str, Any] | bytes,
+    options: dict[str, Any],
+    status: int,
+    code: str,
+) -> None:
     await given_stores(http, api)
     await given_stock(http, api, {("S001", "SKU-1"): 2})
     before = stock_tables(await database_rows(api.db))
@@ -378,12 +392,15 @@ async def test_bad_payloads_get_a_clear_error_and_nothing_applies(
 
     assert response.status_code == status, (case, response.text)
     error = response.json()["error"]
-    assert error["code"] == code and error["message"].strip(), case
+    assert error["code"] == code, case
+    assert error["message"].strip(), case
     assert "Traceback" not in response.text
     assert stock_tables(await database_rows(api.db)) == before, case
 
 
-async def test_a_customer_token_may_not_push_levels(http, api, wms):
+async def test_a_customer_token_may_not_push_levels(
+    http: httpx.AsyncClient, api: Gateway, wms: EmulatedWms
+) -> None:
     await given_stores(http, api)
     response = await post_levels(
         http, api, batch("c-1", GOOD_LEVEL), token=api.token("customer", sub="alice")
@@ -392,7 +409,9 @@ async def test_a_customer_token_may_not_push_levels(http, api, wms):
     assert response.json()["error"]["code"] == "FORBIDDEN"
 
 
-async def test_shrink_below_reserved_moves_the_newest_reservations_or_cancels_them(http, api, wms):
+async def test_shrink_below_reserved_moves_the_newest_reservations_or_cancels_them(
+    http: httpx.AsyncClient, api: Gateway, wms: EmulatedWms
+) -> None:
     await given_stores(http, api)
     await given_stock(http, api, {("S001", "SKU-1"): 5, ("S002", "SKU-1"): 1})
     alice = await reserve(http, api, "alice", "S001", {"SKU-1": 2})
@@ -436,7 +455,8 @@ async def test_shrink_below_reserved_moves_the_newest_reservations_or_cancels_th
     new_id = bob_event["detail"]["movedToReservationId"]
     assert bob_event["detail"]["movedToStoreId"] == "S002"
     replacement = await reservation(http, api, new_id)
-    assert replacement["storeId"] == "S002" and replacement["status"] == "HELD"
+    assert replacement["storeId"] == "S002"
+    assert replacement["status"] == "HELD"
     assert replacement["resourcedFrom"] == bob["id"]
     assert replacement["groupId"] == moved["groupId"]
     assert replacement["expiresAt"] == moved["expiresAt"]
@@ -453,7 +473,9 @@ async def test_shrink_below_reserved_moves_the_newest_reservations_or_cancels_th
     ]
 
 
-async def test_a_shortage_of_one_line_shrinks_the_reservation_and_keeps_the_rest(http, api, wms):
+async def test_a_shortage_of_one_line_shrinks_the_reservation_and_keeps_the_rest(
+    http: httpx.AsyncClient, api: Gateway, wms: EmulatedWms
+) -> None:
     await given_stores(http, api, OXFORD_CIRCUS, KINGS_CROSS, MANCHESTER)
     await given_stock(http, api, {("S003", "SKU-1"): 3, ("S003", "SKU-2"): 3})
     dave = await reserve(http, api, "dave", "S003", {"SKU-1": 2, "SKU-2": 1})
@@ -469,7 +491,8 @@ async def test_a_shortage_of_one_line_shrinks_the_reservation_and_keeps_the_rest
 
     # No store near Manchester has SKU-1: the line is let go, the rest of the order stays
     after = await reservation(http, api, dave["id"])
-    assert after["status"] == "HELD" and after["lines"] == [{"sku": "SKU-2", "quantity": 1}]
+    assert after["status"] == "HELD"
+    assert after["lines"] == [{"sku": "SKU-2", "quantity": 1}]
     assert event[0]["detail"] == {
         "sku": "SKU-1",
         "quantity": 2,
@@ -484,7 +507,9 @@ async def test_a_shortage_of_one_line_shrinks_the_reservation_and_keeps_the_rest
 # --- outbound -------------------------------------------------------------------------------------
 
 
-async def test_after_a_wms_outage_every_lock_and_release_arrives_once_in_order(http, api, wms):
+async def test_after_a_wms_outage_every_lock_and_release_arrives_once_in_order(
+    http: httpx.AsyncClient, api: Gateway, wms: EmulatedWms
+) -> None:
     await given_stores(http, api)
     levels = {("S001", "SKU-1"): 20, ("S001", "SKU-2"): 20, ("S002", "SKU-1"): 20}
     await given_stock(http, api, levels)
@@ -534,7 +559,8 @@ async def test_after_a_wms_outage_every_lock_and_release_arrives_once_in_order(h
 
     await eventually(all_delivered, "every movement delivered")
     applied = [r.movement for r in wms.log if r.outcome == "APPLIED"]
-    assert len(applied) == 6 and len({m["id"] for m in applied}) == 6  # each exactly once
+    assert len(applied) == 6
+    assert len({m["id"] for m in applied}) == 6  # each exactly once
     assert not [r for r in wms.log if r.outcome == "REJECTED"]
     per_row: dict[tuple[str, str], list[int]] = defaultdict(list)
     for m in applied:
@@ -555,7 +581,9 @@ async def test_after_a_wms_outage_every_lock_and_release_arrives_once_in_order(h
         assert (theirs.on_hand, theirs.reserved) == (ours["onHand"], ours["reserved"]), (store, sku)
 
 
-async def test_a_movement_out_of_attempts_is_dead_and_ops_can_replay_it(http, api, wms):
+async def test_a_movement_out_of_attempts_is_dead_and_ops_can_replay_it(
+    http: httpx.AsyncClient, api: Gateway, wms: EmulatedWms
+) -> None:
     await given_stores(http, api)
     await given_stock(http, api, {("S001", "SKU-1"): 5})
     wms.outage_status = 500
@@ -566,7 +594,8 @@ async def test_a_movement_out_of_attempts_is_dead_and_ops_can_replay_it(http, ap
         return await movements(http, api, "DEAD")
 
     (movement,) = await eventually(dead, "the movement to die")
-    assert movement["attempts"] == 3 and movement["type"] == "LOCK"
+    assert movement["attempts"] == 3
+    assert movement["type"] == "LOCK"
     assert "500" in movement["lastError"]
     assert not wms.rows.get(("S001", "SKU-1"))
 
@@ -609,7 +638,9 @@ query($store: ID) {
 """
 
 
-async def test_reconciliation_repairs_a_seeded_drift_and_leaves_the_rest_to_ops(http, api, wms):
+async def test_reconciliation_repairs_a_seeded_drift_and_leaves_the_rest_to_ops(
+    http: httpx.AsyncClient, api: Gateway, wms: EmulatedWms
+) -> None:
     await given_stores(http, api)
     await given_stock(
         http, api, {("S001", "SKU-1"): 10, ("S001", "SKU-2"): 5, ("S001", "SKU-3"): 7}
@@ -676,12 +707,15 @@ async def test_reconciliation_repairs_a_seeded_drift_and_leaves_the_rest_to_ops(
     assert twice.codes == ["INVALID_TRANSITION"]
 
 
-async def test_reconciliation_while_the_wms_is_down_repairs_nothing_and_says_why(http, api, wms):
+async def test_reconciliation_while_the_wms_is_down_repairs_nothing_and_says_why(
+    http: httpx.AsyncClient, api: Gateway, wms: EmulatedWms
+) -> None:
     await given_stores(http, api)
     await given_stock(http, api, {("S001", "SKU-1"): 10})
     wms.outage_status = 503
     run = (await gql(http, api, RECONCILE, token=api.token("ops"))).ok()["reconcileStock"]
-    assert run["stores"] == 0 and run["repaired"] == 0
+    assert run["stores"] == 0
+    assert run["repaired"] == 0
     assert "did not answer" in run["error"]
     assert (await stock(http, api, "S001", "SKU-1"))["onHand"] == 10
 
@@ -695,7 +729,9 @@ mutation($id: ID!, $sku: String!, $found: Int!) {
 """
 
 
-async def test_a_short_pick_moves_the_missing_units_and_counts_against_accuracy(http, api, wms):
+async def test_a_short_pick_moves_the_missing_units_and_counts_against_accuracy(
+    http: httpx.AsyncClient, api: Gateway, wms: EmulatedWms
+) -> None:
     await given_stores(http, api)
     await given_stock(http, api, {("S001", "SKU-1"): 5, ("S001", "SKU-2"): 5, ("S002", "SKU-1"): 5})
     alice = await reserve(http, api, "alice", "S001", {"SKU-1": 3, "SKU-2": 1})
@@ -723,7 +759,8 @@ async def test_a_short_pick_moves_the_missing_units_and_counts_against_accuracy(
         (event,) = await eventually(
             lambda: [e for e in alices_app if e["type"] == "STOCK_SHORTAGE"], "her event"
         )
-    assert event["detail"]["reason"] == "SHORT_PICK" and event["detail"]["quantity"] == 2
+    assert event["detail"]["reason"] == "SHORT_PICK"
+    assert event["detail"]["quantity"] == 2
     assert event["detail"]["movedToStoreId"] == "S002"
     # The 2 missing units left S001 (not on the shelf) and are held at King's Cross
     assert await stock(http, api, "S001", "SKU-1") == {"onHand": 3, "reserved": 1, "available": 2}
@@ -749,7 +786,9 @@ async def test_a_short_pick_moves_the_missing_units_and_counts_against_accuracy(
     assert everyone["kpis"]["stockAccuracy"]["overall"] == {"lines": 2, "ok": 1, "rate": 0.5}
 
 
-async def test_low_stock_goes_out_once_when_available_falls_below_the_threshold(http, api, wms):
+async def test_low_stock_goes_out_once_when_available_falls_below_the_threshold(
+    http: httpx.AsyncClient, api: Gateway, wms: EmulatedWms
+) -> None:
     await given_stores(http, api)
     await given_stock(http, api, {("S001", "SKU-1"): 6})
     set_thresholds = """mutation { setLowStockThresholds(thresholds: [
@@ -774,8 +813,8 @@ async def test_low_stock_goes_out_once_when_available_falls_below_the_threshold(
 
 
 async def test_a_row_with_dead_movements_is_left_to_ops_and_replaying_them_sets_it_right(
-    http, api, wms
-):
+    http: httpx.AsyncClient, api: Gateway, wms: EmulatedWms
+) -> None:
     await given_stores(http, api)
     await given_stock(http, api, {("S001", "SKU-1"): 5})
     wms.set_level("S001", "SKU-1", 5)
@@ -811,8 +850,8 @@ async def test_a_row_with_dead_movements_is_left_to_ops_and_replaying_them_sets_
 
 
 async def test_reconciliation_takes_the_wms_count_even_when_its_sequence_is_not_newer(
-    http, api, wms
-):
+    http: httpx.AsyncClient, api: Gateway, wms: EmulatedWms
+) -> None:
     await given_stores(http, api)
     # The WMS counted 10 (its revision 1); then an operator set 50 by hand in ROPOS
     wms.set_level("S001", "SKU-1", 10)
@@ -831,7 +870,9 @@ async def test_reconciliation_takes_the_wms_count_even_when_its_sequence_is_not_
     assert (await stock(http, api, "S001", "SKU-1"))["onHand"] == 10
 
 
-async def test_only_one_reconciliation_runs_at_a_time(http, api, wms):
+async def test_only_one_reconciliation_runs_at_a_time(
+    http: httpx.AsyncClient, api: Gateway, wms: EmulatedWms
+) -> None:
     await given_stores(http, api)
     async with api.app.state.runtime.deps.uow() as tx:
         await tx.leases.acquire("reconciliation", "another-process", api.clock.now(), 60)

@@ -12,7 +12,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 import pytest_asyncio
@@ -25,6 +25,7 @@ from adapters.broker import (
     Event,
     MemoryBackend,
     RedisBackend,
+    Subscriber,
     make_broadcast,
     redact,
 )
@@ -193,7 +194,7 @@ async def kill_pubsub_connection(admin: aioredis.Redis, channels: int) -> None:
     """Kill the one pub/sub connection and wait until its replacement holds `channels` again."""
     before = await pubsub_connections(admin)
     assert list(before.values()) == [channels]
-    assert await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub") == 1
+    assert await admin.client_kill_filter(_type="pubsub") == 1
 
     async def replaced() -> bool:
         now = await pubsub_connections(admin)
@@ -202,9 +203,8 @@ async def kill_pubsub_connection(admin: aioredis.Redis, channels: int) -> None:
     await wait_until(replaced, within=5, what=f"a new connection subscribed to {channels}")
 
 
-async def next_event(subscriber: Any) -> Event:
-    event: Event = await asyncio.wait_for(subscriber.get(), DELIVERY_SECONDS)
-    return event
+async def next_event(subscriber: Subscriber) -> Event:
+    return await asyncio.wait_for(subscriber.get(), DELIVERY_SECONDS)
 
 
 def broker_logs(caplog: pytest.LogCaptureFixture, message: str) -> list[logging.LogRecord]:
@@ -322,7 +322,8 @@ async def test_two_processes_share_events_through_redis(redis_server: RedisServe
         await web_2.publish("store:S1", "ready for pickup")
 
         assert await next_event(subscriber) == Event("store:S1", "ready for pickup")
-        assert web_1.healthy and web_2.healthy
+        assert web_1.healthy
+        assert web_2.healthy
 
 
 async def test_the_first_subscription_of_a_channel_receives_the_first_message(
@@ -486,7 +487,7 @@ async def test_an_unresponsive_redis_is_noticed_by_its_silence(
         assert web.healthy
         assert not broker_logs(caplog, "broker connection lost")
 
-        await admin.execute_command("CLIENT", "PAUSE", "1500", "ALL")
+        await admin.client_pause(1500)  # mode ALL, the default
         await wait_until(lambda: not web.healthy, within=2, what="the silence to be noticed")
         await wait_until(lambda: web.healthy, within=5, what="the reconnect after the pause")
         await web.publish("store:S1", "awake")
@@ -496,7 +497,7 @@ async def test_an_unresponsive_redis_is_noticed_by_its_silence(
     assert "no reply to PING" in lost.__dict__["error"]
 
 
-async def test_a_subscriber_too_far_behind_is_dropped_with_a_clear_error():
+async def test_a_subscriber_too_far_behind_is_dropped_with_a_clear_error() -> None:
     # Given a broker that lets a subscriber fall 3 events behind, and one that does not read
     from adapters.broker import make_broadcast
     from domain.errors import TooSlow

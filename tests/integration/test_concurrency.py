@@ -6,27 +6,37 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Iterable, Sequence
 
 import pytest
 
+from adapters.db.engine import Database
+from domain.clock import Clock
+from domain.commands import Reserve
 from domain.errors import LimitExceeded, OutOfStock
 from domain.policy import ReservationPolicy
 from services import policy as policy_service
 from services import reservations
 from services.reservations import ReservationGroup
+from services.unit_of_work import UnitOfWorkFactory
+from tests.clock import FakeClock
 from tests.helpers import ORIGIN, given_stock, given_stores, level, reserve_cmd, store_at
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def reserve_all(uow, clock, commands):
+async def reserve_all(
+    uow: UnitOfWorkFactory, clock: Clock, commands: Iterable[Reserve]
+) -> list[ReservationGroup | BaseException]:
     return await asyncio.gather(
         *(reservations.reserve(cmd, uow=uow, clock=clock) for cmd in commands),
         return_exceptions=True,
     )
 
 
-def outcomes(results):
+def outcomes(
+    results: Sequence[ReservationGroup | BaseException],
+) -> tuple[list[ReservationGroup], list[OutOfStock], list[LimitExceeded]]:
     ok = [r for r in results if isinstance(r, ReservationGroup)]
     unexpected = [
         r for r in results if not isinstance(r, ReservationGroup | OutOfStock | LimitExceeded)
@@ -39,7 +49,9 @@ def outcomes(results):
     )
 
 
-async def test_300_simultaneous_reserves_against_100_units_at_a_store(uow, clock, clean_db):
+async def test_300_simultaneous_reserves_against_100_units_at_a_store(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
+) -> None:
     await given_stores(uow, clock, store_at("S1", 0))
     await given_stock(uow, clock, {("S1", "HOT"): 100})
 
@@ -53,7 +65,9 @@ async def test_300_simultaneous_reserves_against_100_units_at_a_store(uow, clock
     assert await level(clean_db, "S1", "HOT") == (100, 100)
 
 
-async def test_300_simultaneous_reserves_near_a_point_never_oversell(uow, clock, clean_db):
+async def test_300_simultaneous_reserves_near_a_point_never_oversell(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
+) -> None:
     await given_stores(uow, clock, store_at("S1", 0), store_at("S2", 1), store_at("S3", 2))
     await given_stock(uow, clock, {("S1", "HOT"): 40, ("S2", "HOT"): 30, ("S3", "HOT"): 30})
 
@@ -70,7 +84,9 @@ async def test_300_simultaneous_reserves_near_a_point_never_oversell(uow, clock,
     ]
 
 
-async def test_one_customer_racing_against_a_limit_of_one_reservation(uow, clock, clean_db):
+async def test_one_customer_racing_against_a_limit_of_one_reservation(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
+) -> None:
     await given_stores(uow, clock, store_at("S1", 0))
     await given_stock(uow, clock, {("S1", "A"): 100})
     await policy_service.update_policy(
@@ -87,7 +103,9 @@ async def test_one_customer_racing_against_a_limit_of_one_reservation(uow, clock
     assert await level(clean_db, "S1", "A") == (100, 1)
 
 
-async def test_one_customer_racing_against_the_units_per_sku_limit(uow, clock, clean_db):
+async def test_one_customer_racing_against_the_units_per_sku_limit(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
+) -> None:
     await given_stores(uow, clock, store_at("S1", 0))
     await given_stock(uow, clock, {("S1", "A"): 100})
     await policy_service.update_policy(
@@ -108,7 +126,9 @@ async def test_one_customer_racing_against_the_units_per_sku_limit(uow, clock, c
     assert await level(clean_db, "S1", "A") == (100, 10)
 
 
-async def test_the_same_idempotency_key_sent_20_times_at_once_locks_once(uow, clock, clean_db):
+async def test_the_same_idempotency_key_sent_20_times_at_once_locks_once(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
+) -> None:
     await given_stores(uow, clock, store_at("S1", 0))
     await given_stock(uow, clock, {("S1", "A"): 100})
     cmd = reserve_cmd("c1", {"A": 3}, store_id="S1", idempotency_key="checkout-7")
@@ -122,12 +142,14 @@ async def test_the_same_idempotency_key_sent_20_times_at_once_locks_once(uow, cl
     assert await level(clean_db, "S1", "A") == (100, 3)
 
 
-async def test_multi_line_reserves_in_any_order_do_not_deadlock(uow, clock, clean_db):
+async def test_multi_line_reserves_in_any_order_do_not_deadlock(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
+) -> None:
     skus = ["A", "B", "C", "D", "E"]
     await given_stores(uow, clock, store_at("S1", 0))
     await given_stock(uow, clock, {("S1", sku): 60 for sku in skus})
     rng = random.Random(7)
-    commands = []
+    commands: list[Reserve] = []
     for i in range(100):
         picked = rng.sample(skus, 3)
         commands.append(reserve_cmd(f"c{i}", dict.fromkeys(picked, 1), store_id="S1"))

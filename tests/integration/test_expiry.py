@@ -7,22 +7,27 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 
+from adapters.db.engine import Database
 from adapters.db.tables import outbox
 from domain.errors import ReservationExpired
 from domain.reservations import Status
 from services import reservations
+from services.unit_of_work import UnitOfWorkFactory
+from tests.clock import FakeClock
 from tests.helpers import given_stock, given_stores, level, reserve_cmd, store_at
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 @pytest.fixture
-async def store(uow, clock):
+async def store(uow: UnitOfWorkFactory, clock: FakeClock) -> None:
     await given_stores(uow, clock, store_at("S1", 0))
     await given_stock(uow, clock, {("S1", "A"): 100})
 
 
-async def test_nothing_expires_before_its_time(uow, clock, clean_db, store):
+async def test_nothing_expires_before_its_time(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, store: None
+) -> None:
     await reservations.reserve(reserve_cmd(lines={"A": 2}, store_id="S1"), uow=uow, clock=clock)
     clock.advance(7199)
 
@@ -30,7 +35,9 @@ async def test_nothing_expires_before_its_time(uow, clock, clean_db, store):
     assert await level(clean_db, "S1", "A") == (100, 2)
 
 
-async def test_a_due_reservation_expires_and_releases_its_stock(uow, clock, clean_db, store):
+async def test_a_due_reservation_expires_and_releases_its_stock(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, store: None
+) -> None:
     group = await reservations.reserve(
         reserve_cmd(lines={"A": 2}, store_id="S1"), uow=uow, clock=clock
     )
@@ -41,7 +48,8 @@ async def test_a_due_reservation_expires_and_releases_its_stock(uow, clock, clea
     async with uow() as tx:
         expired = await tx.reservations.get(group.reservations[0].id)
     assert expired is not None
-    assert expired.status is Status.EXPIRED and expired.expired_at == clock.now()
+    assert expired.status is Status.EXPIRED
+    assert expired.expired_at == clock.now()
     assert expired.version == 2
     assert await level(clean_db, "S1", "A") == (100, 0)
     async with clean_db.read() as conn:
@@ -53,7 +61,9 @@ async def test_a_due_reservation_expires_and_releases_its_stock(uow, clock, clea
     assert types[-1] == "EXPIRED"
 
 
-async def test_long_and_short_holds_expire_each_at_their_own_time(uow, clock, clean_db, store):
+async def test_long_and_short_holds_expire_each_at_their_own_time(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, store: None
+) -> None:
     await reservations.reserve(reserve_cmd("a", {"A": 1}, store_id="S1"), uow=uow, clock=clock)
     await reservations.reserve(
         reserve_cmd("b", {"A": 1}, store_id="S1", hold_seconds=86400), uow=uow, clock=clock
@@ -67,8 +77,8 @@ async def test_long_and_short_holds_expire_each_at_their_own_time(uow, clock, cl
 
 
 async def test_cancel_after_expiry_time_is_refused_with_reservation_expired(
-    uow, clock, clean_db, store
-):
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, store: None
+) -> None:
     group = await reservations.reserve(
         reserve_cmd(lines={"A": 1}, store_id="S1"), uow=uow, clock=clock
     )
@@ -79,7 +89,9 @@ async def test_cancel_after_expiry_time_is_refused_with_reservation_expired(
     assert await level(clean_db, "S1", "A") == (100, 1)
 
 
-async def test_sweeps_in_batches_until_nothing_is_due(uow, clock, clean_db, store):
+async def test_sweeps_in_batches_until_nothing_is_due(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, store: None
+) -> None:
     for i in range(25):
         await reservations.reserve(
             reserve_cmd(f"c{i}", {"A": 1}, store_id="S1"), uow=uow, clock=clock
@@ -90,7 +102,9 @@ async def test_sweeps_in_batches_until_nothing_is_due(uow, clock, clean_db, stor
     assert await level(clean_db, "S1", "A") == (100, 0)
 
 
-async def test_concurrent_sweepers_expire_each_reservation_once(uow, clock, clean_db, store):
+async def test_concurrent_sweepers_expire_each_reservation_once(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, store: None
+) -> None:
     for i in range(60):
         await reservations.reserve(
             reserve_cmd(f"c{i}", {"A": 1}, store_id="S1"), uow=uow, clock=clock
@@ -112,7 +126,7 @@ async def test_concurrent_sweepers_expire_each_reservation_once(uow, clock, clea
     assert expired_events == 60
 
 
-async def expiring_soon_events(db) -> int:
+async def expiring_soon_events(db: Database) -> int:
     async with db.read() as conn:
         return (
             await conn.execute(
@@ -123,7 +137,9 @@ async def expiring_soon_events(db) -> int:
         ).scalar_one()
 
 
-async def test_the_expiry_warning_goes_out_once_at_the_lead_time(uow, clock, clean_db, store):
+async def test_the_expiry_warning_goes_out_once_at_the_lead_time(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, store: None
+) -> None:
     await reservations.reserve(reserve_cmd(lines={"A": 1}, store_id="S1"), uow=uow, clock=clock)
 
     clock.advance(7200 - 901)
@@ -136,7 +152,9 @@ async def test_the_expiry_warning_goes_out_once_at_the_lead_time(uow, clock, cle
     assert await expiring_soon_events(clean_db) == 1
 
 
-async def test_a_new_expiry_gets_its_own_warning(uow, clock, clean_db, store):
+async def test_a_new_expiry_gets_its_own_warning(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, store: None
+) -> None:
     from domain.policy import ReservationPolicy
     from services import pickup
     from services import policy as policy_service

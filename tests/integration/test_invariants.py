@@ -6,6 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.db import invariants
+from adapters.db.engine import Database
 from adapters.db.tables import customer_holds, stock_levels
 from adapters.db.uow import SqlUnitOfWork
 from services import reservations
@@ -16,7 +17,7 @@ from tests.helpers import given_stock, given_stores, reserve_cmd, store_at
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def test_a_consistent_database_has_no_violations_and_a_broken_one_has(db):
+async def test_a_consistent_database_has_no_violations_and_a_broken_one_has(db: Database) -> None:
     await reset(db)
     clock = FakeClock(START)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def empty_db(tmp_path) -> AsyncIterator[Database]:
+async def empty_db(tmp_path: Path) -> AsyncIterator[Database]:
     server = os.environ.get("ROPOS_TEST_DATABASE_URL")
     if server:
         url, name = await _create_postgres_database(server)
@@ -41,7 +42,7 @@ async def tables(db: Database) -> set[str]:
         return set(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
 
 
-async def test_upgrade_from_empty_to_head_and_down_to_base(empty_db):
+async def test_upgrade_from_empty_to_head_and_down_to_base(empty_db: Database) -> None:
     assert await migrate.current_revision(empty_db) is None
 
     await migrate.upgrade(empty_db)
@@ -56,7 +57,7 @@ async def test_upgrade_from_empty_to_head_and_down_to_base(empty_db):
     assert await migrate.current_revision(empty_db) == migrate.head_revision()
 
 
-async def test_migrations_make_exactly_the_tables_the_code_uses(empty_db):
+async def test_migrations_make_exactly_the_tables_the_code_uses(empty_db: Database) -> None:
     await migrate.upgrade(empty_db)
 
     def differences(conn: sa.Connection) -> list[object]:
@@ -68,7 +69,7 @@ async def test_migrations_make_exactly_the_tables_the_code_uses(empty_db):
     assert diff == []
 
 
-async def test_the_default_policy_row_comes_with_the_schema(empty_db):
+async def test_the_default_policy_row_comes_with_the_schema(empty_db: Database) -> None:
     await migrate.upgrade(empty_db)
     async with empty_db.read() as conn:
         row = (

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from adapters.db.engine import Database
 from domain.errors import BadInput, LimitExceeded, NotFound, OutOfStock
 from domain.reservations import Status
 from services import reservations
+from services.unit_of_work import UnitOfWorkFactory
+from tests.clock import FakeClock
 from tests.helpers import ORIGIN, given_stock, given_stores, level, reserve_cmd, snapshot, store_at
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 @pytest.fixture
-async def chain(uow, clock):
+async def chain(uow: UnitOfWorkFactory, clock: FakeClock) -> None:
     # S1 at 0 km, S2 at 2 km, S3 at 5 km, S4 at 80 km (outside the default 50 km).
     await given_stores(
         uow, clock, store_at("S1", 0), store_at("S2", 2), store_at("S3", 5), store_at("S4", 80)
     )
 
 
-async def test_reserve_at_a_named_store_locks_every_line(uow, clock, clean_db, chain):
+async def test_reserve_at_a_named_store_locks_every_line(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, chain: None
+) -> None:
     await given_stock(uow, clock, {("S2", "A"): 5, ("S2", "B"): 3})
 
     group = await reservations.reserve(
@@ -36,8 +43,8 @@ async def test_reserve_at_a_named_store_locks_every_line(uow, clock, clean_db, c
 
 
 async def test_reserve_near_takes_the_nearest_store_that_has_every_line(
-    uow, clock, clean_db, chain
-):
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, chain: None
+) -> None:
     await given_stock(
         uow,
         clock,
@@ -58,7 +65,9 @@ async def test_reserve_near_takes_the_nearest_store_that_has_every_line(
     assert [r.store_id for r in group.reservations] == ["S2"]
 
 
-async def test_reserve_near_splits_over_the_fewest_stores(uow, clock, clean_db, chain):
+async def test_reserve_near_splits_over_the_fewest_stores(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, chain: None
+) -> None:
     # No store has both; S1 has A, S2 and S3 have B: the split is S1 + S2 (nearer than S1 + S3).
     await given_stock(uow, clock, {("S1", "A"): 5, ("S2", "B"): 5, ("S3", "B"): 5, ("S3", "A"): 1})
 
@@ -74,7 +83,9 @@ async def test_reserve_near_splits_over_the_fewest_stores(uow, clock, clean_db, 
     assert len({r.code for r in group.reservations}) == 2
 
 
-async def test_split_stays_within_the_radius(uow, clock, clean_db, chain):
+async def test_split_stays_within_the_radius(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, chain: None
+) -> None:
     await given_stock(uow, clock, {("S1", "A"): 1, ("S4", "A"): 10})
     before = await snapshot(clean_db)
 
@@ -85,7 +96,9 @@ async def test_split_stays_within_the_radius(uow, clock, clean_db, chain):
     assert await snapshot(clean_db) == before
 
 
-async def test_out_of_stock_names_the_short_skus_and_changes_nothing(uow, clock, clean_db, chain):
+async def test_out_of_stock_names_the_short_skus_and_changes_nothing(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, chain: None
+) -> None:
     await given_stock(uow, clock, {("S1", "A"): 5, ("S1", "B"): 1, ("S1", "C"): 0})
     before = await snapshot(clean_db)
 
@@ -98,7 +111,9 @@ async def test_out_of_stock_names_the_short_skus_and_changes_nothing(uow, clock,
     assert await snapshot(clean_db) == before
 
 
-async def test_safety_stock_is_not_reservable(uow, clock, clean_db, chain):
+async def test_safety_stock_is_not_reservable(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, chain: None
+) -> None:
     await given_stock(uow, clock, {("S1", "A"): 5}, safety=2)
 
     await reservations.reserve(reserve_cmd(lines={"A": 3}, store_id="S1"), uow=uow, clock=clock)
@@ -113,8 +128,13 @@ async def test_safety_stock_is_not_reservable(uow, clock, clean_db, chain):
     [({"store_id": "NOPE"}, "Unknown store"), ({"near": ORIGIN}, "Unknown SKU")],
 )
 async def test_unknown_store_or_sku_is_not_found_and_changes_nothing(
-    uow, clock, clean_db, chain, kwargs, expected
-):
+    uow: UnitOfWorkFactory,
+    clock: FakeClock,
+    clean_db: Database,
+    chain: None,
+    kwargs: dict[str, Any],
+    expected: str,
+) -> None:
     await given_stock(uow, clock, {("S1", "A"): 5})
     before = await snapshot(clean_db)
     lines = {"A": 1} if "store_id" in kwargs else {"A": 1, "GHOST": 1}
@@ -125,7 +145,9 @@ async def test_unknown_store_or_sku_is_not_found_and_changes_nothing(
     assert await snapshot(clean_db) == before
 
 
-async def test_hold_seconds_must_be_allowed_by_the_policy(uow, clock, clean_db, chain):
+async def test_hold_seconds_must_be_allowed_by_the_policy(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, chain: None
+) -> None:
     await given_stock(uow, clock, {("S1", "A"): 5})
 
     day = await reservations.reserve(
@@ -138,7 +160,9 @@ async def test_hold_seconds_must_be_allowed_by_the_policy(uow, clock, clean_db, 
         )
 
 
-async def test_active_reservation_limit_says_which_limit(uow, clock, clean_db, chain):
+async def test_active_reservation_limit_says_which_limit(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, chain: None
+) -> None:
     await given_stock(uow, clock, {("S1", "A"): 50})
     for _ in range(5):
         await reservations.reserve(reserve_cmd(lines={"A": 1}, store_id="S1"), uow=uow, clock=clock)
@@ -151,7 +175,9 @@ async def test_active_reservation_limit_says_which_limit(uow, clock, clean_db, c
     assert await snapshot(clean_db) == before
 
 
-async def test_units_per_sku_limit_counts_every_active_reservation(uow, clock, clean_db, chain):
+async def test_units_per_sku_limit_counts_every_active_reservation(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, chain: None
+) -> None:
     await given_stock(uow, clock, {("S1", "A"): 50, ("S1", "B"): 50})
     await reservations.reserve(reserve_cmd(lines={"A": 7}, store_id="S1"), uow=uow, clock=clock)
 
@@ -168,7 +194,9 @@ async def test_units_per_sku_limit_counts_every_active_reservation(uow, clock, c
     )
 
 
-async def test_cancel_releases_stock_and_frees_the_limits(uow, clock, clean_db, chain):
+async def test_cancel_releases_stock_and_frees_the_limits(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, chain: None
+) -> None:
     await given_stock(uow, clock, {("S1", "A"): 10})
     group = await reservations.reserve(
         reserve_cmd(lines={"A": 10}, store_id="S1"), uow=uow, clock=clock
@@ -187,19 +215,25 @@ async def test_cancel_releases_stock_and_frees_the_limits(uow, clock, clean_db, 
     assert again.reservations[0].status is Status.HELD
 
 
-async def test_idempotency_key_returns_the_same_group_and_locks_once(uow, clock, clean_db, chain):
+async def test_idempotency_key_returns_the_same_group_and_locks_once(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, chain: None
+) -> None:
     await given_stock(uow, clock, {("S1", "A"): 10})
     cmd = reserve_cmd(lines={"A": 3}, store_id="S1", idempotency_key="order-42")
 
     first = await reservations.reserve(cmd, uow=uow, clock=clock)
     second = await reservations.reserve(cmd, uow=uow, clock=clock)
 
-    assert second.id == first.id and second.replayed and not first.replayed
+    assert second.id == first.id
+    assert second.replayed
+    assert not first.replayed
     assert [r.id for r in second.reservations] == [r.id for r in first.reservations]
     assert await level(clean_db, "S1", "A") == (10, 3)
 
 
-async def test_idempotency_key_reused_for_another_request_is_refused(uow, clock, clean_db, chain):
+async def test_idempotency_key_reused_for_another_request_is_refused(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, chain: None
+) -> None:
     await given_stock(uow, clock, {("S1", "A"): 10})
     await reservations.reserve(
         reserve_cmd(lines={"A": 3}, store_id="S1", idempotency_key="k"), uow=uow, clock=clock
@@ -213,9 +247,11 @@ async def test_idempotency_key_reused_for_another_request_is_refused(uow, clock,
     assert await snapshot(clean_db) == before
 
 
-async def test_the_same_key_from_another_customer_is_another_request(uow, clock, clean_db, chain):
+async def test_the_same_key_from_another_customer_is_another_request(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, chain: None
+) -> None:
     await given_stock(uow, clock, {("S1", "A"): 10})
-    cmd = {"lines": {"A": 1}, "store_id": "S1", "idempotency_key": "k"}
+    cmd: dict[str, Any] = {"lines": {"A": 1}, "store_id": "S1", "idempotency_key": "k"}
 
     a = await reservations.reserve(reserve_cmd("c1", **cmd), uow=uow, clock=clock)
     b = await reservations.reserve(reserve_cmd("c2", **cmd), uow=uow, clock=clock)
@@ -224,7 +260,9 @@ async def test_the_same_key_from_another_customer_is_another_request(uow, clock,
     assert await level(clean_db, "S1", "A") == (10, 2)
 
 
-async def test_every_change_writes_outbox_events_and_ledger_lines(uow, clock, clean_db, chain):
+async def test_every_change_writes_outbox_events_and_ledger_lines(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, chain: None
+) -> None:
     await given_stock(uow, clock, {("S1", "A"): 10})
     before = await snapshot(clean_db)
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from adapters.db.engine import Database
 from adapters.db.tables import (
     idempotency_keys,
     outbox,
@@ -23,7 +24,9 @@ from domain.reconciliation import Discrepancy, DiscrepancyKind, DiscrepancyStatu
 from domain.wms import parse_batch
 from services import relay, retention
 from services import reservations as reservation_service
+from services.unit_of_work import UnitOfWorkFactory
 from services.wms import inbox
+from tests.clock import FakeClock
 from tests.helpers import given_stock, given_stores, reserve_cmd, store_at
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -34,12 +37,14 @@ class Sink:
         return None
 
 
-async def count(db, table: sa.Table) -> int:
+async def count(db: Database, table: sa.Table) -> int:
     async with db.read() as conn:
         return int((await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar_one())
 
 
-async def test_old_bookkeeping_goes_and_what_is_still_needed_stays(uow, clock, clean_db):
+async def test_old_bookkeeping_goes_and_what_is_still_needed_stays(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
+) -> None:
     await given_stores(uow, clock, store_at("S1", 0))
     await given_stock(uow, clock, {("S1", "A"): 50})
     # Old: a reservation with an idempotency key, its events published, a WMS batch applied
@@ -100,7 +105,8 @@ async def test_old_bookkeeping_goes_and_what_is_still_needed_stays(uow, clock, c
     async with clean_db.read() as conn:
         batches = (await conn.execute(sa.select(wms_inbox.c.batch_id))).scalars().all()
         discrepancies = (await conn.execute(sa.select(stock_discrepancies.c.id))).scalars().all()
-    assert batches == ["waiting"] and discrepancies == ["d-open"]
+    assert batches == ["waiting"]
+    assert discrepancies == ["d-open"]
     assert await count(clean_db, idempotency_keys) == 0
     assert await count(clean_db, reservations) == 2  # business records stay
     assert await count(clean_db, stock_movements) == ledger
@@ -108,7 +114,9 @@ async def test_old_bookkeeping_goes_and_what_is_still_needed_stays(uow, clock, c
     assert await retention.sweep(uow=uow, clock=clock, days=0) == {}  # 0: keep everything
 
 
-async def test_delivered_movements_and_webhooks_go_dead_ones_stay(uow, clock, clean_db):
+async def test_delivered_movements_and_webhooks_go_dead_ones_stay(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
+) -> None:
     old = clock.now() - timedelta(days=40)
     statuses = ["DELIVERED"] * (retention.BATCH + 100) + ["DEAD"] * 3 + ["PENDING"] * 3
     common = {"store_id": "S1", "attempts": 1, "next_attempt_at": old, "created_at": old}

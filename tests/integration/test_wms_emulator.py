@@ -395,7 +395,8 @@ async def test_with_a_token_configured_calls_without_it_are_refused_and_change_n
             with pytest.raises(WmsUnavailable):
                 await wrong.levels("S001")
             wms: EmulatedWms = app.state.wms
-            assert wms.log == [] and wms.rows == {}
+            assert wms.log == []
+            assert wms.rows == {}
 
             assert await right.send([movement(MovementKind.LOCK, 1, 1)]) == [
                 MovementResult("S001-SKU1-1", Outcome.APPLIED)

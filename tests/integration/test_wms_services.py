@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from adapters.db.engine import Database
 from domain.errors import BadInput, OutOfStock
 from domain.wms import (
     CircuitBreaker,
@@ -24,7 +25,9 @@ from domain.wms import (
 from gateway.workers import WmsFeed
 from services import leases, reservations, stock
 from services.reservations import ReservationGroup
+from services.unit_of_work import UnitOfWorkFactory
 from services.wms import feed, inbox
+from tests.clock import FakeClock
 from tests.helpers import given_stock, given_stores, level, reserve_cmd, store_at
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -60,7 +63,9 @@ class RecordingWms:
         return None
 
 
-async def test_a_batch_stored_but_not_applied_is_applied_by_the_retry(uow, clock, clean_db):
+async def test_a_batch_stored_but_not_applied_is_applied_by_the_retry(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
+) -> None:
     await given_stores(uow, clock, store_at("S1", 0))
     # The process stored the batch and died before applying it
     payload = {"batchId": "crash-1", "levels": [{"storeId": "S1", "sku": "A", "onHand": 7}]}
@@ -75,11 +80,15 @@ async def test_a_batch_stored_but_not_applied_is_applied_by_the_retry(uow, clock
     assert await level(clean_db, "S1", "A") == (7, 0)
     async with uow() as tx:
         stored = await tx.wms_inbox.find("crash-1")
-    assert stored is not None and stored.status == "APPLIED" and stored.applied == 1
+    assert stored is not None
+    assert stored.status == "APPLIED"
+    assert stored.applied == 1
     assert await inbox.retry_received(uow=uow, clock=clock) == 0
 
 
-async def test_shrinks_racing_reserves_never_leave_more_reserved_than_on_hand(uow, clock, clean_db):
+async def test_shrinks_racing_reserves_never_leave_more_reserved_than_on_hand(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
+) -> None:
     await given_stores(uow, clock, store_at("S1", 0), store_at("S2", 1))
     await given_stock(uow, clock, {("S1", "HOT"): 60, ("S2", "HOT"): 20})
     counts = [40, 30, 20, 10]
@@ -110,12 +119,15 @@ async def test_shrinks_racing_reserves_never_leave_more_reserved_than_on_hand(uo
     assert [o.status for o in outcomes] == ["APPLIED"] * len(counts)
     assert sum(isinstance(r, ReservationGroup) for r in results) >= 10
     on_hand, reserved = await level(clean_db, "S1", "HOT")
-    assert on_hand in counts and reserved <= on_hand
+    assert on_hand in counts
+    assert reserved <= on_hand
     s2_on_hand, s2_reserved = await level(clean_db, "S2", "HOT")
     assert s2_reserved <= s2_on_hand == 20
 
 
-async def test_one_feed_at_a_time_holds_the_lease(uow, clock, clean_db):
+async def test_one_feed_at_a_time_holds_the_lease(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
+) -> None:
     assert await leases.take(uow, feed.LEASE, "a", clock, 10)
     assert not await leases.take(uow, feed.LEASE, "b", clock, 10)
     assert await leases.take(uow, feed.LEASE, "a", clock, 10)  # renewed by its holder
@@ -124,7 +136,9 @@ async def test_one_feed_at_a_time_holds_the_lease(uow, clock, clean_db):
     assert not await leases.take(uow, feed.LEASE, "a", clock, 10)
 
 
-async def test_an_outage_delays_movements_and_loses_or_reorders_none(uow, clock, clean_db):
+async def test_an_outage_delays_movements_and_loses_or_reorders_none(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
+) -> None:
     await given_stores(uow, clock, store_at("S1", 0))
     await given_stock(uow, clock, {("S1", "A"): 50, ("S1", "B"): 50})
     target = RecordingWms()
@@ -171,7 +185,9 @@ async def test_an_outage_delays_movements_and_loses_or_reorders_none(uow, clock,
         assert reserved == (await level(clean_db, *row))[1]
 
 
-async def test_two_batches_making_the_same_new_row_at_once_both_apply(uow, clock, clean_db):
+async def test_two_batches_making_the_same_new_row_at_once_both_apply(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
+) -> None:
     await given_stores(uow, clock, store_at("S1", 0))
 
     async def push(batch_id: str, on_hand: int, sequence: int) -> inbox.BatchOutcome:
@@ -188,7 +204,9 @@ async def test_two_batches_making_the_same_new_row_at_once_both_apply(uow, clock
     assert await level(clean_db, "S1", "NEW") == (9, 0)
 
 
-async def test_two_feeds_at_once_deliver_each_movement_once_in_order(uow, clock, clean_db):
+async def test_two_feeds_at_once_deliver_each_movement_once_in_order(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
+) -> None:
     await given_stores(uow, clock, store_at("S1", 0))
     await given_stock(uow, clock, {("S1", "A"): 500})
     target = RecordingWms()
@@ -222,8 +240,8 @@ async def test_two_feeds_at_once_deliver_each_movement_once_in_order(uow, clock,
 
 
 async def test_a_baseline_passes_over_the_movements_made_before_a_wms_was_connected(
-    uow, clock, clean_db
-):
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
+) -> None:
     await given_stores(uow, clock, store_at("S1", 0))
     await given_stock(uow, clock, {("S1", "A"): 10})
     for i in range(3):  # while no WMS was connected
@@ -238,8 +256,8 @@ async def test_a_baseline_passes_over_the_movements_made_before_a_wms_was_connec
 
 
 async def test_a_batch_refused_after_it_wrote_leaves_stock_as_it_was(
-    uow, clock, clean_db, monkeypatch
-):
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await given_stores(uow, clock, store_at("S1", 0))
     await given_stock(uow, clock, {("S1", "A"): 10})
     await reservations.reserve(reserve_cmd("c", {"A": 5}, store_id="S1"), uow=uow, clock=clock)
@@ -255,10 +273,13 @@ async def test_a_batch_refused_after_it_wrote_leaves_stock_as_it_was(
     assert await level(clean_db, "S1", "A") == (10, 5)
     async with uow() as tx:
         stored = await tx.wms_inbox.find("late-refusal")
-    assert stored is not None and stored.status == "REJECTED"
+    assert stored is not None
+    assert stored.status == "REJECTED"
 
 
-async def test_a_row_waiting_for_its_retry_holds_up_no_other_row(uow, clock, clean_db):
+async def test_a_row_waiting_for_its_retry_holds_up_no_other_row(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
+) -> None:
     await given_stores(uow, clock, store_at("S1", 0))
     await given_stock(uow, clock, {("S1", "A"): 10, ("S1", "B"): 10})
     for i in range(5):  # more of A's movements than a delivery looks at
@@ -288,8 +309,8 @@ async def test_a_row_waiting_for_its_retry_holds_up_no_other_row(uow, clock, cle
 
 
 async def test_an_unexpected_error_of_the_wms_adapter_leaves_no_trial_call_hanging(
-    uow, clock, clean_db
-):
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
+) -> None:
     await given_stores(uow, clock, store_at("S1", 0))
     await given_stock(uow, clock, {("S1", "A"): 10})
     await reservations.reserve(reserve_cmd("a", {"A": 1}, store_id="S1"), uow=uow, clock=clock)
