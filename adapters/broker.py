@@ -430,13 +430,13 @@ class RedisBackend:
         async with self._wire:
             pubsub = self._subscriber_client.pubsub()
             try:
-                await pubsub.connect()
+                await pubsub.connect()  # type: ignore[no-untyped-call]  # unannotated in redis-py
                 channels = set(self._channels)
                 if channels:
                     await pubsub.subscribe(*sorted(channels))
                     await self._await_confirmations(pubsub, channels)
             except BaseException:
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
                 raise
             self._on_wire = channels
             self._pubsub = pubsub
@@ -469,7 +469,7 @@ class RedisBackend:
         self._confirming.clear()
         if pubsub is not None:
             async with self._wire:
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
 
     async def _read_forever(self) -> None:
         loop = asyncio.get_running_loop()

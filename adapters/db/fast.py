@@ -27,7 +27,7 @@ def _json_text(value: Any) -> str:
 
 
 # The same JSON encoding as the engine's (adapters/db/engine.py).
-_DIALECT = AsyncpgDialect(json_serializer=_json_text)
+_DIALECT = AsyncpgDialect(json_serializer=_json_text)  # type: ignore[no-untyped-call]  # untyped __init__
 _Compiled = tuple[str, tuple[str, ...], tuple[Callable[[Any], Any] | None, ...]]
 _COMPILED: dict[tuple[int, tuple[str, ...], bool], _Compiled] = {}
 

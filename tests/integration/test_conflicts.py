@@ -5,28 +5,32 @@ statement reaches the server (SQLAlchemy, and straight on asyncpg)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 import sqlalchemy as sa
 from asyncpg.exceptions import PostgresError
 
+from adapters.db.engine import Database
 from adapters.db.tables import idempotency_keys, skus, stock_levels
+from adapters.db.uow import SqlUnitOfWork
 from domain.reservations import Line, Reservation
 from domain.stock import StockLevel
 from services import reservations
-from services.unit_of_work import RetryableConflict
+from services.unit_of_work import RetryableConflict, UnitOfWork, UnitOfWorkFactory
+from tests.clock import FakeClock
 from tests.helpers import given_stock, given_stores, reserve_cmd, snapshot, store_at
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 @pytest.fixture
-async def stock(uow, clock):
+async def stock(uow: UnitOfWorkFactory, clock: FakeClock) -> None:
     await given_stores(uow, clock, store_at("S1", 0))
     await given_stock(uow, clock, {("S1", "A"): 5, ("S1", "B"): 5})
 
 
-def held(clock, *, code: str, store_id: str = "S1", id: str = "r-new") -> Reservation:
+def held(clock: FakeClock, *, code: str, store_id: str = "S1", id: str = "r-new") -> Reservation:
     return Reservation.hold(
         id=id,
         group_id="g-new",
@@ -40,7 +44,7 @@ def held(clock, *, code: str, store_id: str = "S1", id: str = "r-new") -> Reserv
     )
 
 
-def level_row(clock, store_id: str, sku: str) -> dict[str, object]:
+def level_row(clock: FakeClock, store_id: str, sku: str) -> dict[str, object]:
     return {
         "store_id": store_id,
         "sku": sku,
@@ -52,23 +56,32 @@ def level_row(clock, store_id: str, sku: str) -> dict[str, object]:
     }
 
 
-async def conflict(uow, write) -> str:
+Write = Callable[[SqlUnitOfWork], Awaitable[object]]
+
+
+async def conflict(db: Database, write: Write) -> str:
     """What the unit of work that ran `write(tx)` and meant to commit raised."""
-    with pytest.raises(RetryableConflict) as raised:
-        async with uow() as tx:
+
+    async def run() -> None:
+        async with SqlUnitOfWork(db) as tx:
             await write(tx)
             await tx.commit()
+
+    with pytest.raises(RetryableConflict) as raised:
+        await run()
     return raised.value.what
 
 
-async def test_an_idempotency_key_taken_meanwhile(uow, clock, clean_db):
+async def test_an_idempotency_key_taken_meanwhile(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
+) -> None:
     async with uow() as tx:
         await tx.reservations.add_idempotency_key("c1", "k", "hash-1", "g-1", clock.now())
         await tx.commit()
     before = await snapshot(clean_db)
 
     what = await conflict(
-        uow,
+        clean_db,
         lambda tx: tx.reservations.add_idempotency_key("c1", "k", "hash-2", "g-2", clock.now()),
     )
 
@@ -79,14 +92,16 @@ async def test_an_idempotency_key_taken_meanwhile(uow, clock, clean_db):
     assert keys == ["g-1"]
 
 
-async def test_a_pickup_code_an_active_reservation_has(uow, clock, clean_db, stock):
+async def test_a_pickup_code_an_active_reservation_has(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, stock: None
+) -> None:
     group = await reservations.reserve(
         reserve_cmd(lines={"A": 1}, store_id="S1"), uow=uow, clock=clock
     )
     before = await snapshot(clean_db)
 
     what = await conflict(
-        uow,
+        clean_db,
         lambda tx: tx.reservations.add([held(clock, code=group.reservations[0].code)], clock.now()),
     )
 
@@ -95,41 +110,47 @@ async def test_a_pickup_code_an_active_reservation_has(uow, clock, clean_db, sto
 
 
 @pytest.mark.parametrize("rows", [1, 40], ids=["one-row", "array-insert"])
-async def test_a_stock_row_made_meanwhile_through_the_statements(uow, clock, clean_db, stock, rows):
+async def test_a_stock_row_made_meanwhile_through_the_statements(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, stock: None, rows: int
+) -> None:
     before = await snapshot(clean_db)
     # The new rows go first, the row that exists last: nothing of the batch may stay.
     levels = [StockLevel("S1", f"N{i}", 0, 0, 0) for i in range(rows - 1)]
     levels.append(StockLevel("S1", "A", 9, 0, 0))
     new_skus = [{"code": level.sku, "created_at": clock.now()} for level in levels[:-1]]
 
-    async def write(tx) -> None:
+    async def write(tx: SqlUnitOfWork) -> None:
         if new_skus:
             await tx.conn.execute(skus.insert(), new_skus)
         await tx.levels.insert(levels, clock.now())
 
-    assert await conflict(uow, write) == "deadlock"
+    assert await conflict(clean_db, write) == "deadlock"
     assert await snapshot(clean_db) == before
     async with clean_db.read() as conn:
         codes = (await conn.execute(sa.select(skus.c.code).order_by(skus.c.code))).scalars()
         assert list(codes) == ["A", "B"]
 
 
-async def test_a_stock_row_made_meanwhile_through_sqlalchemy(uow, clock, clean_db, stock):
+async def test_a_stock_row_made_meanwhile_through_sqlalchemy(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, stock: None
+) -> None:
     before = await snapshot(clean_db)
 
     what = await conflict(
-        uow, lambda tx: tx.conn.execute(stock_levels.insert(), level_row(clock, "S1", "B"))
+        clean_db, lambda tx: tx.conn.execute(stock_levels.insert(), level_row(clock, "S1", "B"))
     )
 
     assert what == "deadlock"
     assert await snapshot(clean_db) == before
 
 
-async def test_a_reservation_at_a_store_that_does_not_exist(uow, clock, clean_db, stock):
+async def test_a_reservation_at_a_store_that_does_not_exist(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, stock: None
+) -> None:
     before = await snapshot(clean_db)
 
     what = await conflict(
-        uow,
+        clean_db,
         lambda tx: tx.reservations.add([held(clock, code="ZZZZZZ", store_id="S9")], clock.now()),
     )
 
@@ -137,11 +158,13 @@ async def test_a_reservation_at_a_store_that_does_not_exist(uow, clock, clean_db
     assert await snapshot(clean_db) == before
 
 
-async def test_a_stock_row_of_a_sku_that_does_not_exist(uow, clock, clean_db, stock):
+async def test_a_stock_row_of_a_sku_that_does_not_exist(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, stock: None
+) -> None:
     before = await snapshot(clean_db)
 
     what = await conflict(
-        uow, lambda tx: tx.conn.execute(stock_levels.insert(), level_row(clock, "S1", "NOPE"))
+        clean_db, lambda tx: tx.conn.execute(stock_levels.insert(), level_row(clock, "S1", "NOPE"))
     )
 
     assert what == "unknown_reference"
@@ -166,13 +189,15 @@ GERMAN = {
 
 
 @pytest.mark.parametrize("what", sorted(GERMAN))
-async def test_a_postgresql_error_worded_in_german_is_still_a_conflict(uow, clean_db, what):
+async def test_a_postgresql_error_worded_in_german_is_still_a_conflict(
+    uow: UnitOfWorkFactory, clean_db: Database, what: str
+) -> None:
     german = PostgresError.new({"S": "FEHLER", **GERMAN[what]})
 
-    async def write(tx) -> None:
+    async def write(tx: SqlUnitOfWork) -> None:
         raise german
 
-    assert await conflict(uow, write) == what
+    assert await conflict(clean_db, write) == what
 
 
 @pytest.fixture
@@ -183,11 +208,13 @@ def postgres_only(backend: str) -> None:
 
 @pytest.mark.usefixtures("postgres_only")
 @pytest.mark.parametrize("second", ["sqlalchemy", "asyncpg"])
-async def test_a_lock_cycle_postgresql_breaks(uow, clock, clean_db, stock, second):
+async def test_a_lock_cycle_postgresql_breaks(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, stock: None, second: str
+) -> None:
     before = await snapshot(clean_db)
     both_hold_one = asyncio.Barrier(2)
 
-    async def lock(tx, sku: str, how: str) -> None:
+    async def lock(tx: UnitOfWork, sku: str, how: str) -> None:
         if how == "asyncpg":
             assert await tx.stock.lock("S1", sku, 1, clock.now()) is not None
         else:

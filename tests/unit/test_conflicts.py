@@ -51,7 +51,9 @@ def wrapped(error: Exception) -> IntegrityError:
         ("pk_stock_levels", "deadlock"),
     ],
 )
-def test_a_unique_violation_is_told_by_its_constraint_not_its_words(constraint, what):
+def test_a_unique_violation_is_told_by_its_constraint_not_its_words(
+    constraint: str, what: str | None
+) -> None:
     error = postgres(
         "23505",
         GERMAN_UNIQUE[0].format(constraint),
@@ -63,7 +65,7 @@ def test_a_unique_violation_is_told_by_its_constraint_not_its_words(constraint, 
     assert conflict_of(wrapped(error)) == what
 
 
-def test_the_constraint_name_counts_not_a_name_the_message_happens_to_hold():
+def test_the_constraint_name_counts_not_a_name_the_message_happens_to_hold() -> None:
     error = postgres(
         "23505",
         'duplicate key value violates unique constraint "pk_idempotency_keys"',
@@ -73,14 +75,14 @@ def test_the_constraint_name_counts_not_a_name_the_message_happens_to_hold():
     assert conflict_of(error) is None
 
 
-def test_a_unique_violation_of_any_other_key_is_no_conflict():
+def test_a_unique_violation_of_any_other_key_is_no_conflict() -> None:
     for constraint in ("uq_webhook_deliveries_event_id_store_id", "pk_reservations", ""):
         error = postgres("23505", GERMAN_UNIQUE[0].format(constraint), constraint_name=constraint)
         assert conflict_of(error) is None
     assert conflict_of(postgres("23505", "no constraint named")) is None
 
 
-def test_a_foreign_key_violation_is_an_unknown_reference_in_any_language():
+def test_a_foreign_key_violation_is_an_unknown_reference_in_any_language() -> None:
     error = postgres(
         "23503",
         GERMAN_FOREIGN_KEY,
@@ -93,14 +95,14 @@ def test_a_foreign_key_violation_is_an_unknown_reference_in_any_language():
 
 
 @pytest.mark.parametrize("sqlstate", ["40P01", "40001"])
-def test_a_broken_lock_cycle_or_serialization_failure_is_a_deadlock(sqlstate):
+def test_a_broken_lock_cycle_or_serialization_failure_is_a_deadlock(sqlstate: str) -> None:
     error = postgres(sqlstate, GERMAN_DEADLOCK)
 
     assert conflict_of(error) == "deadlock"
     assert conflict_of(OperationalError("UPDATE ...", {}, error)) == "deadlock"
 
 
-def test_other_postgresql_errors_are_no_conflict():
+def test_other_postgresql_errors_are_no_conflict() -> None:
     for sqlstate in ("23514", "23502", "57014", "42P01", "25P02"):
         assert conflict_of(postgres(sqlstate, "irgendein Fehler")) is None
 
@@ -122,14 +124,16 @@ def test_other_postgresql_errors_are_no_conflict():
         ("FOREIGN KEY constraint failed", "SQLITE_CONSTRAINT_FOREIGNKEY", "unknown_reference"),
     ],
 )
-def test_sqlite_errors_are_told_by_their_name_and_columns(message, errorname, what):
+def test_sqlite_errors_are_told_by_their_name_and_columns(
+    message: str, errorname: str, what: str | None
+) -> None:
     error = sqlite(message, errorname)
 
     assert conflict_of(error) == what
     assert conflict_of(wrapped(error)) == what
 
 
-def test_other_sqlite_errors_are_no_conflict():
+def test_other_sqlite_errors_are_no_conflict() -> None:
     others = [
         ("UNIQUE constraint failed: reservations.id", "SQLITE_CONSTRAINT_PRIMARYKEY"),
         ("UNIQUE constraint failed: outbox.event_id", "SQLITE_CONSTRAINT_UNIQUE"),
@@ -142,7 +146,7 @@ def test_other_sqlite_errors_are_no_conflict():
         assert conflict_of(sqlite(message, errorname)) is None
 
 
-def test_what_is_no_database_error_is_no_conflict():
+def test_what_is_no_database_error_is_no_conflict() -> None:
     assert conflict_of(None) is None
     assert conflict_of(ValueError("pk_idempotency_keys")) is None
     assert conflict_of(IntegrityError("INSERT ...", {}, None)) is None  # type: ignore[arg-type]
