@@ -1,0 +1,336 @@
+"""The order intake's words: the canonical order every channel's payload becomes, the statuses of
+an intake message, and the decisions recorded on it. Plain data, no parsing of any channel here:
+each channel's adapter (`adapters/channels/`) turns its own payloads into a `ChannelOrder`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from domain.geo import GeoPoint
+
+# The exponent of each currency whose minor unit is not the cent (ISO 4217). Every other
+# currency has two decimals.
+CURRENCY_EXPONENTS: dict[str, int] = {
+    **dict.fromkeys(
+        (
+            "BIF",
+            "CLP",
+            "DJF",
+            "GNF",
+            "ISK",
+            "JPY",
+            "KMF",
+            "KRW",
+            "PYG",
+            "RWF",
+            "UGX",
+            "UYI",
+            "VND",
+            "VUV",
+            "XAF",
+            "XOF",
+            "XPF",
+        ),
+        0,
+    ),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    **dict.fromkeys(("CLF", "UYW"), 4),
+}
+
+
+def currency_exponent(currency: str) -> int:
+    return CURRENCY_EXPONENTS.get(currency, 2)
+
+
+class SalesChannel(StrEnum):
+    """A sales channel, by the name it has in the edge's path (`/intake/{channel}/{account}`)."""
+
+    SHOPIFY = "shopify"
+    WOOCOMMERCE = "woocommerce"
+    BIGCOMMERCE = "bigcommerce"
+    ADOBE_COMMERCE = "adobe-commerce"
+    AMAZON = "amazon"
+    SQUARE = "square"
+    GENERIC = "generic"
+
+
+class OrderEvent(StrEnum):
+    CREATE = "CREATE"
+    UPDATE = "UPDATE"
+    CANCEL = "CANCEL"
+
+
+class IntakeStatus(StrEnum):
+    RECEIVED = "RECEIVED"
+    RETRYING = "RETRYING"
+    ACCEPTED = "ACCEPTED"
+    IGNORED = "IGNORED"
+    REJECTED = "REJECTED"
+    DEAD = "DEAD"
+    DISCARDED = "DISCARDED"
+
+    @property
+    def final(self) -> bool:
+        return self not in (IntakeStatus.RECEIVED, IntakeStatus.RETRYING)
+
+
+class RuleAction(StrEnum):
+    """What a validation rule does when it finds something: refuse the order, fix it the
+    documented way, let it through with a warning, or only record what it would have done."""
+
+    REJECT = "REJECT"
+    REPAIR = "REPAIR"
+    WARN = "WARN"
+    SHADOW = "SHADOW"
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An exact amount in a currency (ISO 4217)."""
+
+    amount: Decimal
+    currency: str
+
+    def times(self, quantity: int) -> Money:
+        return Money(self.amount * quantity, self.currency)
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """The channel's customer. `id` is None for a guest; `email` is kept only to tell guests
+    apart and to act on the order, never logged."""
+
+    id: str | None = None
+    email: str | None = None
+    guest: bool = True
+    other_emails: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    """One line as the channel sent it. `sku` may be None when the channel identifies the line
+    only by its product (or variation, or catalog object) id: a rule maps that to a SKU."""
+
+    sku: str | None
+    quantity: int
+    channel_product_id: str | None = None
+    name: str | None = None
+    unit_price: Money | None = None
+    line_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pickup:
+    """Whether the shopper asked to collect in store, and where the channel says."""
+
+    requested: bool
+    channel_location_id: str | None = None
+    store_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a rule (or an adapter, for what it had to repair while reading) decided about one
+    order. `action` is what was done; for a SHADOW rule, `message` says what it would have done."""
+
+    rule: str
+    action: RuleAction
+    message: str
+    field: str | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOrder:
+    """The canonical order: the same shape whatever channel it came from.
+
+    `updated_at` orders the events of one order: an event older than the one already applied
+    changes nothing. Channels that give no update time use `placed_at`. `cancelled` is the
+    channel saying the order is cancelled (an order delivered as created may already be)."""
+
+    channel: SalesChannel
+    account: str
+    external_id: str
+    event: OrderEvent
+    lines: tuple[OrderLine, ...]
+    pickup: Pickup
+    external_number: str | None = None
+    placed_at: datetime | None = None
+    updated_at: datetime | None = None
+    customer: Customer = Customer()
+    currency: str | None = None
+    presentment_currency: str | None = None
+    total: Money | None = None
+    customer_location: GeoPoint | None = None
+    cancelled: bool = False
+    status: str | None = None
+
+    def with_lines(self, lines: tuple[OrderLine, ...]) -> ChannelOrder:
+        return replace(self, lines=lines)
+
+    @property
+    def version_time(self) -> datetime | None:
+        return self.updated_at or self.placed_at
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.channel.value}:{self.account}:{self.external_id}"
+
+    def value(self) -> Decimal:
+        """The order's value, for ranking dead letters by impact: its total, else its lines."""
+        if self.total is not None:
+            return self.total.amount
+        return sum(
+            (line.unit_price.amount * line.quantity for line in self.lines if line.unit_price),
+            Decimal(0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """One order read from a payload, with what the adapter had to decide while reading it."""
+
+    order: ChannelOrder
+    decisions: tuple[Decision, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NotAnOrder:
+    """A payload that is valid but holds nothing for ROPOS to act on (an inventory webhook, a
+    topic ROPOS does not handle): the message ends IGNORED with this reason."""
+
+    reason: str
+
+
+class PayloadRefused(Exception):
+    """A payload an adapter cannot turn into an order without guessing at money or stock (no
+    order id, a fractional quantity, an amount that is not a number). The message ends REJECTED
+    with `code`."""
+
+    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What an adapter knows about the delivery besides its body: the topic from the channel's
+    header (or None when the body carries it), the event id, and when ROPOS received it (the
+    time an unreadable timestamp is repaired to)."""
+
+    channel: SalesChannel
+    account: str
+    received_at: datetime
+    topic: str | None = None
+    event_id: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def to_json(order: ChannelOrder) -> dict[str, Any]:
+    """The canonical order as JSON (the API's names; amounts as decimal strings, ids as strings):
+    the form it is stored in and the `generic` channel's body."""
+
+    def money(m: Money | None) -> dict[str, str] | None:
+        return None if m is None else {"amount": str(m.amount), "currency": m.currency}
+
+    def when(t: datetime | None) -> str | None:
+        return None if t is None else t.isoformat()
+
+    return {
+        "channel": order.channel.value,
+        "account": order.account,
+        "externalId": order.external_id,
+        "externalNumber": order.external_number,
+        "event": order.event.value,
+        "placedAt": when(order.placed_at),
+        "updatedAt": when(order.updated_at),
+        "status": order.status,
+        "cancelled": order.cancelled,
+        "customer": {
+            "id": order.customer.id,
+            "email": order.customer.email,
+            "guest": order.customer.guest,
+            "otherEmails": list(order.customer.other_emails),
+        },
+        "currency": order.currency,
+        "presentmentCurrency": order.presentment_currency,
+        "total": money(order.total),
+        "lines": [
+            {
+                "sku": line.sku,
+                "channelProductId": line.channel_product_id,
+                "lineId": line.line_id,
+                "name": line.name,
+                "quantity": line.quantity,
+                "unitPrice": money(line.unit_price),
+            }
+            for line in order.lines
+        ],
+        "pickup": {
+            "requested": order.pickup.requested,
+            "channelLocationId": order.pickup.channel_location_id,
+            "storeId": order.pickup.store_id,
+        },
+        "customerLocation": None
+        if order.customer_location is None
+        else {"lat": order.customer_location.lat, "lon": order.customer_location.lon},
+    }
+
+
+def from_json(data: dict[str, Any]) -> ChannelOrder:
+    """The inverse of `to_json`, for orders ROPOS stored itself (trusted shape)."""
+
+    def money(m: dict[str, str] | None) -> Money | None:
+        return None if m is None else Money(Decimal(m["amount"]), m["currency"])
+
+    def when(t: str | None) -> datetime | None:
+        return None if t is None else datetime.fromisoformat(t)
+
+    customer = data.get("customer") or {}
+    pickup = data["pickup"]
+    location = data.get("customerLocation")
+    return ChannelOrder(
+        channel=SalesChannel(data["channel"]),
+        account=data["account"],
+        external_id=data["externalId"],
+        external_number=data.get("externalNumber"),
+        event=OrderEvent(data["event"]),
+        placed_at=when(data.get("placedAt")),
+        updated_at=when(data.get("updatedAt")),
+        status=data.get("status"),
+        cancelled=bool(data.get("cancelled")),
+        customer=Customer(
+            id=customer.get("id"),
+            email=customer.get("email"),
+            guest=bool(customer.get("guest", True)),
+            other_emails=tuple(customer.get("otherEmails") or ()),
+        ),
+        currency=data.get("currency"),
+        presentment_currency=data.get("presentmentCurrency"),
+        total=money(data.get("total")),
+        lines=tuple(
+            OrderLine(
+                sku=line.get("sku"),
+                channel_product_id=line.get("channelProductId"),
+                line_id=line.get("lineId"),
+                name=line.get("name"),
+                quantity=int(line["quantity"]),
+                unit_price=money(line.get("unitPrice")),
+            )
+            for line in data["lines"]
+        ),
+        pickup=Pickup(
+            requested=bool(pickup["requested"]),
+            channel_location_id=pickup.get("channelLocationId"),
+            store_id=pickup.get("storeId"),
+        ),
+        customer_location=None
+        if location is None
+        else GeoPoint(float(location["lat"]), float(location["lon"])),
+    )
