@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from domain.geo import GeoPoint
 
@@ -334,3 +334,19 @@ def from_json(data: dict[str, Any]) -> ChannelOrder:
         if location is None
         else GeoPoint(float(location["lat"]), float(location["lon"])),
     )
+
+
+class ChannelAdapter(Protocol):
+    """One channel's payloads to canonical orders."""
+
+    channel: SalesChannel
+
+    def split(self, payload: Any) -> list[Any]:
+        """The orders a body holds, one payload each: `[payload]` for a body of one order, one
+        element per order for a REST list or search response a connector pushed."""
+        ...
+
+    def parse(self, payload: Any, delivery: Delivery) -> Parsed | NotAnOrder:
+        """One order's payload (an element of `split`) to the canonical order. Raises
+        `PayloadRefused` when it cannot be read without guessing at money or stock."""
+        ...

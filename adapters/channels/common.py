@@ -21,11 +21,12 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any
 
 from domain.errors import BadInput
 from domain.geo import GeoPoint
 from domain.intake import (
+    ChannelAdapter,
     Decision,
     Delivery,
     Money,
@@ -46,22 +47,6 @@ _FRACTION = re.compile(r"(\.\d{6})\d+")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # What people type where a coordinate or an id should be, meaning "none".
 _PLACEHOLDERS = {"", "0", "null", "none", "n/a", "na", "-", "undefined", "unknown"}
-
-
-class ChannelAdapter(Protocol):
-    """One channel's payloads to canonical orders."""
-
-    channel: SalesChannel
-
-    def split(self, payload: Any) -> list[Any]:
-        """The orders a body holds, one payload each: `[payload]` for a body of one order, one
-        element per order for a REST list or search response a connector pushed."""
-        ...
-
-    def parse(self, payload: Any, delivery: Delivery) -> Parsed | NotAnOrder:
-        """One order's payload (an element of `split`) to the canonical order. Raises
-        `PayloadRefused` when it cannot be read without guessing at money or stock."""
-        ...
 
 
 def loads(body: bytes) -> Any:
@@ -421,9 +406,11 @@ def refuse_unless_dict(payload: object, what: str) -> dict[str, Any]:
 
 __all__ = [
     "ChannelAdapter",
+    "Delivery",
     "NotAnOrder",
     "Parsed",
     "Reader",
+    "SalesChannel",
     "as_dict",
     "as_list",
     "clean_sku",
