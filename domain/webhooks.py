@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import random
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -21,8 +20,6 @@ WEBHOOK_EVENT_TYPES = frozenset(
 SIGNATURE_HEADER = "X-Ropos-Signature"
 TIMESTAMP_HEADER = "X-Ropos-Timestamp"
 MIN_SECRET_LENGTH = 16
-FIRST_RETRY_SECONDS = 2.0
-MAX_RETRY_SECONDS = 3600.0
 
 
 class DeliveryStatus(StrEnum):
@@ -36,13 +33,6 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
     the shared secret and rejects old timestamps, so a captured request cannot be replayed."""
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"sha256={mac.hexdigest()}"
-
-
-def retry_delay(attempts: int, rng: random.Random | None = None) -> float:
-    """Seconds to wait after `attempts` failed tries: exponential, capped, with jitter (between
-    half and all of it) so that many deliveries failing together do not retry together."""
-    ceiling = min(MAX_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2.0 ** max(0, attempts - 1))
-    return ceiling * (0.5 + 0.5 * (rng or random).random())
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ import orjson
 from domain.clock import Clock
 from domain.errors import InvalidTransition, NotFound
 from domain.events import PendingEvent
+from domain.retry import retry_delay
 from domain.webhooks import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -22,7 +23,6 @@ from domain.webhooks import (
     Delivery,
     DeliveryStatus,
     WebhookTarget,
-    retry_delay,
     signature,
 )
 from services.unit_of_work import UnitOfWork, UnitOfWorkFactory

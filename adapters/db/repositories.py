@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.db.caches import PolicyCache, StoreDirectory
 from adapters.db.fast import Statements
+from adapters.db.queue import claim_due
 from adapters.db.tables import (
     customer_holds,
     customer_sku_holds,
@@ -970,29 +971,20 @@ class WebhookRepository:
         """Pending deliveries due now, each with the store's current secret (None when the store
         no longer has a webhook). They are leased: counted as tried and not due again until
         `lease_until`, so a worker that dies mid-request leaves them for another to retry."""
-        rows = (
-            await self.conn.execute(
-                sa.select(webhook_deliveries, stores.c.webhook_secret)
-                .select_from(
-                    webhook_deliveries.outerjoin(
-                        stores, stores.c.id == webhook_deliveries.c.store_id
-                    )
-                )
-                .where(
-                    webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
-                    webhook_deliveries.c.next_attempt_at <= now,
-                )
-                .order_by(webhook_deliveries.c.next_attempt_at, webhook_deliveries.c.id)
-                .limit(limit)
-                .with_for_update(of=webhook_deliveries, skip_locked=True)
+        rows = await claim_due(
+            self.conn,
+            sa.select(webhook_deliveries, stores.c.webhook_secret)
+            .select_from(
+                webhook_deliveries.outerjoin(stores, stores.c.id == webhook_deliveries.c.store_id)
             )
-        ).all()
-        if not rows:
-            return []
-        await self.conn.execute(
-            sa.update(webhook_deliveries)
-            .where(webhook_deliveries.c.id.in_([row.id for row in rows]))
-            .values(attempts=webhook_deliveries.c.attempts + 1, next_attempt_at=lease_until)
+            .where(
+                webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
+                webhook_deliveries.c.next_attempt_at <= now,
+            )
+            .order_by(webhook_deliveries.c.next_attempt_at, webhook_deliveries.c.id)
+            .limit(limit),
+            webhook_deliveries,
+            lease_until=lease_until,
         )
         return [
             (

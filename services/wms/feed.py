@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from domain.clock import Clock
 from domain.errors import InvalidTransition, NotFound
-from domain.webhooks import retry_delay
+from domain.retry import retry_delay
 from domain.wms import (
     KIND_OF_REASON,
     CircuitBreaker,

@@ -9,7 +9,8 @@ import random
 import pytest
 
 from domain.errors import BadInput
-from domain.webhooks import MAX_RETRY_SECONDS, WebhookTarget, retry_delay, signature
+from domain.retry import MAX_RETRY_SECONDS, retry_delay
+from domain.webhooks import WebhookTarget, signature
 
 
 def test_the_signature_is_hmac_sha256_over_timestamp_and_body() -> None:
