@@ -4,6 +4,7 @@ each channel's adapter (`adapters/channels/`) turns its own payloads into a `Cha
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -178,7 +179,11 @@ class ChannelOrder:
 
     @property
     def idempotency_key(self) -> str:
-        return f"{self.channel.value}:{self.account}:{self.external_id}"
+        """`channel:account:externalId`: a replayed or duplicated order never locks twice."""
+        key = f"{self.channel.value}:{self.account}:{self.external_id}"
+        if len(key) <= 128:
+            return key
+        return f"{self.channel.value}:{hashlib.sha256(key.encode()).hexdigest()}"
 
     def value(self) -> Decimal:
         """The order's value, for ranking dead letters by impact: its total, else its lines."""
@@ -350,3 +355,133 @@ class ChannelAdapter(Protocol):
         """One order's payload (an element of `split`) to the canonical order. Raises
         `PayloadRefused` when it cannot be read without guessing at money or stock."""
         ...
+
+
+# --- channel accounts and intake messages ---------------------------------------------------------
+
+MAX_ACCOUNT_CODE = 40
+DEFAULT_MAX_BACKLOG = 10_000
+MAX_GRACE_SECONDS = 30 * 86_400
+
+
+class OrderState(StrEnum):
+    """What ROPOS holds for a channel order."""
+
+    RESERVED = "RESERVED"
+    CANCELLED = "CANCELLED"
+    NOT_PICKUP = "NOT_PICKUP"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelAccount:
+    """One merchant account of one channel: the unit of authentication, rules and health.
+    `secret`, `previous_secret` and `api_token` are write-only: never returned, never logged
+    (their repr is hidden)."""
+
+    channel: SalesChannel
+    account: str
+    default_store_id: str | None = None
+    locations: dict[str, str] = field(default_factory=dict)
+    products: dict[str, str] = field(default_factory=dict)
+    rules: dict[str, RuleAction] = field(default_factory=dict)
+    api_base_url: str | None = None
+    assume_pickup: bool = False
+    notification_url: str | None = None
+    max_backlog: int = DEFAULT_MAX_BACKLOG
+    weight: int = 1
+    enabled: bool = True
+    secret: str | None = field(default=None, repr=False)
+    previous_secret: str | None = field(default=None, repr=False)
+    previous_secret_until: datetime | None = None
+    api_token: str | None = field(default=None, repr=False)
+    auth_failures: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def secrets(self, now: datetime) -> list[str]:
+        """The secrets that verify now: the current one, then the previous one in its grace."""
+        found = [self.secret] if self.secret else []
+        if (
+            self.previous_secret
+            and self.previous_secret_until is not None
+            and now < self.previous_secret_until
+        ):
+            found.append(self.previous_secret)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeMessage:
+    """One stored delivery (or one order of a delivery that held several) and its fate."""
+
+    id: str
+    channel: SalesChannel
+    account: str
+    status: IntakeStatus
+    received_at: datetime
+    attempts: int
+    next_attempt_at: datetime
+    dedupe_key: str
+    topic: str | None = None
+    event_id: str | None = None
+    parent_id: str | None = None
+    finished_at: datetime | None = None
+    error_code: str | None = None
+    error: str | None = None
+    decisions: tuple[Decision, ...] = ()
+    order: ChannelOrder | None = None
+    external_id: str | None = None
+    order_value: Decimal | None = None
+    reservation_group_id: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def impact(self, now: datetime) -> Decimal:
+        """How much a dead letter matters: the order's value weighted by how long it has waited
+        (one more unit of value per hour waited, so old small orders do not starve)."""
+        hours = Decimal(max(0.0, (now - self.received_at).total_seconds()) / 3600)
+        return ((self.order_value or Decimal(0)) + Decimal(1)) * (Decimal(1) + hours)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldOrder:
+    """What ROPOS holds for one channel order (a row of `channel_orders`)."""
+
+    channel: SalesChannel
+    account: str
+    external_id: str
+    state: OrderState
+    version_time: datetime | None
+    group_id: str | None
+    message_id: str
+    order: ChannelOrder
+
+
+def decision_to_json(d: Decision) -> dict[str, str | None]:
+    return {
+        "rule": d.rule,
+        "action": d.action.value,
+        "message": d.message,
+        "field": d.field,
+        "code": d.code,
+    }
+
+
+def decision_from_json(d: dict[str, Any]) -> Decision:
+    return Decision(d["rule"], RuleAction(d["action"]), d["message"], d.get("field"), d.get("code"))
+
+
+def intake_customer_id(order: ChannelOrder) -> str:
+    """The customer a channel order's reservation is held for (the per-customer limits count on
+    it): the channel's customer id, else the guest's email digest, else the order itself; scoped
+    to the channel account, at most 64 characters."""
+    scope = f"{order.channel.value}:{order.account}"
+    if order.customer.id:
+        candidate = f"{scope}:{order.customer.id}"
+    elif order.customer.email:
+        digest = hashlib.sha256(order.customer.email.encode()).hexdigest()[:24]
+        candidate = f"{scope}:guest:{digest}"
+    else:
+        candidate = f"{scope}:order:{order.external_id}"
+    if len(candidate) <= 64 and candidate.isprintable():
+        return candidate
+    return f"{order.channel.value}:{hashlib.sha256(candidate.encode()).hexdigest()[:40]}"

@@ -27,6 +27,7 @@ from domain.clock import Clock, SystemClock
 from domain.pickup import qr_payload
 from gateway.auth import actor_from_header
 from gateway.inbound import stock_levels_endpoint
+from gateway.intake import intake_endpoint
 from gateway.runtime import running, runtime_of
 from gateway.settings import Settings
 from resolvers.errors import client_error
@@ -169,6 +170,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             Route("/readyz", readyz),
             Route("/reservations/{reservation_id}/qr.png", pickup_qr, methods=["GET"]),
             Route("/wms/stock-levels", stock_levels_endpoint(settings), methods=["POST"]),
+            Route("/intake/{channel}/{account}", intake_endpoint(settings), methods=["POST"]),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
         ],

@@ -19,7 +19,7 @@ from domain.clock import Clock
 from gateway import migrate
 from gateway.deps import Deps
 from gateway.settings import Settings
-from gateway.workers import OutboxRelay, WmsFeed, build_workers, wms_client
+from gateway.workers import IntakeWorker, OutboxRelay, WmsFeed, build_workers, wms_client
 
 
 class SchemaNotCurrent(RuntimeError):
@@ -33,6 +33,8 @@ class Runtime:
     deps: Deps
     # The WMS feed worker of this process, when it runs one (its breaker, for tests and ops).
     wms_feed: WmsFeed | None = None
+    # The intake worker of this process: the edge wakes it after storing a delivery.
+    intake: IntakeWorker | None = None
 
 
 def database(settings: Settings) -> Database:
@@ -93,7 +95,7 @@ async def running(settings: Settings, clock: Clock, *, workers: bool) -> AsyncIt
         for worker in background.workers:
             worker.start()
             stack.push_async_callback(worker.stop)
-        yield Runtime(db, broadcast, deps, background.wms_feed)
+        yield Runtime(db, broadcast, deps, background.wms_feed, background.intake)
 
 
 def runtime_of(request: HTTPConnection) -> Runtime:

@@ -52,6 +52,17 @@ class Settings(BaseSettings):
     # How far from a store that ran short another store may be to take its reservations over.
     resource_radius_km: float = Field(25.0, ge=0, le=500)
 
+    # The order intake: the largest body the edge stores, how often the worker sweeps for
+    # messages (it is also woken by every delivery), tries before a message is DEAD, and how
+    # far from the customer a pickup store may be when the channel names none.
+    intake_max_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    intake_interval_seconds: float = Field(1.0, gt=0, le=60)
+    intake_max_attempts: int = Field(8, ge=1, le=100)
+    intake_batch_size: int = Field(50, ge=1, le=1000)
+    # A message a worker took is not taken again for this long, unless it finishes it.
+    intake_lease_seconds: float = Field(60.0, ge=0.5, le=3600)
+    intake_radius_km: float = Field(50.0, gt=0, le=1000)
+
     # Bookkeeping older than this many days is deleted (0: keep everything); see README.
     retention_days: float = Field(30.0, ge=0)
     retention_interval_seconds: float = Field(3600.0, gt=0)

@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from domain.clock import Clock
+from domain.retry import RetryPolicy
 from domain.wms import CircuitBreaker, WmsPort
 from services import leases, relay, reservations, retention, webhooks
+from services.intake import worker as intake_worker
+from services.intake.worker import IntakeConfig
 from services.relay import Publisher
 from services.unit_of_work import UnitOfWorkFactory
 from services.webhooks import WebhookSender
@@ -167,6 +170,45 @@ class OutboxRelay(Worker):
                 await asyncio.sleep(COALESCE_SECONDS)
 
 
+class IntakeWorker(Worker):
+    """Takes intake messages: woken when the edge stores one, and every `interval` seconds for
+    retries that came due and what another process left (a crash, a lease run out)."""
+
+    name = "intake"
+
+    def __init__(
+        self, uow: UnitOfWorkFactory, clock: Clock, config: IntakeConfig, *, interval: float
+    ) -> None:
+        super().__init__()
+        self._uow = uow
+        self._clock = clock
+        self._config = config
+        self._interval = interval
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        pause = self._interval
+        while True:
+            self._wake.clear()
+            try:
+                taken = await intake_worker.process_due(
+                    uow=self._uow, clock=self._clock, config=self._config
+                )
+                pause = self._interval
+                if taken:
+                    continue  # more may be waiting
+            except Exception:
+                log.exception("intake worker failed; retrying", extra={"retry_in": pause})
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, MAX_BACKOFF_SECONDS)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+
+
 class WmsFeed(Worker):
     """Sends the ledger's movements to the WMS, in order per (store, SKU). One process at a time
     holds the feed's lease and does it; the others stand by, ready to take over when the lease
@@ -301,6 +343,19 @@ class Background:
     workers: list[Worker]
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     wms_feed: WmsFeed | None = None
+    intake: IntakeWorker | None = None
+
+
+def intake_config(settings: Settings) -> IntakeConfig:
+    from adapters.channels import ADAPTERS
+
+    return IntakeConfig(
+        adapters=ADAPTERS,
+        retry=RetryPolicy(settings.intake_max_attempts),
+        radius_km=settings.intake_radius_km,
+        batch_size=settings.intake_batch_size,
+        lease_seconds=settings.intake_lease_seconds,
+    )
 
 
 def build_workers(
@@ -349,6 +404,10 @@ def build_workers(
         ],
         [sender.close],
     )
+    background.intake = IntakeWorker(
+        uow, clock, intake_config(settings), interval=settings.intake_interval_seconds
+    )
+    background.workers.append(background.intake)
     if settings.retention_days > 0:
         background.workers.append(
             retention_sweeper(

@@ -40,7 +40,7 @@ class ReservationGroup:
     replayed: bool = False
 
 
-class _StockTaken(Exception):
+class StockTaken(Exception):
     """A conditional update found fewer units than sourcing saw: plan again."""
 
     def __init__(self, sku: str) -> None:
@@ -59,7 +59,7 @@ async def reserve(cmd: Reserve, *, uow: UnitOfWorkFactory, clock: Clock) -> Rese
     for _attempt in range(MAX_ATTEMPTS):
         try:
             return await _reserve_once(cmd, request_hash, uow(), clock)
-        except _StockTaken as race:
+        except StockTaken as race:
             taken = race.sku
         except RetryableConflict as conflict:
             if conflict.what == "unknown_reference":
@@ -81,73 +81,79 @@ async def _reserve_once(
     cmd: Reserve, request_hash: str, tx: UnitOfWork, clock: Clock
 ) -> ReservationGroup:
     async with tx:
-        now = clock.now()
-        policy = await tx.policy.get()
-        hold_seconds = policy.hold_seconds_for(cmd.hold_seconds)
-        policy.check_units_requested(cmd.units)
-        group_id = new_id()
-        if cmd.idempotency_key:
-            found = await tx.reservations.find_idempotency_key(cmd.customer_id, cmd.idempotency_key)
-            if found is not None:
-                return await _replay(tx, cmd.customer_id, found, request_hash)
-            # The key's row goes first: a concurrent twin with the same key waits on it.
-            await tx.reservations.add_idempotency_key(
-                cmd.customer_id, cmd.idempotency_key, request_hash, group_id, now
-            )
-        allocations = await _source(tx, cmd, policy.max_stores_per_group)
-
-        if not await tx.holds.add_reservations(
-            cmd.customer_id, len(allocations), policy.max_active_reservations_per_customer
-        ):
-            raise policy.reservations_exceeded()
-        over = await tx.holds.add_units(
-            cmd.customer_id, cmd.units, policy.max_units_per_sku_per_customer
-        )
-        if over:
-            raise policy.units_exceeded(over)
-
-        held = [
-            Reservation.hold(
-                id=new_id(),
-                group_id=group_id,
-                code=new_pickup_code(),
-                customer_id=cmd.customer_id,
-                store_id=allocation.store_id,
-                channel=cmd.channel,
-                lines=allocation.lines,
-                hold_seconds=hold_seconds,
-                now=now,
-            )
-            for allocation in allocations
-        ]
-        # Rows first, stock locks last: a hot stock row stays locked only for its conditional
-        # update and the commit. Unknown stores or SKUs fail the inserts (foreign keys).
-        await tx.reservations.add(held, now)
-        locks = sorted(
-            (r.store_id, line.sku, line.quantity, r.id) for r in held for line in r.lines
-        )
-        await tx.ledger.record(
-            [
-                Movement(store, sku, 0, q, MovementReason.RESERVE, rid)
-                for store, sku, q, rid in locks
-            ],
-            now,
-        )
-        await tx.outbox.add([e for r in held for e in r.events])
-        # Deterministic row order, so concurrent multi-line reserves never deadlock.
-        for store_id, sku, quantity, _ in locks:
-            if await tx.stock.lock(store_id, sku, quantity, now) is None:
-                await _explain_shortage(tx, cmd, store_id, sku)
+        group = await reserve_in(tx, cmd, request_hash, clock.now())
+        if group.replayed:
+            return group  # nothing written: the transaction rolls back
         await tx.commit()
     log.info(
         "reserved",
         extra={
-            "group_id": group_id,
+            "group_id": group.id,
             "customer_id": cmd.customer_id,
-            "reservation_ids": [r.id for r in held],
-            "store_ids": [r.store_id for r in held],
+            "reservation_ids": [r.id for r in group.reservations],
+            "store_ids": [r.store_id for r in group.reservations],
         },
     )
+    return group
+
+
+async def reserve_in(
+    tx: UnitOfWork, cmd: Reserve, request_hash: str, now: datetime
+) -> ReservationGroup:
+    """The locking part of `reserve`, inside the caller's transaction (which commits it, or rolls
+    it back with whatever else it did): the intake amends an order in one transaction this way.
+    Raises StockTaken when a race took the units near a point (plan again: run it anew)."""
+    policy = await tx.policy.get()
+    hold_seconds = policy.hold_seconds_for(cmd.hold_seconds)
+    policy.check_units_requested(cmd.units)
+    group_id = new_id()
+    if cmd.idempotency_key:
+        found = await tx.reservations.find_idempotency_key(cmd.customer_id, cmd.idempotency_key)
+        if found is not None:
+            return await _replay(tx, cmd.customer_id, found, request_hash)
+        # The key's row goes first: a concurrent twin with the same key waits on it.
+        await tx.reservations.add_idempotency_key(
+            cmd.customer_id, cmd.idempotency_key, request_hash, group_id, now
+        )
+    allocations = await _source(tx, cmd, policy.max_stores_per_group)
+
+    if not await tx.holds.add_reservations(
+        cmd.customer_id, len(allocations), policy.max_active_reservations_per_customer
+    ):
+        raise policy.reservations_exceeded()
+    over = await tx.holds.add_units(
+        cmd.customer_id, cmd.units, policy.max_units_per_sku_per_customer
+    )
+    if over:
+        raise policy.units_exceeded(over)
+
+    held = [
+        Reservation.hold(
+            id=new_id(),
+            group_id=group_id,
+            code=new_pickup_code(),
+            customer_id=cmd.customer_id,
+            store_id=allocation.store_id,
+            channel=cmd.channel,
+            lines=allocation.lines,
+            hold_seconds=hold_seconds,
+            now=now,
+        )
+        for allocation in allocations
+    ]
+    # Rows first, stock locks last: a hot stock row stays locked only for its conditional
+    # update and the commit. Unknown stores or SKUs fail the inserts (foreign keys).
+    await tx.reservations.add(held, now)
+    locks = sorted((r.store_id, line.sku, line.quantity, r.id) for r in held for line in r.lines)
+    await tx.ledger.record(
+        [Movement(store, sku, 0, q, MovementReason.RESERVE, rid) for store, sku, q, rid in locks],
+        now,
+    )
+    await tx.outbox.add([e for r in held for e in r.events])
+    # Deterministic row order, so concurrent multi-line reserves never deadlock.
+    for store_id, sku, quantity, _ in locks:
+        if await tx.stock.lock(store_id, sku, quantity, now) is None:
+            await _explain_shortage(tx, cmd, store_id, sku)
     return ReservationGroup(group_id, cmd.customer_id, tuple(held))
 
 
@@ -173,7 +179,7 @@ async def _ensure_skus_exist(tx: UnitOfWork, cmd: Reserve) -> None:
 async def _explain_shortage(tx: UnitOfWork, cmd: Reserve, store_id: str, sku: str) -> None:
     """A lock failed: at a named store, name every short SKU; near a point, plan again."""
     if cmd.store_id is None:
-        raise _StockTaken(sku)
+        raise StockTaken(sku)
     available = await tx.stock.available_at(store_id, cmd.units)
     short = [s for s, q in cmd.units.items() if available.get(s, 0) < q] or [sku]
     raise OutOfStock(

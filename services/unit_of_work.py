@@ -10,6 +10,16 @@ from typing import Any, Protocol, Self, TypeVar
 from domain.accuracy import AccuracySample
 from domain.events import Event, PendingEvent
 from domain.geo import GeoPoint
+from domain.intake import (
+    ChannelAccount,
+    ChannelOrder,
+    Decision,
+    HeldOrder,
+    IntakeMessage,
+    IntakeStatus,
+    OrderState,
+    SalesChannel,
+)
 from domain.pickup import Payment
 from domain.policy import ReservationPolicy
 from domain.reconciliation import Discrepancy, DiscrepancyKind, ReconciliationRun
@@ -123,6 +133,87 @@ class WebhooksPort(Protocol):
     ) -> None: ...
     async def replay(self, delivery_id: str, now: datetime) -> Delivery | None: ...
     async def get(self, delivery_id: str) -> Delivery | None: ...
+
+
+class ChannelAccountsPort(Protocol):
+    async def get(self, channel: SalesChannel, account: str) -> ChannelAccount | None: ...
+    async def list(self, channel: SalesChannel | None) -> list[ChannelAccount]: ...
+    async def upsert(self, account: ChannelAccount, now: datetime) -> ChannelAccount: ...
+    async def count_refusal(self, channel: SalesChannel, account: str, what: str) -> None:
+        """One more delivery refused before it was stored (`auth` or `oversized`)."""
+        ...
+
+
+class IntakePort(Protocol):
+    async def add(self, message: IntakeMessage, body: bytes | None) -> IntakeMessage | None:
+        """Store a new message; None when its (channel, account, dedupe key) is taken."""
+        ...
+
+    async def find_delivery(
+        self, channel: SalesChannel, account: str, dedupe_key: str
+    ) -> IntakeMessage | None: ...
+    async def get(self, message_id: str, *, for_update: bool = False) -> IntakeMessage | None: ...
+    async def body(self, message_id: str) -> bytes | None: ...
+    async def claim_due(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[IntakeMessage]:
+        """Messages waiting (RECEIVED, or RETRYING and due), oldest first, leased: counted as
+        tried and not due again until `lease_until`, so a worker that dies mid-message leaves
+        them to another."""
+        ...
+
+    async def finish(
+        self,
+        message_id: str,
+        status: IntakeStatus,
+        now: datetime,
+        *,
+        decisions: Sequence[Decision] = (),
+        order: ChannelOrder | None = None,
+        error_code: str | None = None,
+        error: str | None = None,
+        group_id: str | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> None: ...
+    async def requeue(
+        self,
+        message_id: str,
+        now: datetime,
+        *,
+        order: ChannelOrder | None = None,
+        decisions: Sequence[Decision] = (),
+        statuses: Sequence[IntakeStatus],
+    ) -> bool:
+        """Back to RECEIVED, due now, attempts from zero, with `order` (fix-and-resubmit: it runs
+        again from validation) or none (replay: read again from the raw body); False when the
+        message is not in one of `statuses`."""
+        ...
+
+    async def search(
+        self,
+        *,
+        statuses: Sequence[IntakeStatus],
+        channel: SalesChannel | None,
+        account: str | None,
+        limit: int,
+        by_impact: bool,
+        now: datetime,
+    ) -> list[IntakeMessage]: ...
+    async def children(self, parent_id: str) -> list[IntakeMessage]: ...
+
+
+class ChannelOrdersPort(Protocol):
+    async def get(
+        self, channel: SalesChannel, account: str, external_id: str, *, for_update: bool = False
+    ) -> HeldOrder | None: ...
+    async def put(
+        self,
+        order: ChannelOrder,
+        state: OrderState,
+        group_id: str | None,
+        message_id: str,
+        now: datetime,
+    ) -> None: ...
 
 
 class LevelsPort(Protocol):
@@ -250,6 +341,12 @@ class UnitOfWork(Protocol):
     def accuracy(self) -> AccuracyPort: ...
     @property
     def retention(self) -> RetentionPort: ...
+    @property
+    def channel_accounts(self) -> ChannelAccountsPort: ...
+    @property
+    def intake(self) -> IntakePort: ...
+    @property
+    def channel_orders(self) -> ChannelOrdersPort: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

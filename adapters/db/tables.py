@@ -395,6 +395,92 @@ accuracy_samples = sa.Table(
 )
 
 
+# --- the order intake -----------------------------------------------------------------------------
+
+# One merchant account of one sales channel: its signing secrets (the previous one verifies
+# until `previous_secret_until`, for rotation without downtime), where its orders are picked up,
+# how its product ids map to SKUs.
+channel_accounts = sa.Table(
+    "channel_accounts",
+    metadata,
+    sa.Column("channel", sa.String(20), primary_key=True),
+    sa.Column("account", Code, primary_key=True),
+    sa.Column("secret", sa.String(500)),
+    sa.Column("previous_secret", sa.String(500)),
+    sa.Column("previous_secret_until", UTCDateTime),
+    sa.Column("default_store_id", Code, sa.ForeignKey("stores.id")),
+    sa.Column("locations", sa.JSON, nullable=False),
+    sa.Column("products", sa.JSON, nullable=False),
+    sa.Column("rules", sa.JSON, nullable=False),
+    sa.Column("api_base_url", sa.String(500)),
+    sa.Column("api_token", sa.String(2000)),
+    sa.Column("assume_pickup", sa.Boolean, nullable=False),
+    sa.Column("notification_url", sa.String(500)),
+    sa.Column("max_backlog", sa.Integer, nullable=False),
+    sa.Column("weight", sa.Integer, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("auth_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("oversized", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Every delivery the edge accepted, stored (raw body included) before it was answered, and what
+# became of it. A body holding several orders is one message; each order goes on as a message
+# of its own with `parent_id`. `dedupe_key` is the channel's event id, else the body's digest.
+intake_messages = sa.Table(
+    "intake_messages",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("channel", sa.String(20), nullable=False),
+    sa.Column("account", Code, nullable=False),
+    sa.Column("parent_id", sa.String(36)),
+    sa.Column("dedupe_key", sa.String(300), nullable=False),
+    sa.Column("topic", sa.String(100)),
+    sa.Column("event_id", sa.String(200)),
+    sa.Column("body", sa.LargeBinary),
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("error_code", sa.String(40)),
+    sa.Column("error", sa.String(1000)),
+    sa.Column("decisions", sa.JSON, nullable=False),
+    sa.Column("order_json", sa.JSON),
+    sa.Column("external_id", sa.String(128)),
+    sa.Column("order_value", sa.Numeric(20, 4)),
+    sa.Column("reservation_group_id", sa.String(36)),
+    sa.CheckConstraint(
+        "status IN ('RECEIVED', 'RETRYING', 'ACCEPTED', 'IGNORED', 'REJECTED', 'DEAD', "
+        "'DISCARDED')",
+        name="status_known",
+    ),
+    sa.UniqueConstraint("channel", "account", "dedupe_key"),
+    sa.Index("ix_intake_messages_status_next_attempt_at", "status", "next_attempt_at"),
+    sa.Index("ix_intake_messages_channel_account_received_at", "channel", "account", "received_at"),
+    sa.Index("ix_intake_messages_parent_id", "parent_id"),
+)
+
+# What ROPOS did with each channel order: the reservation group it holds, and the version (the
+# channel's update time) of the last event applied, so an older event changes nothing.
+channel_orders = sa.Table(
+    "channel_orders",
+    metadata,
+    sa.Column("channel", sa.String(20), primary_key=True),
+    sa.Column("account", Code, primary_key=True),
+    sa.Column("external_id", sa.String(128), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("version_time", UTCDateTime),
+    sa.Column("group_id", sa.String(36)),
+    sa.Column("message_id", sa.String(36), nullable=False),
+    sa.Column("order_json", sa.JSON, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("state IN ('RESERVED', 'CANCELLED', 'NOT_PICKUP')", name="state_known"),
+)
+
+
 def insert_on_conflict(conn: AsyncConnection, table: sa.Table) -> Any:
     """An INSERT that takes ON CONFLICT clauses, in the connection's dialect."""
     if conn.dialect.name == "postgresql":

@@ -11,6 +11,7 @@ from adapters.db.accuracy import AccuracyRepository
 from adapters.db.conflicts import conflict_of
 from adapters.db.engine import Database
 from adapters.db.fast import Statements
+from adapters.db.intake import ChannelAccountRepository, ChannelOrderRepository, IntakeRepository
 from adapters.db.leases import LeaseRepository
 from adapters.db.levels import LevelsRepository, LowStockRepository
 from adapters.db.reconciliation import ReconciliationRepository
@@ -64,6 +65,9 @@ class SqlUnitOfWork:
         self.reconciliation = ReconciliationRepository(conn)
         self.accuracy = AccuracyRepository(conn)
         self.retention = RetentionRepository(conn)
+        self.channel_accounts = ChannelAccountRepository(conn)
+        self.intake = IntakeRepository(conn)
+        self.channel_orders = ChannelOrderRepository(conn)
         return self
 
     async def commit(self) -> None:

@@ -77,6 +77,7 @@ async def running_gateway(
         "relay_interval_seconds": 0.2,
         "webhook_interval_seconds": 0.1,
         "webhook_max_attempts": 3,
+        "intake_interval_seconds": 0.1,
         "log_json": False,
         "graphiql": True,
     }

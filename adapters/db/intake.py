@@ -1,0 +1,405 @@
+"""Storage of the order intake: channel accounts, intake messages (the raw body stored before the
+edge answers), and what ROPOS holds for each channel order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters.db.queue import claim_due
+from adapters.db.tables import channel_accounts, channel_orders, insert_on_conflict, intake_messages
+from domain.intake import (
+    ChannelAccount,
+    ChannelOrder,
+    Decision,
+    HeldOrder,
+    IntakeMessage,
+    IntakeStatus,
+    OrderState,
+    RuleAction,
+    SalesChannel,
+    decision_from_json,
+    decision_to_json,
+    from_json,
+    to_json,
+)
+
+WAITING = (IntakeStatus.RECEIVED.value, IntakeStatus.RETRYING.value)
+
+
+def account_from_row(row: Any) -> ChannelAccount:
+    return ChannelAccount(
+        channel=SalesChannel(row.channel),
+        account=row.account,
+        secret=row.secret,
+        previous_secret=row.previous_secret,
+        previous_secret_until=row.previous_secret_until,
+        default_store_id=row.default_store_id,
+        locations=dict(row.locations or {}),
+        products=dict(row.products or {}),
+        rules={name: RuleAction(action) for name, action in (row.rules or {}).items()},
+        api_base_url=row.api_base_url,
+        api_token=row.api_token,
+        assume_pickup=row.assume_pickup,
+        notification_url=row.notification_url,
+        max_backlog=row.max_backlog,
+        weight=row.weight,
+        enabled=row.enabled,
+        auth_failures=row.auth_failures,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class ChannelAccountRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def get(self, channel: SalesChannel, account: str) -> ChannelAccount | None:
+        row = (
+            await self.conn.execute(
+                sa.select(channel_accounts).where(
+                    channel_accounts.c.channel == channel.value,
+                    channel_accounts.c.account == account,
+                )
+            )
+        ).first()
+        return account_from_row(row) if row else None
+
+    async def list(self, channel: SalesChannel | None) -> list[ChannelAccount]:
+        query = sa.select(channel_accounts).order_by(
+            channel_accounts.c.channel, channel_accounts.c.account
+        )
+        if channel is not None:
+            query = query.where(channel_accounts.c.channel == channel.value)
+        return [account_from_row(row) for row in (await self.conn.execute(query)).all()]
+
+    async def upsert(self, account: ChannelAccount, now: datetime) -> ChannelAccount:
+        values = {
+            "secret": account.secret,
+            "previous_secret": account.previous_secret,
+            "previous_secret_until": account.previous_secret_until,
+            "default_store_id": account.default_store_id,
+            "locations": account.locations,
+            "products": account.products,
+            "rules": {name: action.value for name, action in account.rules.items()},
+            "api_base_url": account.api_base_url,
+            "api_token": account.api_token,
+            "assume_pickup": account.assume_pickup,
+            "notification_url": account.notification_url,
+            "max_backlog": account.max_backlog,
+            "weight": account.weight,
+            "enabled": account.enabled,
+            "updated_at": now,
+        }
+        stmt = insert_on_conflict(self.conn, channel_accounts).values(
+            channel=account.channel.value, account=account.account, created_at=now, **values
+        )
+        await self.conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[channel_accounts.c.channel, channel_accounts.c.account],
+                set_=values,
+            )
+        )
+        found = await self.get(account.channel, account.account)
+        assert found is not None
+        return found
+
+    async def count_refusal(self, channel: SalesChannel, account: str, what: str) -> None:
+        column = {
+            "auth": channel_accounts.c.auth_failures,
+            "oversized": channel_accounts.c.oversized,
+        }[what]
+        await self.conn.execute(
+            sa.update(channel_accounts)
+            .where(
+                channel_accounts.c.channel == channel.value, channel_accounts.c.account == account
+            )
+            .values({column: column + 1})
+        )
+
+
+def message_from_row(row: Any) -> IntakeMessage:
+    return IntakeMessage(
+        id=row.id,
+        channel=SalesChannel(row.channel),
+        account=row.account,
+        status=IntakeStatus(row.status),
+        received_at=row.received_at,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        dedupe_key=row.dedupe_key,
+        topic=row.topic,
+        event_id=row.event_id,
+        parent_id=row.parent_id,
+        finished_at=row.finished_at,
+        error_code=row.error_code,
+        error=row.error,
+        decisions=tuple(decision_from_json(d) for d in row.decisions or ()),
+        order=from_json(row.order_json) if row.order_json else None,
+        external_id=row.external_id,
+        order_value=Decimal(row.order_value) if row.order_value is not None else None,
+        reservation_group_id=row.reservation_group_id,
+        headers=dict(row.headers or {}),
+    )
+
+
+# Every column but the raw body: lists and claims never read bodies.
+_MESSAGE_COLUMNS = [c for c in intake_messages.c if c.name != "body"]
+
+
+class IntakeRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def add(self, message: IntakeMessage, body: bytes | None) -> IntakeMessage | None:
+        stmt = (
+            insert_on_conflict(self.conn, intake_messages)
+            .values(
+                id=message.id,
+                channel=message.channel.value,
+                account=message.account,
+                parent_id=message.parent_id,
+                dedupe_key=message.dedupe_key,
+                topic=message.topic,
+                event_id=message.event_id,
+                body=body,
+                headers=message.headers,
+                received_at=message.received_at,
+                status=message.status.value,
+                attempts=message.attempts,
+                next_attempt_at=message.next_attempt_at,
+                finished_at=message.finished_at,
+                error_code=message.error_code,
+                error=message.error,
+                decisions=[decision_to_json(d) for d in message.decisions],
+                order_json=to_json(message.order) if message.order else None,
+                external_id=message.external_id,
+                order_value=message.order_value,
+            )
+            .on_conflict_do_nothing(
+                index_elements=[
+                    intake_messages.c.channel,
+                    intake_messages.c.account,
+                    intake_messages.c.dedupe_key,
+                ]
+            )
+        )
+        result = await self.conn.execute(stmt)
+        return message if result.rowcount == 1 else None
+
+    async def find_delivery(
+        self, channel: SalesChannel, account: str, dedupe_key: str
+    ) -> IntakeMessage | None:
+        row = (
+            await self.conn.execute(
+                sa.select(*_MESSAGE_COLUMNS).where(
+                    intake_messages.c.channel == channel.value,
+                    intake_messages.c.account == account,
+                    intake_messages.c.dedupe_key == dedupe_key,
+                )
+            )
+        ).first()
+        return message_from_row(row) if row else None
+
+    async def get(self, message_id: str, *, for_update: bool = False) -> IntakeMessage | None:
+        query = sa.select(*_MESSAGE_COLUMNS).where(intake_messages.c.id == message_id)
+        if for_update:
+            query = query.with_for_update(of=intake_messages)
+        row = (await self.conn.execute(query)).first()
+        return message_from_row(row) if row else None
+
+    async def body(self, message_id: str) -> bytes | None:
+        value = (
+            await self.conn.execute(
+                sa.select(intake_messages.c.body).where(intake_messages.c.id == message_id)
+            )
+        ).scalar()
+        return bytes(value) if value is not None else None
+
+    async def claim_due(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[IntakeMessage]:
+        rows = await claim_due(
+            self.conn,
+            sa.select(*_MESSAGE_COLUMNS)
+            .where(
+                intake_messages.c.status.in_(WAITING),
+                intake_messages.c.next_attempt_at <= now,
+            )
+            .order_by(intake_messages.c.next_attempt_at, intake_messages.c.id)
+            .limit(limit),
+            intake_messages,
+            lease_until=lease_until,
+        )
+        return [replace(message_from_row(row), attempts=row.attempts + 1) for row in rows]
+
+    async def finish(
+        self,
+        message_id: str,
+        status: IntakeStatus,
+        now: datetime,
+        *,
+        decisions: Sequence[Decision] = (),
+        order: ChannelOrder | None = None,
+        error_code: str | None = None,
+        error: str | None = None,
+        group_id: str | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "status": status.value,
+            "decisions": [decision_to_json(d) for d in decisions],
+            "error_code": error_code,
+            "error": error[:1000] if error else None,
+            "finished_at": now if status.final else None,
+            "next_attempt_at": next_attempt_at or now,
+        }
+        if order is not None:
+            values["order_json"] = to_json(order)
+            values["external_id"] = order.external_id
+            values["order_value"] = order.value()
+        if group_id is not None:
+            values["reservation_group_id"] = group_id
+        await self.conn.execute(
+            sa.update(intake_messages).where(intake_messages.c.id == message_id).values(values)
+        )
+
+    async def requeue(
+        self,
+        message_id: str,
+        now: datetime,
+        *,
+        order: ChannelOrder | None = None,
+        decisions: Sequence[Decision] = (),
+        statuses: Sequence[IntakeStatus],
+    ) -> bool:
+        values: dict[str, Any] = {
+            "status": IntakeStatus.RECEIVED.value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "finished_at": None,
+            "error_code": None,
+            "error": None,
+            "decisions": [decision_to_json(d) for d in decisions],
+            "order_json": to_json(order) if order is not None else None,
+        }
+        if order is not None:
+            values["external_id"] = order.external_id
+            values["order_value"] = order.value()
+        result = await self.conn.execute(
+            sa.update(intake_messages)
+            .where(
+                intake_messages.c.id == message_id,
+                intake_messages.c.status.in_([s.value for s in statuses]),
+            )
+            .values(values)
+        )
+        return result.rowcount == 1
+
+    async def search(
+        self,
+        *,
+        statuses: Sequence[IntakeStatus],
+        channel: SalesChannel | None,
+        account: str | None,
+        limit: int,
+        by_impact: bool,
+        now: datetime,
+    ) -> list[IntakeMessage]:
+        query = sa.select(*_MESSAGE_COLUMNS)
+        if statuses:
+            query = query.where(intake_messages.c.status.in_([s.value for s in statuses]))
+        if channel is not None:
+            query = query.where(intake_messages.c.channel == channel.value)
+        if account is not None:
+            query = query.where(intake_messages.c.account == account)
+        if not by_impact:
+            query = query.order_by(intake_messages.c.received_at.desc(), intake_messages.c.id)
+            rows = (await self.conn.execute(query.limit(limit))).all()
+            return [message_from_row(row) for row in rows]
+        # Impact weighs value by waiting time: rank in Python over the filtered set, bounded.
+        rows = (
+            await self.conn.execute(query.order_by(intake_messages.c.received_at).limit(10_000))
+        ).all()
+        messages = [message_from_row(row) for row in rows]
+        messages.sort(key=lambda m: (-m.impact(now), m.received_at, m.id))
+        return messages[:limit]
+
+    async def children(self, parent_id: str) -> list[IntakeMessage]:
+        rows = (
+            await self.conn.execute(
+                sa.select(*_MESSAGE_COLUMNS)
+                .where(intake_messages.c.parent_id == parent_id)
+                .order_by(intake_messages.c.dedupe_key)
+            )
+        ).all()
+        return [message_from_row(row) for row in rows]
+
+
+class ChannelOrderRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def get(
+        self, channel: SalesChannel, account: str, external_id: str, *, for_update: bool = False
+    ) -> HeldOrder | None:
+        query = sa.select(channel_orders).where(
+            channel_orders.c.channel == channel.value,
+            channel_orders.c.account == account,
+            channel_orders.c.external_id == external_id,
+        )
+        if for_update:
+            query = query.with_for_update()
+        row = (await self.conn.execute(query)).first()
+        if row is None:
+            return None
+        return HeldOrder(
+            channel=SalesChannel(row.channel),
+            account=row.account,
+            external_id=row.external_id,
+            state=OrderState(row.state),
+            version_time=row.version_time,
+            group_id=row.group_id,
+            message_id=row.message_id,
+            order=from_json(row.order_json),
+        )
+
+    async def put(
+        self,
+        order: ChannelOrder,
+        state: OrderState,
+        group_id: str | None,
+        message_id: str,
+        now: datetime,
+    ) -> None:
+        values = {
+            "state": state.value,
+            "version_time": order.version_time,
+            "group_id": group_id,
+            "message_id": message_id,
+            "order_json": to_json(order),
+            "updated_at": now,
+        }
+        stmt = insert_on_conflict(self.conn, channel_orders).values(
+            channel=order.channel.value,
+            account=order.account,
+            external_id=order.external_id,
+            **values,
+        )
+        await self.conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[
+                    channel_orders.c.channel,
+                    channel_orders.c.account,
+                    channel_orders.c.external_id,
+                ],
+                set_=values,
+            )
+        )

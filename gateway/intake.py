@@ -1,0 +1,157 @@
+"""POST /intake/{channel}/{account}: the one entry for every sales channel's orders.
+
+The answers: 202 `{"messageId", "status": "RECEIVED"}` once the body is stored; 200 with the
+first message's id and `"status": "DUPLICATE"` for a delivery seen before; 400 for a body that
+is not JSON (stored as REJECTED, MALFORMED); 401 for a bad or missing signature (counted, body
+not kept); 404 for an unknown channel or account (or a disabled one); 413 for a body over
+ROPOS_INTAKE_MAX_BYTES; 503 when the database cannot store it. Nothing is acknowledged that is
+not stored."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from domain.access import Role
+from domain.intake import ChannelAccount
+from domain.intake_auth import AuthFailure, Verified
+from gateway.auth import actor_from_header
+from gateway.runtime import Runtime, runtime_of
+from gateway.settings import Settings
+from services.intake import edge
+from services.intake.edge import Answer
+
+log = logging.getLogger(__name__)
+
+
+def _error(http_status: int, code: str, message: str, **details: Any) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, **details}}, http_status)
+
+
+def _unavailable(error: Exception) -> JSONResponse:
+    log.error("intake edge could not reach the database", extra={"error": repr(error)[:300]})
+    return _error(503, "UNAVAILABLE", "The intake cannot store deliveries right now; send again.")
+
+
+def intake_endpoint(settings: Settings) -> Any:
+    async def post_intake(request: Request) -> Response:
+        runtime = runtime_of(request)
+        deps = runtime.deps
+        channel_name = request.path_params["channel"]
+        account_code = request.path_params["account"]
+        try:
+            account = await edge.load_account(channel_name, account_code, uow=deps.uow)
+        except Exception as error:
+            return _unavailable(error)
+        if account is None:
+            return _error(
+                404, "NOT_FOUND", f"No enabled channel account {channel_name}/{account_code}."
+            )
+        checked = await _authenticated(settings, request, account, runtime)
+        if isinstance(checked, Response):
+            return checked
+        body, verified = checked
+        try:
+            receipt = await edge.receive(
+                account, request.headers, body, verified, uow=deps.uow, clock=deps.clock
+            )
+        except Exception as error:
+            return _unavailable(error)
+        if receipt.answer is Answer.DUPLICATE:
+            return JSONResponse({"messageId": receipt.message_id, "status": "DUPLICATE"}, 200)
+        if receipt.answer is Answer.MALFORMED:
+            return _error(
+                400,
+                "BAD_USER_INPUT",
+                receipt.reason or "The body is not JSON.",
+                messageId=receipt.message_id,
+                status="REJECTED",
+            )
+        if runtime.intake is not None:
+            runtime.intake.wake()
+        return JSONResponse({"messageId": receipt.message_id, "status": "RECEIVED"}, 202)
+
+    return post_intake
+
+
+async def _authenticated(
+    settings: Settings, request: Request, account: ChannelAccount, runtime: Runtime
+) -> tuple[bytes, Verified | None] | Response:
+    """The body and what verified it, or the refusal: a channel token is checked before the body
+    is read, a signature right after (before anything parses it)."""
+    by_token = request.headers.get("authorization") is not None
+    if by_token:
+        refused = _token_refusal(settings, request, account, runtime)
+        if refused is not None:
+            return await _count(runtime, account, "auth", refused)
+    body = await _read_body(request, settings.intake_max_bytes)
+    if body is None:
+        too_large = _error(
+            413, "BAD_USER_INPUT", f"The body is over {settings.intake_max_bytes} bytes."
+        )
+        return await _count(runtime, account, "oversized", too_large)
+    if by_token:
+        return body, None
+    try:
+        return body, edge.authenticate(account, request.headers, body, runtime.deps.clock)
+    except AuthFailure as failure:
+        log.warning(
+            "intake delivery refused",
+            extra={
+                "channel": account.channel.value,
+                "account": account.account,
+                "reason": failure.reason,
+            },
+        )
+        refused = _error(401, "UNAUTHENTICATED", str(failure), reason=failure.reason)
+        return await _count(runtime, account, "auth", refused)
+
+
+def _token_refusal(
+    settings: Settings, request: Request, account: ChannelAccount, runtime: Runtime
+) -> Response | None:
+    """A connector's `channel` token of this channel (or of this very account) may send in
+    place of a signature; checked before the body is read."""
+    actor, problem = actor_from_header(
+        settings, request.headers.get("authorization"), runtime.deps.clock.now()
+    )
+    if actor is None:
+        return _error(401, "UNAUTHENTICATED", problem or "Send a channel token.")
+    wanted = {account.channel.value, f"{account.channel.value}:{account.account}"}
+    if actor.role is not Role.CHANNEL or actor.channel not in wanted:
+        return _error(
+            401,
+            "UNAUTHENTICATED",
+            f"Only a channel token of {account.channel.value} may send here.",
+        )
+    return None
+
+
+async def _count(
+    runtime: Runtime, account: ChannelAccount, what: str, response: Response
+) -> Response:
+    """Count a refused delivery in the account's health; the answer stands even if the count
+    cannot be written."""
+    try:
+        await edge.count_refusal(account, what, uow=runtime.deps.uow)
+    except Exception as error:
+        log.warning("could not count a refused delivery", extra={"error": repr(error)[:300]})
+    return response
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it grows past `limit` bytes (whatever Content-Length said)."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,195 @@
+"""The intake's edge: a delivery authenticated, stored (raw body and the headers that matter)
+and committed before it is answered, or refused with nothing stored but a count.
+
+Nothing here parses an order: that is the worker's job, after the answer. The body is only
+checked to be JSON (a body that is not is stored as REJECTED, MALFORMED, so ops see it)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+import orjson
+
+from domain.clock import Clock
+from domain.intake import (
+    ChannelAccount,
+    Decision,
+    IntakeMessage,
+    IntakeStatus,
+    RuleAction,
+    SalesChannel,
+)
+from domain.intake_auth import AuthFailure, Verified, verify
+from services.unit_of_work import UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+# Headers kept with the message: what the worker and ops need to know of the delivery. Never a
+# signature or a token.
+KEPT_HEADERS = (
+    "content-type",
+    "user-agent",
+    "x-shopify-topic",
+    "x-shopify-event-id",
+    "x-shopify-webhook-id",
+    "x-shopify-api-version",
+    "x-shopify-shop-domain",
+    "x-shopify-triggered-at",
+    "x-wc-webhook-topic",
+    "x-wc-webhook-resource",
+    "x-wc-webhook-event",
+    "x-wc-webhook-id",
+    "x-wc-webhook-delivery-id",
+    "x-wc-webhook-source",
+    "webhook-id",
+    "webhook-timestamp",
+    "x-adobe-event-code",
+    "x-adobe-event-id",
+    "x-ropos-topic",
+)
+
+
+class Answer(StrEnum):
+    RECEIVED = "RECEIVED"
+    DUPLICATE = "DUPLICATE"
+    MALFORMED = "MALFORMED"
+    UNKNOWN = "UNKNOWN"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    answer: Answer
+    message_id: str | None = None
+    reason: str | None = None
+
+
+async def load_account(
+    channel_name: str, account: str, *, uow: UnitOfWorkFactory
+) -> ChannelAccount | None:
+    """The enabled account the path names, or None (unknown channel or account, or disabled)."""
+    try:
+        channel = SalesChannel(channel_name)
+    except ValueError:
+        return None
+    async with uow() as tx:
+        found = await tx.channel_accounts.get(channel, account)
+    return found if found is not None and found.enabled else None
+
+
+def authenticate(
+    account: ChannelAccount, headers: Mapping[str, str], body: bytes, clock: Clock
+) -> Verified:
+    """The channel's own signature with the account's secrets (raises AuthFailure)."""
+    now = clock.now()
+    return verify(
+        account.channel,
+        headers,
+        body,
+        account.secrets(now),
+        now=now.timestamp(),
+        notification_url=account.notification_url,
+    )
+
+
+async def count_refusal(account: ChannelAccount, what: str, *, uow: UnitOfWorkFactory) -> None:
+    async with uow() as tx:
+        await tx.channel_accounts.count_refusal(account.channel, account.account, what)
+        await tx.commit()
+
+
+async def receive(
+    account: ChannelAccount,
+    headers: Mapping[str, str],
+    body: bytes,
+    verified: Verified | None,
+    *,
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+) -> Receipt:
+    """Store an authenticated delivery. `verified` is None when a channel token authenticated it
+    (a connector), which carries no event id of its own but may send `webhook-id`."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    now = clock.now()
+    ping = account.channel is SalesChannel.WOOCOMMERCE and _WC_PING.fullmatch(body) is not None
+    try:
+        payload = orjson.loads(body) if not ping else None
+        problem = None
+    except orjson.JSONDecodeError as error:
+        payload, problem = None, f"The body is not JSON: {error}."
+    event_id = _event_id(verified, lowered, payload)
+    topic = (verified.topic if verified else None) or lowered.get("x-ropos-topic")
+    dedupe_key = f"event:{event_id}" if event_id else f"body:{hashlib.sha256(body).hexdigest()}"
+    message = IntakeMessage(
+        id=str(uuid.uuid4()),
+        channel=account.channel,
+        account=account.account,
+        status=_status(problem, ping=ping),
+        received_at=now,
+        attempts=0,
+        next_attempt_at=now,
+        dedupe_key=dedupe_key[:300],
+        topic=topic[:100] if topic else None,
+        event_id=event_id[:200] if event_id else None,
+        finished_at=now if problem is not None or ping else None,
+        error_code="MALFORMED" if problem is not None else ("PING" if ping else None),
+        error=problem or ("WooCommerce's webhook ping: nothing to do." if ping else None),
+        decisions=()
+        if problem is None
+        else (Decision("body.json", RuleAction.REJECT, problem, None, "MALFORMED"),),
+        headers={k: lowered[k][:500] for k in KEPT_HEADERS if k in lowered},
+    )
+    async with uow() as tx:
+        stored = await tx.intake.add(message, body)
+        if stored is None:
+            first = await tx.intake.find_delivery(account.channel, account.account, dedupe_key)
+        await tx.commit()
+    if stored is None:
+        assert first is not None
+        return Receipt(Answer.DUPLICATE, first.id)
+    log.info(
+        "intake message received",
+        extra={
+            "message_id": message.id,
+            "channel": account.channel.value,
+            "account": account.account,
+            "topic": message.topic,
+            "bytes": len(body),
+        },
+    )
+    if problem is not None:
+        return Receipt(Answer.MALFORMED, message.id, problem)
+    return Receipt(Answer.RECEIVED, message.id)
+
+
+# WooCommerce pings a new webhook with a form-encoded `webhook_id=<id>`, not JSON.
+_WC_PING = re.compile(rb"webhook_id=\d{1,20}")
+
+
+def _status(problem: str | None, *, ping: bool) -> IntakeStatus:
+    if problem is not None:
+        return IntakeStatus.REJECTED
+    return IntakeStatus.IGNORED if ping else IntakeStatus.RECEIVED
+
+
+def _event_id(verified: Verified | None, headers: Mapping[str, str], payload: object) -> str | None:
+    """The delivery's stable id: the signature's (Shopify's event id, Standard Webhooks' id),
+    else Square's `event_id` in the body, else none (WooCommerce: the body's digest decides)."""
+    if verified is not None and verified.event_id:
+        return verified.event_id
+    if headers.get("webhook-id"):
+        return headers["webhook-id"]
+    if isinstance(payload, dict):
+        found = payload.get("event_id")
+        if isinstance(found, str) and found.strip():
+            return found.strip()
+    return None
+
+
+__all__ = ["Answer", "AuthFailure", "Receipt", "authenticate", "load_account", "receive"]

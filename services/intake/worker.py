@@ -1,0 +1,341 @@
+"""The intake worker: a stored message read by its channel's adapter, validated by its account's
+profile, and acted on (reserve, amend, cancel) through the same services the GraphQL API uses.
+
+A message is claimed with a lease (a worker killed mid-message leaves it to another), and
+finished in the same transaction as what it did: the reservation, the channel order's row and
+the message's final status commit together, under the message's row lock, so an order is never
+applied twice. A transient failure (a deadlock, the database busy or gone) is tried again with
+backoff and jitter; the message is DEAD when the tries are used up. A business refusal (out of
+stock, over a limit) ends it REJECTED with that code: counted apart from failures."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from domain.clock import Clock
+from domain.errors import DomainError
+from domain.intake import (
+    ChannelAccount,
+    ChannelAdapter,
+    ChannelOrder,
+    Decision,
+    Delivery,
+    IntakeMessage,
+    IntakeStatus,
+    NotAnOrder,
+    PayloadRefused,
+    RuleAction,
+    SalesChannel,
+)
+from domain.intake_rules import AccountFacts, profile, validate
+from domain.retry import RetryPolicy
+from services.intake.acting import Outcome, act
+from services.unit_of_work import UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+Adapters = Mapping[SalesChannel, ChannelAdapter]
+
+# A claimed message is not due again for this long: time enough to act on one order.
+LEASE_SECONDS = 60.0
+DEFAULT_MAX_ATTEMPTS = 8
+PART_PREFIX = "part:"
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeConfig:
+    adapters: Adapters
+    retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(DEFAULT_MAX_ATTEMPTS))
+    radius_km: float = 50.0
+    batch_size: int = 50
+    lease_seconds: float = LEASE_SECONDS
+
+
+async def process_due(*, uow: UnitOfWorkFactory, clock: Clock, config: IntakeConfig) -> int:
+    """Take every message that is due, each once. Returns how many were taken."""
+    async with uow() as tx:
+        now = clock.now()
+        claimed = await tx.intake.claim_due(
+            now, now + timedelta(seconds=config.lease_seconds), config.batch_size
+        )
+        await tx.commit()
+    for message in claimed:
+        await process(message, uow=uow, clock=clock, config=config)
+    return len(claimed)
+
+
+async def process(
+    message: IntakeMessage, *, uow: UnitOfWorkFactory, clock: Clock, config: IntakeConfig
+) -> None:
+    try:
+        outcome = await _outcome(message, uow=uow, clock=clock, config=config)
+    except Exception as error:  # a technical failure: never hidden as a business refusal
+        await _failed(message, error, uow=uow, clock=clock, config=config)
+        return
+    if outcome is not None:
+        log.info(
+            "intake message finished",
+            extra={
+                "message_id": message.id,
+                "channel": message.channel.value,
+                "account": message.account,
+                "status": outcome.status.value,
+                "error_code": outcome.error_code,
+                "order_id": outcome.order.external_id if outcome.order else None,
+                "group_id": outcome.group_id,
+            },
+        )
+
+
+async def _outcome(
+    message: IntakeMessage, *, uow: UnitOfWorkFactory, clock: Clock, config: IntakeConfig
+) -> Outcome | None:
+    async with uow() as tx:
+        account = await tx.channel_accounts.get(message.channel, message.account)
+    if account is None:
+        return await _finish_early(
+            message,
+            Outcome(
+                IntakeStatus.REJECTED,
+                error_code="UNKNOWN_ACCOUNT",
+                error="The channel account no longer exists.",
+            ),
+            uow=uow,
+            clock=clock,
+        )
+    read = await _read(message, account, uow=uow, config=config)
+    if isinstance(read, Outcome):
+        return await _finish_early(message, read, uow=uow, clock=clock)
+    order, decisions = read
+    async with uow() as tx:
+        facts = await _facts(tx, account, order)
+    verdict = validate(order, facts, profile(account.channel, account.rules), clock.now())
+    decisions = (*decisions, *verdict.decisions)
+    if verdict.rejected is not None:
+        return await _finish_early(
+            message,
+            Outcome(
+                IntakeStatus.REJECTED,
+                decisions=decisions,
+                order=verdict.order,
+                error_code=verdict.rejected.code or "REJECTED",
+                error=verdict.rejected.message,
+            ),
+            uow=uow,
+            clock=clock,
+        )
+    return await act(
+        message, verdict.order, decisions, account, uow=uow, clock=clock, radius_km=config.radius_km
+    )
+
+
+async def _read(
+    message: IntakeMessage,
+    account: ChannelAccount,
+    *,
+    uow: UnitOfWorkFactory,
+    config: IntakeConfig,
+) -> tuple[ChannelOrder, tuple[Decision, ...]] | Outcome:
+    """The message's order: the one ops resubmitted, else its adapter's reading of the body (a
+    body of several orders is split into messages of their own here)."""
+    if message.order is not None:  # ops corrected it: it runs again from validation
+        return message.order, message.decisions
+    adapter = config.adapters.get(message.channel)
+    if adapter is None:
+        return Outcome(
+            IntakeStatus.DEAD,
+            error_code="NO_ADAPTER",
+            error=f"No adapter reads {message.channel.value} payloads.",
+        )
+    payload = await _payload(message, adapter, uow=uow)
+    if isinstance(payload, Outcome):
+        return payload
+    if message.parent_id is None:
+        parts = adapter.split(payload)
+        if len(parts) != 1:
+            return await _split(message, len(parts), uow=uow)
+        payload = parts[0]
+    delivery = Delivery(
+        channel=message.channel,
+        account=message.account,
+        received_at=message.received_at,
+        topic=message.topic,
+        event_id=message.event_id,
+        headers=message.headers,
+    )
+    try:
+        parsed = adapter.parse(payload, delivery)
+    except PayloadRefused as refused:
+        return Outcome(
+            IntakeStatus.REJECTED,
+            decisions=(
+                Decision(
+                    "payload", RuleAction.REJECT, refused.message, refused.field, refused.code
+                ),
+            ),
+            error_code=refused.code,
+            error=refused.message,
+        )
+    if isinstance(parsed, NotAnOrder):
+        return Outcome(IntakeStatus.IGNORED, error_code="NOT_AN_ORDER", error=parsed.reason)
+    if parsed.order.account != account.account or parsed.order.channel != account.channel:
+        parsed = replace(
+            parsed, order=replace(parsed.order, channel=account.channel, account=account.account)
+        )
+    return parsed.order, parsed.decisions
+
+
+async def _payload(
+    message: IntakeMessage, adapter: ChannelAdapter, *, uow: UnitOfWorkFactory
+) -> Any:
+    """The JSON this message stands for: its body, or its part of its parent's body."""
+    if message.parent_id is not None and message.dedupe_key.startswith(PART_PREFIX):
+        index = int(message.dedupe_key.rsplit(":", 1)[1])
+        async with uow() as tx:
+            body = await tx.intake.body(message.parent_id)
+        parts = adapter.split(_loads(body or b"null"))
+        return parts[index]
+    async with uow() as tx:
+        body = await tx.intake.body(message.id)
+    try:
+        return _loads(body or b"")
+    except ValueError as error:
+        return Outcome(
+            IntakeStatus.REJECTED, error_code="MALFORMED", error=f"The body is not JSON: {error}."
+        )
+
+
+def _loads(body: bytes) -> Any:
+    return json.loads(body, parse_float=Decimal)
+
+
+async def _split(message: IntakeMessage, count: int, *, uow: UnitOfWorkFactory) -> Outcome:
+    """One message per order of a body that holds several, each traceable to this one."""
+    if count == 0:
+        return Outcome(
+            IntakeStatus.IGNORED, error_code="NO_ORDERS", error="The body holds no orders."
+        )
+    async with uow() as tx:
+        for index in range(count):
+            await tx.intake.add(
+                IntakeMessage(
+                    id=str(uuid.uuid4()),
+                    channel=message.channel,
+                    account=message.account,
+                    status=IntakeStatus.RECEIVED,
+                    received_at=message.received_at,
+                    attempts=0,
+                    next_attempt_at=message.received_at,
+                    dedupe_key=f"{PART_PREFIX}{message.id}:{index:05d}",
+                    topic=message.topic,
+                    event_id=message.event_id,
+                    parent_id=message.id,
+                    headers=message.headers,
+                ),
+                None,
+            )
+        await tx.commit()
+    return Outcome(
+        IntakeStatus.ACCEPTED,
+        decisions=(
+            Decision(
+                "body.split",
+                RuleAction.REPAIR,
+                f"The body holds {count} orders; each goes on as its own message.",
+            ),
+        ),
+    )
+
+
+async def _facts(tx: Any, account: ChannelAccount, order: ChannelOrder) -> AccountFacts:
+    """What the rules need to know of the account and the catalog for this order."""
+    skus = {line.sku.strip() for line in order.lines if line.sku and line.sku.strip()}
+    skus |= {
+        account.products[p]
+        for line in order.lines
+        if (p := line.channel_product_id) and p in account.products
+    }
+    stores = set(account.locations.values())
+    if order.pickup.store_id:
+        stores.add(order.pickup.store_id)
+    if account.default_store_id:
+        stores.add(account.default_store_id)
+    return AccountFacts(
+        products=account.products,
+        locations=account.locations,
+        default_store_id=account.default_store_id,
+        assume_pickup=account.assume_pickup,
+        known_skus=frozenset(await tx.catalog.existing_skus(skus)) if skus else frozenset(),
+        known_stores=frozenset(await tx.catalog.existing_stores(stores)) if stores else None,
+    )
+
+
+async def _finish_early(
+    message: IntakeMessage, outcome: Outcome, *, uow: UnitOfWorkFactory, clock: Clock
+) -> Outcome | None:
+    """Record an outcome reached before acting (nothing else to commit with it)."""
+    async with uow() as tx:
+        current = await tx.intake.get(message.id, for_update=True)
+        if current is None or current.status.final:
+            return None  # another worker finished it meanwhile (our lease ran out)
+        await tx.intake.finish(
+            message.id,
+            outcome.status,
+            clock.now(),
+            decisions=outcome.decisions,
+            order=outcome.order,
+            error_code=outcome.error_code,
+            error=outcome.error,
+        )
+        await tx.commit()
+    return outcome
+
+
+async def _failed(
+    message: IntakeMessage,
+    error: Exception,
+    *,
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    config: IntakeConfig,
+) -> None:
+    now = clock.now()
+    next_attempt = config.retry.next_attempt(message.attempts, now)
+    status = IntakeStatus.DEAD if next_attempt is None else IntakeStatus.RETRYING
+    code = error.code if isinstance(error, DomainError) else "TECHNICAL_FAILURE"
+    text = f"{type(error).__name__}: {error}"[:1000]
+    log.warning(
+        "intake message failed",
+        exc_info=not isinstance(error, DomainError),
+        extra={
+            "message_id": message.id,
+            "attempts": message.attempts,
+            "status": status.value,
+            "retry_at": next_attempt.isoformat() if next_attempt else None,
+        },
+    )
+    try:
+        async with uow() as tx:
+            current = await tx.intake.get(message.id, for_update=True)
+            if current is None or current.status.final:
+                return
+            await tx.intake.finish(
+                message.id,
+                status,
+                now,
+                decisions=current.decisions,
+                error_code=code,
+                error=text,
+                next_attempt_at=next_attempt,
+            )
+            await tx.commit()
+    except Exception:
+        # The database itself is gone: the lease runs out and the message is taken again.
+        log.exception("could not record an intake failure", extra={"message_id": message.id})
