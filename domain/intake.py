@@ -173,6 +173,12 @@ class ChannelOrder:
     def with_lines(self, lines: tuple[OrderLine, ...]) -> ChannelOrder:
         return replace(self, lines=lines)
 
+    def without_contact(self) -> ChannelOrder:
+        """The order as ROPOS keeps it for good (what it holds per channel order): the customer's
+        emails are needed only while the message is acted on."""
+        customer = Customer(id=self.customer.id, guest=self.customer.guest)
+        return replace(self, customer=customer)
+
     @property
     def version_time(self) -> datetime | None:
         return self.updated_at or self.placed_at

@@ -384,7 +384,7 @@ class ChannelOrderRepository:
             "version_time": order.version_time,
             "group_id": group_id,
             "message_id": message_id,
-            "order_json": to_json(order),
+            "order_json": to_json(order.without_contact()),
             "updated_at": now,
         }
         stmt = insert_on_conflict(self.conn, channel_orders).values(

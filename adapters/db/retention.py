@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters.db.tables import (
     accuracy_samples,
     idempotency_keys,
+    intake_messages,
     outbox,
     reconciliation_runs,
     stock_discrepancies,
@@ -22,6 +23,24 @@ from adapters.db.tables import (
 )
 
 _Rule = tuple[sa.Table, Callable[[datetime], Any]]
+
+_child = intake_messages.alias("child")
+
+
+def _intake_done(cutoff: datetime) -> Any:
+    """Intake messages that ended (their raw bodies and the customer data in them go with them),
+    except dead letters waiting for ops and the parents of messages still waiting or dead (a
+    child reads its order from its parent's body)."""
+    waiting = sa.exists().where(
+        (_child.c.parent_id == intake_messages.c.id)
+        & _child.c.status.in_(["RECEIVED", "RETRYING", "DEAD"])
+    )
+    return (
+        intake_messages.c.status.in_(["ACCEPTED", "IGNORED", "REJECTED", "DISCARDED"])
+        & (intake_messages.c.finished_at < cutoff)
+        & ~waiting
+    )
+
 
 # What may go once older than the cutoff: each a table and the condition on its rows.
 RULES: Mapping[str, _Rule] = {
@@ -65,6 +84,7 @@ RULES: Mapping[str, _Rule] = {
         reconciliation_runs,
         lambda cutoff: reconciliation_runs.c.started_at < cutoff,
     ),
+    "intake_messages": (intake_messages, _intake_done),
     "accuracy_samples": (
         accuracy_samples,
         lambda cutoff: accuracy_samples.c.occurred_at < cutoff,

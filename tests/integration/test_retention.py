@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from adapters.db.engine import Database
 from adapters.db.tables import (
     idempotency_keys,
+    intake_messages,
     outbox,
     reservations,
     stock_discrepancies,
@@ -20,6 +21,7 @@ from adapters.db.tables import (
     wms_inbox,
     wms_outbound,
 )
+from domain.intake import IntakeMessage, IntakeStatus, SalesChannel
 from domain.reconciliation import Discrepancy, DiscrepancyKind, DiscrepancyStatus
 from domain.wms import parse_batch
 from services import relay, retention
@@ -164,3 +166,41 @@ async def test_delivered_movements_and_webhooks_go_dead_ones_stay(
         movements = (await conn.execute(sa.select(wms_outbound.c.status))).scalars().all()
         hooks = (await conn.execute(sa.select(webhook_deliveries.c.status))).scalars().all()
     assert sorted(movements) == sorted(hooks) == ["DEAD"] * 3 + ["PENDING"] * 3
+
+
+async def test_finished_intake_messages_go_dead_letters_and_what_they_feed_stay(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
+) -> None:
+    def message(mid: str, status: IntakeStatus, parent: str | None = None) -> IntakeMessage:
+        return IntakeMessage(
+            id=mid,
+            channel=SalesChannel.GENERIC,
+            account="acme",
+            status=status,
+            received_at=clock.now(),
+            attempts=0,
+            next_attempt_at=clock.now(),
+            dedupe_key=f"event:{mid}",
+            parent_id=parent,
+            finished_at=clock.now() if status.final else None,
+        )
+
+    async with uow() as tx:
+        for mid, status, parent in [
+            ("done", IntakeStatus.ACCEPTED, None),
+            ("refused", IntakeStatus.REJECTED, None),
+            ("dead", IntakeStatus.DEAD, None),
+            ("waiting", IntakeStatus.RETRYING, None),
+            ("split", IntakeStatus.ACCEPTED, None),
+            ("split-child", IntakeStatus.DEAD, "split"),
+        ]:
+            await tx.intake.add(message(mid, status, parent), b"{}")
+        await tx.commit()
+    clock.advance(31 * 86400)
+
+    deleted = await retention.sweep(uow=uow, clock=clock, days=30)
+
+    assert deleted == {"intake_messages": 2}
+    async with clean_db.read() as conn:
+        kept = (await conn.execute(sa.select(intake_messages.c.id))).scalars().all()
+    assert sorted(kept) == ["dead", "split", "split-child", "waiting"]
