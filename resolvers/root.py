@@ -17,7 +17,7 @@ from strawberry.extensions import (
 from strawberry.types import ExecutionContext
 
 from domain.access import Role
-from resolvers import mutations, queries, subscriptions
+from resolvers import intake, mutations, queries, subscriptions
 from resolvers.errors import OperationRules, log_unexpected
 from resolvers.permissions import (
     ActsForStore,
@@ -28,6 +28,7 @@ from resolvers.permissions import (
     SeesStoreFigures,
     allow,
 )
+from schema import intake as intake_types
 from schema import plain, types
 
 
@@ -92,6 +93,34 @@ class Query:
         resolver=queries.wms_movements,
         description="Movements on their way to the WMS, newest first; by default the dead "
         "letters (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
+    channel_accounts: list[intake_types.ChannelAccount] = strawberry.field(
+        resolver=intake.channel_accounts,
+        description="The sales channels' merchant accounts, by channel and code; never their "
+        "secrets (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
+    intake_message: intake_types.IntakeMessage | None = strawberry.field(
+        resolver=intake.intake_message,
+        description="One intake message: a stored delivery and what became of it (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
+    intake_messages: list[intake_types.IntakeMessage] = strawberry.field(
+        resolver=intake.intake_messages,
+        description="Intake messages, newest or most impact first; by default all of them (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
+    channel_order: intake_types.ChannelOrder | None = strawberry.field(
+        resolver=intake.channel_order,
+        description="What ROPOS holds for one channel order: the order as last applied, its "
+        "state and reservations (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
+    validation_profile: list[intake_types.ValidationRule] = strawberry.field(
+        resolver=intake.validation_profile,
+        description="Every validation rule with its action: a channel's defaults, or an "
+        "account's effective profile (ops).",
         extensions=allow(HasRole(Role.OPS)),
     )
 
@@ -182,6 +211,34 @@ class Mutation:
     update_reservation_policy: types.ReservationPolicy = strawberry.field(
         resolver=mutations.update_reservation_policy,
         description="Replace the reservation policy (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
+    upsert_channel_account: intake_types.ChannelAccount = strawberry.field(
+        resolver=intake.upsert_channel_account,
+        description="Create a channel account, or change the fields given; rotating its secret "
+        "keeps the previous one verifying for a grace period (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
+    replay_intake_message: intake_types.IntakeMessage = strawberry.field(
+        resolver=intake.replay_intake_message,
+        description="Run an intake message again from its raw body, now (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
+    replay_intake_messages: int = strawberry.field(
+        resolver=intake.replay_intake_messages,
+        description="Run every intake message in a status again (of a channel, of an account); "
+        "returns how many (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
+    discard_intake_message: intake_types.IntakeMessage = strawberry.field(
+        resolver=intake.discard_intake_message,
+        description="Give up on an intake message, with the reason (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
+    resubmit_intake_message: intake_types.IntakeMessage = strawberry.field(
+        resolver=intake.resubmit_intake_message,
+        description="Run an intake message again with the order ops corrected, from "
+        "validation on (ops).",
         extensions=allow(HasRole(Role.OPS)),
     )
 

@@ -189,7 +189,9 @@ async def _read(
         parsed = replace(
             parsed, order=replace(parsed.order, channel=account.channel, account=account.account)
         )
-    return parsed.order, parsed.decisions
+    # Ops' notes (a replay) stay first on the message, before what this reading decided.
+    notes = tuple(d for d in message.decisions if d.rule.startswith("ops."))
+    return parsed.order, (*notes, *parsed.decisions)
 
 
 async def _payload(

@@ -14,6 +14,8 @@ import jwt
 import pytest
 import pytest_asyncio
 
+from domain.intake import SalesChannel
+from domain.intake_rules import profile
 from tests.api.conftest import Gateway, gql
 from tests.api.given import (
     DEFAULT_POLICY,
@@ -94,6 +96,29 @@ mutation { resolveStockDiscrepancy(id: "no-such-discrepancy", note: "counted aga
 REPLAY_WMS_MOVEMENT = 'mutation { replayWmsMovement(id: "no-such-movement") { id status } }'
 SET_THRESHOLDS = """
 mutation { setLowStockThresholds(thresholds: [{storeId: "S001", sku: "SKU-1", threshold: 3}]) }
+"""
+
+CHANNEL_ACCOUNTS = "query { channelAccounts { channel account } }"
+INTAKE_MESSAGE = 'query { intakeMessage(id: "no-such-message") { id status } }'
+INTAKE_MESSAGES = "query { intakeMessages { id status } }"
+CHANNEL_ORDER = """
+query { channelOrder(channel: GENERIC, account: "web-shop", externalId: "order-1") { externalId } }
+"""
+VALIDATION_PROFILE = "query { validationProfile(channel: GENERIC) { rule action } }"
+UPSERT_CHANNEL_ACCOUNT = """
+mutation($input: ChannelAccountInput!) {
+  upsertChannelAccount(input: $input) { channel account defaultStoreId hasSecret intakeUrl }
+}
+"""
+REPLAY_INTAKE_MESSAGE = 'mutation { replayIntakeMessage(id: "no-such-message") { id status } }'
+REPLAY_INTAKE_MESSAGES = "mutation { replayIntakeMessages(status: DEAD) }"
+DISCARD_INTAKE_MESSAGE = """
+mutation { discardIntakeMessage(id: "no-such-message", reason: "a test order") { id status } }
+"""
+RESUBMIT_INTAKE_MESSAGE = """
+mutation($order: ChannelOrderInput!) {
+  resubmitIntakeMessage(id: "no-such-message", order: $order) { id status }
+}
 """
 
 ROOT_FIELDS = "{ __schema { queryType { fields { name } } mutationType { fields { name } } } }"
@@ -210,6 +235,18 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "resolveStockDiscrepancy": (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    NF,   FB,   FB,    FB),
     "replayWmsMovement":       (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    NF,   FB,   FB,    FB),
     "setLowStockThresholds":   (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   OK,   FB,    FB),
+    # the order intake is ops' alone; the world has no channel account and no intake message
+    "channelAccounts":         (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
+    "intakeMessage":           (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
+    "intakeMessages":          (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
+    "channelOrder":            (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
+    "validationProfile":       (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
+    "upsertChannelAccount":    (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
+    # ops may replay, discard and resubmit; the id names no message, so ops are told so
+    "replayIntakeMessage":     (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    NF,   FB,   FB,    FB),
+    "replayIntakeMessages":    (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
+    "discardIntakeMessage":    (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    NF,   FB,   FB,    FB),
+    "resubmitIntakeMessage":   (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    NF,   FB,   FB,    FB),
 }
 # fmt: on
 
@@ -247,6 +284,20 @@ NEW_POLICY = {
     "maxStoresPerGroup": 2,
 }
 RESERVE_ONE = {"storeId": "S001", "lines": [{"sku": "SKU-1", "quantity": 1}]}
+NEW_CHANNEL_ACCOUNT = {
+    "channel": "GENERIC",
+    "account": "web-shop",
+    "secret": "a-secret-of-the-web-shop-intake",
+    "defaultStoreId": "S001",
+}
+CORRECTED_ORDER = {
+    "channel": "GENERIC",
+    "account": "web-shop",
+    "externalId": "order-1",
+    "event": "CREATE",
+    "lines": [{"sku": "SKU-1", "quantity": 1}],
+    "pickup": {"requested": True, "storeId": "S001"},
+}
 
 
 def _reserve_input(world: World, caller: str) -> dict[str, Any]:
@@ -539,6 +590,54 @@ OPERATIONS: dict[str, Operation] = {
         # Thresholds are not part of what ops' view shows; the stock row and its event are.
         effect=lambda view, caller: None,
         tables=frozenset({"stock_levels", "outbox"}),
+    ),
+    "channelAccounts": Operation(CHANNEL_ACCOUNTS, lambda w, c: {"channelAccounts": []}),
+    "intakeMessage": Operation(INTAKE_MESSAGE, lambda w, c: {"intakeMessage": None}, nullable=True),
+    "intakeMessages": Operation(INTAKE_MESSAGES, lambda w, c: {"intakeMessages": []}),
+    "channelOrder": Operation(CHANNEL_ORDER, lambda w, c: {"channelOrder": None}, nullable=True),
+    "validationProfile": Operation(
+        VALIDATION_PROFILE,
+        # The generic channel's defaults: every rule, in the order they run.
+        lambda w, c: {
+            "validationProfile": [
+                {"rule": name, "action": action.value}
+                for name, action in profile(SalesChannel.GENERIC).items()
+            ]
+        },
+    ),
+    "upsertChannelAccount": Operation(
+        UPSERT_CHANNEL_ACCOUNT,
+        lambda w, c: {
+            "upsertChannelAccount": {
+                "channel": "GENERIC",
+                "account": "web-shop",
+                "defaultStoreId": "S001",
+                "hasSecret": True,
+                "intakeUrl": "/intake/generic/web-shop",
+            }
+        },
+        lambda w, c: {"input": NEW_CHANNEL_ACCOUNT},
+        # Channel accounts are not part of what ops' view shows; their table is where it shows.
+        effect=lambda view, caller: None,
+        tables=frozenset({"channel_accounts"}),
+    ),
+    "replayIntakeMessage": Operation(
+        REPLAY_INTAKE_MESSAGE, lambda w, c: {}, effect=lambda view, caller: None
+    ),
+    "replayIntakeMessages": Operation(
+        REPLAY_INTAKE_MESSAGES,
+        # No message is dead: none to replay.
+        lambda w, c: {"replayIntakeMessages": 0},
+        effect=lambda view, caller: None,
+    ),
+    "discardIntakeMessage": Operation(
+        DISCARD_INTAKE_MESSAGE, lambda w, c: {}, effect=lambda view, caller: None
+    ),
+    "resubmitIntakeMessage": Operation(
+        RESUBMIT_INTAKE_MESSAGE,
+        lambda w, c: {},
+        lambda w, c: {"order": CORRECTED_ORDER},
+        effect=lambda view, caller: None,
     ),
 }
 
