@@ -151,7 +151,25 @@ class StockAvailable:
     occurred_at: datetime
 
 
-Event = ReservationEvent | StockChanged | LowStock
+@dataclass(frozen=True, kw_only=True)
+class IntakeOutcome:
+    """An intake message came to an outcome (or is to be tried again): what ops watch on
+    `intakeEvents`. The order's own effects reach the store's POS as reservation events."""
+
+    type: ClassVar[str] = "INTAKE_OUTCOME"
+    message_id: str
+    channel: str
+    account: str
+    status: str
+    occurred_at: datetime
+    error_code: str | None = None
+    external_id: str | None = None
+    group_id: str | None = None
+    id: str = field(default_factory=new_event_id)
+    store_id: None = None
+
+
+Event = ReservationEvent | StockChanged | LowStock | IntakeOutcome
 
 # Reservation events after which a store's availability of the reservation's SKUs has changed.
 MOVES_STOCK = frozenset({"CREATED", "CANCELLED", "EXPIRED", "COLLECTED", "STOCK_SHORTAGE"})
@@ -161,6 +179,8 @@ FOR_THE_STORE = frozenset(
 )
 # Events about stock rather than a reservation, published on the stock channels as they are.
 STOCK_EVENTS = frozenset({"LOW_STOCK"})
+# Events about the order intake, published on the intake channels.
+INTAKE_EVENTS = frozenset({"INTAKE_OUTCOME"})
 # After these a reservation changes no more.
 FINAL = frozenset({"COLLECTED", "CANCELLED", "EXPIRED"})
 
@@ -180,6 +200,11 @@ def stock_channel(store_id: str | None = None) -> str:
     return f"stock:{store_id}" if store_id else "stock"
 
 
+def intake_channel(channel: str | None = None, account: str | None = None) -> str:
+    """Intake outcomes of one channel account, or of all."""
+    return f"intake:{channel}:{account}" if channel and account else "intake"
+
+
 @dataclass(frozen=True, slots=True)
 class PendingEvent:
     """An outbox row the relay has yet to publish; `payload` is the event as the codec wrote it
@@ -197,4 +222,9 @@ class PendingEvent:
             return [reservation_channel(self.reservation_id), store_channel(self.store_id)]
         if self.type in STOCK_EVENTS and self.store_id is not None:
             return [stock_channel(self.store_id), stock_channel()]
+        if self.type in INTAKE_EVENTS:
+            return [
+                intake_channel(),
+                intake_channel(self.payload.get("channel"), self.payload.get("account")),
+            ]
         return []

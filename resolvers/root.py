@@ -262,6 +262,12 @@ class Subscription:
         resolver=subscriptions.stock_updates,
         description="Changes of available units, for storefronts (no token needed).",
     )
+    intake_events: AsyncGenerator[intake_types.IntakeEvent, None] = strawberry.subscription(
+        resolver=subscriptions.intake_events,
+        description="For ops: every intake message's outcome (accepted, ignored, rejected, "
+        "retrying, dead, discarded), of one channel account or of all.",
+        extensions=allow(HasRole(Role.OPS)),
+    )
 
 
 class RoposSchema(strawberry.Schema):

@@ -12,6 +12,7 @@ import strawberry
 from domain import events
 from domain.errors import BadInput, NotFound
 from domain.events import Event, StockAvailable
+from schema import intake as intake_types
 from schema import types
 from schema.context import Info
 from services import event_codec
@@ -110,3 +111,22 @@ async def stock_updates(
             continue
         if seen.first_time(event.id):
             yield types.StockEvent.from_domain(event)
+
+
+async def intake_events(
+    info: Info,
+    channel: Annotated[
+        intake_types.SalesChannel | None,
+        strawberry.argument(description="One channel account's outcomes (with account)."),
+    ] = None,
+    account: Annotated[
+        str | None, strawberry.argument(description="The account code, with channel.")
+    ] = None,
+) -> AsyncGenerator[intake_types.IntakeEvent, None]:
+    if (channel is None) != (account is None):
+        raise BadInput("Give both channel and account, or neither.", field="account")
+    name = events.intake_channel(channel.domain.value if channel else None, account)
+    seen = _Seen()
+    async for event in _events(info, name):
+        if isinstance(event, events.IntakeOutcome) and seen.first_time(event.id):
+            yield intake_types.IntakeEvent.from_domain(event)

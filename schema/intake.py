@@ -13,7 +13,7 @@ from weakref import WeakKeyDictionary
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from domain import intake
+from domain import events, intake
 from domain.intake_rules import RULES, profile
 from schema.context import Info, Loaders
 from schema.types import GeoPointInput
@@ -642,3 +642,32 @@ class ChannelOrderInput:
     customer_location: GeoPointInput | None = strawberry.field(
         default=None, description="Where the shopper is."
     )
+
+
+@strawberry.type(description="An intake message came to an outcome, or is to be tried again.")
+class IntakeEvent:
+    id: strawberry.ID = strawberry.field(description="The event's id (drop duplicates by it).")
+    message_id: strawberry.ID = strawberry.field(description="The intake message.")
+    channel: SalesChannel = strawberry.field(description="Its channel.")
+    account: str = strawberry.field(description="Its channel account.")
+    status: IntakeStatus = strawberry.field(description="Where it now stands.")
+    error_code: str | None = strawberry.field(description="Why, when refused or failing.")
+    external_id: str | None = strawberry.field(description="The channel's order id, when read.")
+    reservation_group_id: strawberry.ID | None = strawberry.field(
+        description="The reservation group the order holds, when it holds one."
+    )
+    occurred_at: datetime = strawberry.field(description="When.")
+
+    @classmethod
+    def from_domain(cls, e: events.IntakeOutcome) -> IntakeEvent:
+        return cls(
+            id=strawberry.ID(e.id),
+            message_id=strawberry.ID(e.message_id),
+            channel=SalesChannel.of(intake.SalesChannel(e.channel)),
+            account=e.account,
+            status=IntakeStatus(e.status),
+            error_code=e.error_code,
+            external_id=e.external_id,
+            reservation_group_id=strawberry.ID(e.group_id) if e.group_id else None,
+            occurred_at=e.occurred_at,
+        )

@@ -13,6 +13,7 @@ import orjson
 from domain.events import (
     MOVES_STOCK,
     Event,
+    IntakeOutcome,
     LowStock,
     PendingEvent,
     ReservationCancelled,
@@ -73,6 +74,19 @@ def encode(event: Event) -> Payload:
                 [lv.store_id, lv.sku, lv.on_hand, lv.reserved, lv.safety_stock]
                 for lv in event.levels
             ],
+        }
+    if isinstance(event, IntakeOutcome):
+        return {
+            "id": event.id,
+            "type": event.type,
+            "occurredAt": event.occurred_at.isoformat(),
+            "messageId": event.message_id,
+            "channel": event.channel,
+            "account": event.account,
+            "status": event.status,
+            "errorCode": event.error_code,
+            "externalId": event.external_id,
+            "reservationGroupId": event.group_id,
         }
     if isinstance(event, LowStock):
         return {
@@ -215,6 +229,18 @@ def decode(payload: Mapping[str, Any]) -> Event | StockAvailable:
             available=payload["available"],
             threshold=payload["threshold"],
             occurred_at=occurred_at,
+        )
+    if kind == IntakeOutcome.type:
+        return IntakeOutcome(
+            id=payload["id"],
+            occurred_at=occurred_at,
+            message_id=payload["messageId"],
+            channel=payload["channel"],
+            account=payload["account"],
+            status=payload["status"],
+            error_code=payload.get("errorCode"),
+            external_id=payload.get("externalId"),
+            group_id=payload.get("reservationGroupId"),
         )
     if kind == StockChanged.type:
         return StockChanged(

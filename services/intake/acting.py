@@ -34,6 +34,7 @@ from domain.intake import (
     intake_customer_id,
 )
 from domain.reservations import MovementReason, Reservation
+from services.intake import outcomes
 from services.reservations import StockTaken, finish, reserve_in
 from services.unit_of_work import RetryableConflict, UnitOfWork, UnitOfWorkFactory
 
@@ -124,8 +125,9 @@ async def _attempt(
             order.channel, order.account, order.external_id, for_update=True
         )
         outcome = await _decide(tx, message, plan, held, now)
-        await tx.intake.finish(
-            message.id,
+        await outcomes.finish(
+            tx,
+            current,
             outcome.status,
             now,
             decisions=outcome.decisions,
@@ -367,8 +369,9 @@ async def _record(
         current = await tx.intake.get(message.id, for_update=True)
         if current is None or current.status.final:
             return None
-        await tx.intake.finish(
-            message.id,
+        await outcomes.finish(
+            tx,
+            current,
             outcome.status,
             clock.now(),
             decisions=outcome.decisions,

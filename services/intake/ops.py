@@ -18,6 +18,7 @@ from domain.intake import (
     RuleAction,
     SalesChannel,
 )
+from services.intake import outcomes
 from services.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -178,8 +179,9 @@ async def discard(
             raise InvalidTransition(
                 f"Intake message {message_id} is {found.status.value} and cannot be discarded."
             )
-        await tx.intake.finish(
-            message_id,
+        await outcomes.finish(
+            tx,
+            found,
             IntakeStatus.DISCARDED,
             clock.now(),
             decisions=(

@@ -36,6 +36,7 @@ from domain.intake import (
 )
 from domain.intake_rules import AccountFacts, profile, validate
 from domain.retry import RetryPolicy
+from services.intake import outcomes
 from services.intake.acting import Outcome, act
 from services.unit_of_work import UnitOfWorkFactory
 
@@ -287,8 +288,9 @@ async def _finish_early(
         current = await tx.intake.get(message.id, for_update=True)
         if current is None or current.status.final:
             return None  # another worker finished it meanwhile (our lease ran out)
-        await tx.intake.finish(
-            message.id,
+        await outcomes.finish(
+            tx,
+            current,
             outcome.status,
             clock.now(),
             decisions=outcome.decisions,
@@ -328,8 +330,9 @@ async def _failed(
             current = await tx.intake.get(message.id, for_update=True)
             if current is None or current.status.final:
                 return
-            await tx.intake.finish(
-                message.id,
+            await outcomes.finish(
+                tx,
+                current,
                 status,
                 now,
                 decisions=current.decisions,

@@ -38,6 +38,7 @@ from services.intake import accounts, ops
 from services.intake.accounts import AccountChange
 from tests.api.conftest import Gateway, gql
 from tests.api.given import given_stores_with_stock
+from tests.api.test_subscriptions import bearer, subscribed, until_live
 from tests.conftest import START
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -475,3 +476,42 @@ async def test_woocommerces_form_encoded_ping_is_kept_and_ignored(
     assert response.status_code == 202
     message = await finished(shop, response.json()["messageId"])
     assert (message.status, message.error_code) == (IntakeStatus.IGNORED, "PING")
+
+
+INTAKE_EVENTS = """
+subscription($channel: SalesChannel, $account: String) {
+  intakeEvents(channel: $channel, account: $account) {
+    id messageId channel account status errorCode externalId reservationGroupId
+  }
+}
+"""
+
+
+async def test_ops_see_each_outcome_live(http: httpx.AsyncClient, shop: Gateway) -> None:
+    variables = {"channel": "GENERIC", "account": "acme"}
+    init = bearer(shop.token("ops"))
+    warm = iter(range(1000))
+
+    async def poke() -> None:
+        await post(http, shop, generic_body(an_order(f"WARM-{next(warm)}", pickup=False)))
+
+    def is_warm(event: dict[str, Any]) -> bool:
+        return str(event["externalId"] or "").startswith("WARM-")
+
+    async with subscribed(shop, INTAKE_EVENTS, variables, init_payload=init, skip=is_warm) as live:
+        await until_live(live, poke)
+        accepted = await post(http, shop, generic_body(an_order()))
+        refused = await post(http, shop, generic_body(an_order("ORD-2", lines={"SKU-2": 6})))
+        first, second = await live.next(), await live.next()
+    assert first["messageId"] == accepted.json()["messageId"]
+    assert (first["status"], first["externalId"]) == ("ACCEPTED", "ORD-1")
+    assert first["reservationGroupId"] is not None
+    assert second["messageId"] == refused.json()["messageId"]
+    assert (second["status"], second["errorCode"]) == ("REJECTED", "OUT_OF_STOCK")
+
+
+async def test_only_ops_may_watch_the_intake(shop: Gateway) -> None:
+    init = bearer(shop.token("pos", store="S001"))
+    async with subscribed(shop, INTAKE_EVENTS, {}, init_payload=init) as live:
+        errors = await live.refused()
+    assert errors[0]["extensions"]["code"] == "FORBIDDEN"

@@ -606,7 +606,7 @@ async def test_an_accepted_order_shows_in_its_message_and_as_the_order_ropos_hol
     assert held.ok() == {
         "channelOrder": {
             **canonical,
-            "customer": {**canonical["customer"], "email": None},
+            "customer": {"id": "C-1", "email": None, "guest": False},
             "state": "RESERVED",
             "reservationGroupId": group_id,
             "lastMessageId": message_id,

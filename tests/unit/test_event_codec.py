@@ -10,6 +10,7 @@ import pytest
 
 from domain.events import (
     Event,
+    IntakeOutcome,
     LowStock,
     PendingEvent,
     ReservationShortened,
@@ -131,6 +132,15 @@ def events_of_every_kind() -> list[Event | StockAvailable]:
         StockAvailable(
             id="e:A", store_id="S1", sku="A", available=4, reason="CREATED", occurred_at=NOW
         ),
+        IntakeOutcome(
+            message_id="M1",
+            channel="shopify",
+            account="acme",
+            status="REJECTED",
+            occurred_at=NOW,
+            error_code="OUT_OF_STOCK",
+            external_id="5678901234567890123",
+        ),
     ]
 
 
@@ -209,3 +219,23 @@ def test_a_short_pick_detail_comes_back_as_a_shortage() -> None:
 
     assert isinstance(decoded, ReservationShortened)
     assert decoded.detail == Shortage("SKU-A", 1, "SHORT_PICK", None, None)
+
+
+def test_an_intake_outcome_goes_to_ops_of_all_accounts_and_of_its_own() -> None:
+    event = IntakeOutcome(
+        message_id="M1", channel="shopify", account="acme", status="ACCEPTED", occurred_at=NOW
+    )
+
+    assert pending(event).channels() == ["intake", "intake:shopify:acme"]
+    assert event_codec.encode(event) == {
+        "id": event.id,
+        "type": "INTAKE_OUTCOME",
+        "occurredAt": "2026-03-02T09:00:00+00:00",
+        "messageId": "M1",
+        "channel": "shopify",
+        "account": "acme",
+        "status": "ACCEPTED",
+        "errorCode": None,
+        "externalId": None,
+        "reservationGroupId": None,
+    }
