@@ -223,6 +223,16 @@ class IntakeRepository:
         ).scalar()
         return bytes(value) if value is not None else None
 
+    async def bodies(self, message_ids: Sequence[str]) -> dict[str, bytes | None]:
+        rows = (
+            await self.conn.execute(
+                sa.select(intake_messages.c.id, intake_messages.c.body).where(
+                    intake_messages.c.id.in_(list(message_ids))
+                )
+            )
+        ).all()
+        return {row.id: bytes(row.body) if row.body is not None else None for row in rows}
+
     async def claim_due(
         self, now: datetime, lease_until: datetime, limit: int
     ) -> list[IntakeMessage]:

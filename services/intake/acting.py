@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,6 +34,7 @@ from domain.intake import (
     RuleAction,
     intake_customer_id,
 )
+from domain.intake_rules import Verdict
 from domain.reservations import MovementReason, Reservation
 from services.intake import outcomes
 from services.reservations import StockTaken, finish, reserve_in
@@ -67,19 +69,24 @@ class _AlreadyFinished(Exception):
     pass
 
 
+Check = Callable[[UnitOfWork, ChannelOrder], Awaitable[Verdict]]
+
+
 async def act(
     message: IntakeMessage,
     order: ChannelOrder,
     decisions: tuple[Decision, ...],
     account: ChannelAccount,
+    check: Check,
     *,
     uow: UnitOfWorkFactory,
     clock: Clock,
     radius_km: float,
 ) -> Outcome | None:
-    """Do what the order asks and finish the message, together. None when another worker had
-    finished it already."""
-    plan = _Plan(order, decisions, account, validate_radius(radius_km))
+    """Validate the order (`check`: the account's profile against the catalog as this
+    transaction sees it), do what it asks and finish the message, all in one transaction. None
+    when another worker had finished it already."""
+    plan = _Plan(order, decisions, account, validate_radius(radius_km), check)
     for attempt in range(MAX_ATTEMPTS):
         try:
             return await _attempt(message, plan, uow=uow, clock=clock)
@@ -102,14 +109,38 @@ async def act(
 
 @dataclass(slots=True)
 class _Plan:
-    order: ChannelOrder
-    decisions: tuple[Decision, ...]
+    received: ChannelOrder
+    read_decisions: tuple[Decision, ...]
     account: ChannelAccount
     radius_km: float
+    check: Check
     use_default_store: bool = False
+    # What acting itself decided (a fallback store, a replayed reservation): kept across tries.
+    notes: tuple[Decision, ...] = ()
+    # The order as the rules left it, and their decisions: set by each try.
+    order: ChannelOrder | None = None
+    decisions: tuple[Decision, ...] = ()
 
-    def outcome(self, status: IntakeStatus, **kwargs: object) -> Outcome:
-        return Outcome(status, decisions=self.decisions, order=self.order, **kwargs)  # type: ignore[arg-type]
+    def outcome(
+        self,
+        status: IntakeStatus,
+        *,
+        error_code: str | None = None,
+        error: str | None = None,
+        group_id: str | None = None,
+    ) -> Outcome:
+        return Outcome(
+            status,
+            decisions=(*self.decisions, *self.notes),
+            order=self.order or self.received,
+            error_code=error_code,
+            error=error,
+            group_id=group_id,
+        )
+
+    @property
+    def current(self) -> ChannelOrder:
+        return self.order or self.received
 
 
 async def _attempt(
@@ -120,11 +151,21 @@ async def _attempt(
         current = await tx.intake.get(message.id, for_update=True)
         if current is None or current.status.final:
             raise _AlreadyFinished
-        order = plan.order
-        held = await tx.channel_orders.get(
-            order.channel, order.account, order.external_id, for_update=True
-        )
-        outcome = await _decide(tx, message, plan, held, now)
+        verdict = await plan.check(tx, plan.received)
+        plan.order = verdict.order
+        plan.decisions = (*plan.read_decisions, *verdict.decisions)
+        if verdict.rejected is not None:
+            outcome = plan.outcome(
+                IntakeStatus.REJECTED,
+                error_code=verdict.rejected.code or "REJECTED",
+                error=verdict.rejected.message,
+            )
+        else:
+            order = verdict.order
+            held = await tx.channel_orders.get(
+                order.channel, order.account, order.external_id, for_update=True
+            )
+            outcome = await _decide(tx, message, plan, held, now)
         await outcomes.finish(
             tx,
             current,
@@ -143,7 +184,7 @@ async def _attempt(
 async def _decide(
     tx: UnitOfWork, message: IntakeMessage, plan: _Plan, held: HeldOrder | None, now: datetime
 ) -> Outcome:
-    order = plan.order
+    order = plan.current
     if _stale(order, held):
         assert held is not None
         return plan.outcome(
@@ -182,7 +223,7 @@ def _iso(value: datetime | None) -> str:
 async def _cancel(
     tx: UnitOfWork, message: IntakeMessage, plan: _Plan, held: HeldOrder | None, now: datetime
 ) -> Outcome:
-    order = plan.order
+    order = plan.current
     if held is None or held.state is not OrderState.RESERVED or not held.group_id:
         await tx.channel_orders.put(
             order, OrderState.CANCELLED, held.group_id if held else None, message.id, now
@@ -207,7 +248,7 @@ async def _cancel(
 async def _not_pickup(
     tx: UnitOfWork, message: IntakeMessage, plan: _Plan, held: HeldOrder | None, now: datetime
 ) -> Outcome:
-    order = plan.order
+    order = plan.current
     if held is not None and held.state is OrderState.RESERVED and held.group_id:
         # An update moved the order to delivery: what it held for pickup goes back.
         await _release_group(tx, held.group_id, "No longer a pickup order", now)
@@ -220,7 +261,7 @@ async def _not_pickup(
 async def _amend(
     tx: UnitOfWork, message: IntakeMessage, plan: _Plan, held: HeldOrder, now: datetime
 ) -> Outcome:
-    order = plan.order
+    order = plan.current
     assert held.group_id is not None
     active = [r for r in await tx.reservations.in_group(held.group_id) if r.is_active]
     if _units(order) == _held_units(active):
@@ -278,7 +319,7 @@ async def _release_group(tx: UnitOfWork, group_id: str, reason: str, now: dateti
 
 
 async def _reserve(tx: UnitOfWork, plan: _Plan, now: datetime, *, idempotent: bool) -> str:
-    order = plan.order
+    order = plan.current
     store_id = order.pickup.store_id
     near = order.customer_location if store_id is None else None
     if store_id is None and (near is None or plan.use_default_store):
@@ -306,8 +347,8 @@ async def _reserve(tx: UnitOfWork, plan: _Plan, now: datetime, *, idempotent: bo
     except OutOfStock as error:
         if near is not None and plan.account.default_store_id and not plan.use_default_store:
             plan.use_default_store = True
-            plan.decisions = (
-                *plan.decisions,
+            plan.notes = (
+                *plan.notes,
                 Decision(
                     "pickup.fallback_default_store",
                     RuleAction.REPAIR,
@@ -325,8 +366,8 @@ async def _reserve(tx: UnitOfWork, plan: _Plan, now: datetime, *, idempotent: bo
             raise _Refused(_refusal(plan, error)) from None
         raise
     if group.replayed:
-        plan.decisions = (
-            *plan.decisions,
+        plan.notes = (
+            *plan.notes,
             Decision(
                 "order.already_reserved",
                 RuleAction.WARN,
@@ -339,8 +380,8 @@ async def _reserve(tx: UnitOfWork, plan: _Plan, now: datetime, *, idempotent: bo
 async def _unknown_reference(plan: _Plan, *, uow: UnitOfWorkFactory) -> Outcome | None:
     """A reservation row named a SKU or store that does not exist: which (None when it exists
     now, created meanwhile: try again)."""
-    skus = set(_units(plan.order))
-    store = plan.order.pickup.store_id or plan.account.default_store_id
+    skus = set(_units(plan.current))
+    store = plan.current.pickup.store_id or plan.account.default_store_id
     async with uow() as tx:
         missing = sorted(skus - await tx.catalog.existing_skus(skus))
         no_store = store is not None and not await tx.catalog.existing_stores([store])

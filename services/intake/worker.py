@@ -34,11 +34,11 @@ from domain.intake import (
     RuleAction,
     SalesChannel,
 )
-from domain.intake_rules import AccountFacts, profile, validate
+from domain.intake_rules import AccountFacts, Verdict, profile, validate
 from domain.retry import RetryPolicy
 from services.intake import outcomes
 from services.intake.acting import Outcome, act
-from services.unit_of_work import UnitOfWorkFactory
+from services.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -59,24 +59,44 @@ class IntakeConfig:
     lease_seconds: float = LEASE_SECONDS
 
 
+@dataclass(slots=True)
+class _Batch:
+    """What the messages of one claim need, read in the claim's transaction: their accounts and
+    raw bodies, and each split parent's parts (parsed once for all its children)."""
+
+    accounts: dict[tuple[SalesChannel, str], ChannelAccount | None] = field(default_factory=dict)
+    bodies: dict[str, bytes | None] = field(default_factory=dict)
+    parts: dict[str, list[Any]] = field(default_factory=dict)
+
+
 async def process_due(*, uow: UnitOfWorkFactory, clock: Clock, config: IntakeConfig) -> int:
     """Take every message that is due, each once. Returns how many were taken."""
+    batch = _Batch()
     async with uow() as tx:
         now = clock.now()
         claimed = await tx.intake.claim_due(
             now, now + timedelta(seconds=config.lease_seconds), config.batch_size
         )
+        for key in {(m.channel, m.account) for m in claimed}:
+            batch.accounts[key] = await tx.channel_accounts.get(*key)
+        wanted = {m.parent_id or m.id for m in claimed if m.order is None}
+        batch.bodies = await tx.intake.bodies(sorted(wanted)) if wanted else {}
         await tx.commit()
     for message in claimed:
-        await process(message, uow=uow, clock=clock, config=config)
+        await process(message, uow=uow, clock=clock, config=config, batch=batch)
     return len(claimed)
 
 
 async def process(
-    message: IntakeMessage, *, uow: UnitOfWorkFactory, clock: Clock, config: IntakeConfig
+    message: IntakeMessage,
+    *,
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    config: IntakeConfig,
+    batch: _Batch | None = None,
 ) -> None:
     try:
-        outcome = await _outcome(message, uow=uow, clock=clock, config=config)
+        outcome = await _outcome(message, batch or _Batch(), uow=uow, clock=clock, config=config)
     except Exception as error:  # a technical failure: never hidden as a business refusal
         await _failed(message, error, uow=uow, clock=clock, config=config)
         return
@@ -96,10 +116,18 @@ async def process(
 
 
 async def _outcome(
-    message: IntakeMessage, *, uow: UnitOfWorkFactory, clock: Clock, config: IntakeConfig
+    message: IntakeMessage,
+    batch: _Batch,
+    *,
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    config: IntakeConfig,
 ) -> Outcome | None:
-    async with uow() as tx:
-        account = await tx.channel_accounts.get(message.channel, message.account)
+    key = (message.channel, message.account)
+    if key not in batch.accounts:
+        async with uow() as tx:
+            batch.accounts[key] = await tx.channel_accounts.get(*key)
+    account = batch.accounts[key]
     if account is None:
         return await _finish_early(
             message,
@@ -111,35 +139,31 @@ async def _outcome(
             uow=uow,
             clock=clock,
         )
-    read = await _read(message, account, uow=uow, config=config)
+    read = await _read(message, account, batch, uow=uow, config=config)
     if isinstance(read, Outcome):
         return await _finish_early(message, read, uow=uow, clock=clock)
     order, decisions = read
-    async with uow() as tx:
-        facts = await _facts(tx, account, order)
-    verdict = validate(order, facts, profile(account.channel, account.rules), clock.now())
-    decisions = (*decisions, *verdict.decisions)
-    if verdict.rejected is not None:
-        return await _finish_early(
-            message,
-            Outcome(
-                IntakeStatus.REJECTED,
-                decisions=decisions,
-                order=verdict.order,
-                error_code=verdict.rejected.code or "REJECTED",
-                error=verdict.rejected.message,
-            ),
-            uow=uow,
-            clock=clock,
-        )
+
+    async def check(tx: UnitOfWork, received: ChannelOrder) -> Verdict:
+        facts = await _facts(tx, account, received)
+        return validate(received, facts, profile(account.channel, account.rules), clock.now())
+
     return await act(
-        message, verdict.order, decisions, account, uow=uow, clock=clock, radius_km=config.radius_km
+        message,
+        order,
+        decisions,
+        account,
+        check,
+        uow=uow,
+        clock=clock,
+        radius_km=config.radius_km,
     )
 
 
 async def _read(
     message: IntakeMessage,
     account: ChannelAccount,
+    batch: _Batch,
     *,
     uow: UnitOfWorkFactory,
     config: IntakeConfig,
@@ -155,7 +179,7 @@ async def _read(
             error_code="NO_ADAPTER",
             error=f"No adapter reads {message.channel.value} payloads.",
         )
-    payload = await _payload(message, adapter, uow=uow)
+    payload = await _payload(message, adapter, batch, uow=uow)
     if isinstance(payload, Outcome):
         return payload
     if message.parent_id is None:
@@ -188,7 +212,8 @@ async def _read(
         return Outcome(IntakeStatus.IGNORED, error_code="NOT_AN_ORDER", error=parsed.reason)
     if parsed.order.account != account.account or parsed.order.channel != account.channel:
         parsed = replace(
-            parsed, order=replace(parsed.order, channel=account.channel, account=account.account)
+            parsed,
+            order=replace(parsed.order, channel=account.channel, account=account.account),
         )
     # Ops' notes (a replay) stay first on the message, before what this reading decided.
     notes = tuple(d for d in message.decisions if d.rule.startswith("ops."))
@@ -196,22 +221,26 @@ async def _read(
 
 
 async def _payload(
-    message: IntakeMessage, adapter: ChannelAdapter, *, uow: UnitOfWorkFactory
+    message: IntakeMessage, adapter: ChannelAdapter, batch: _Batch, *, uow: UnitOfWorkFactory
 ) -> Any:
     """The JSON this message stands for: its body, or its part of its parent's body."""
-    if message.parent_id is not None and message.dedupe_key.startswith(PART_PREFIX):
-        index = int(message.dedupe_key.rsplit(":", 1)[1])
+    source = message.parent_id if message.parent_id is not None else message.id
+    if source not in batch.bodies:
         async with uow() as tx:
-            body = await tx.intake.body(message.parent_id)
-        parts = adapter.split(_loads(body or b"null"))
-        return parts[index]
-    async with uow() as tx:
-        body = await tx.intake.body(message.id)
+            batch.bodies[source] = await tx.intake.body(source)
+    body = batch.bodies[source]
+    if message.parent_id is not None and message.dedupe_key.startswith(PART_PREFIX):
+        if source not in batch.parts:
+            batch.parts[source] = adapter.split(_loads(body or b"null"))
+        index = int(message.dedupe_key.rsplit(":", 1)[1])
+        return batch.parts[source][index]
     try:
         return _loads(body or b"")
     except ValueError as error:
         return Outcome(
-            IntakeStatus.REJECTED, error_code="MALFORMED", error=f"The body is not JSON: {error}."
+            IntakeStatus.REJECTED,
+            error_code="MALFORMED",
+            error=f"The body is not JSON: {error}.",
         )
 
 
@@ -257,7 +286,7 @@ async def _split(message: IntakeMessage, count: int, *, uow: UnitOfWorkFactory) 
     )
 
 
-async def _facts(tx: Any, account: ChannelAccount, order: ChannelOrder) -> AccountFacts:
+async def _facts(tx: UnitOfWork, account: ChannelAccount, order: ChannelOrder) -> AccountFacts:
     """What the rules need to know of the account and the catalog for this order."""
     skus = {line.sku.strip() for line in order.lines if line.sku and line.sku.strip()}
     skus |= {
