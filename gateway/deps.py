@@ -4,11 +4,12 @@ endpoints use it as it is."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from adapters.broker import Broker
 from domain.clock import Clock
 from domain.wms import WmsPort
+from services.intake.edge import AccountCache
 from services.queries import ReadPort
 from services.shortage import DEFAULT_RESOURCE_RADIUS_KM
 from services.unit_of_work import UnitOfWorkFactory
@@ -25,3 +26,5 @@ class Deps:
     # The WMS, when one is configured (reconciliation on demand).
     wms: WmsPort | None = None
     resource_radius_km: float = DEFAULT_RESOURCE_RADIUS_KM
+    # The intake edge's channel accounts, kept a moment (ROPOS_INTAKE_ACCOUNT_CACHE_SECONDS).
+    intake_accounts: AccountCache = field(default_factory=AccountCache)

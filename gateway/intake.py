@@ -43,7 +43,9 @@ def intake_endpoint(settings: Settings) -> Any:
         channel_name = request.path_params["channel"]
         account_code = request.path_params["account"]
         try:
-            account = await edge.load_account(channel_name, account_code, uow=deps.uow)
+            account = await edge.load_account(
+                channel_name, account_code, uow=deps.uow, cache=deps.intake_accounts
+            )
         except Exception as error:
             return _unavailable(error)
         if account is None:

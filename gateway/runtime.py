@@ -20,6 +20,7 @@ from gateway import migrate
 from gateway.deps import Deps
 from gateway.settings import Settings
 from gateway.workers import IntakeWorker, OutboxRelay, WmsFeed, build_workers, wms_client
+from services.intake.edge import AccountCache
 
 
 class SchemaNotCurrent(RuntimeError):
@@ -84,6 +85,7 @@ async def running(settings: Settings, clock: Clock, *, workers: bool) -> AsyncIt
             broadcast=broadcast,
             wms=client,
             resource_radius_km=settings.resource_radius_km,
+            intake_accounts=AccountCache(settings.intake_account_cache_seconds),
         )
         if not workers:
             yield Runtime(db, broadcast, deps)

@@ -59,9 +59,12 @@ class Settings(BaseSettings):
     intake_interval_seconds: float = Field(1.0, gt=0, le=60)
     intake_max_attempts: int = Field(8, ge=1, le=100)
     intake_batch_size: int = Field(50, ge=1, le=1000)
+    intake_concurrency: int = Field(8, ge=1, le=64)
     # A message a worker took is not taken again for this long, unless it finishes it.
     intake_lease_seconds: float = Field(60.0, ge=0.5, le=3600)
     intake_radius_km: float = Field(50.0, gt=0, le=1000)
+    # How long the edge keeps a channel account (its secrets, enabled) before reading it again.
+    intake_account_cache_seconds: float = Field(1.0, ge=0, le=60)
 
     # Bookkeeping older than this many days is deleted (0: keep everything); see README.
     retention_days: float = Field(30.0, ge=0)

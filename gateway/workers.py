@@ -355,6 +355,7 @@ def intake_config(settings: Settings) -> IntakeConfig:
         radius_km=settings.intake_radius_km,
         batch_size=settings.intake_batch_size,
         lease_seconds=settings.intake_lease_seconds,
+        concurrency=settings.intake_concurrency,
     )
 
 

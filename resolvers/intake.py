@@ -152,7 +152,9 @@ async def upsert_channel_account(
         weight=input.weight,
         enabled=input.enabled,
     )
-    saved = await accounts.upsert_account(change, uow=deps.uow, clock=deps.clock)
+    saved = await accounts.upsert_account(
+        change, uow=deps.uow, clock=deps.clock, cache=deps.intake_accounts
+    )
     return types.ChannelAccount.from_domain(saved)
 
 

@@ -18,6 +18,7 @@ from domain.clock import Clock
 from domain.errors import Unauthenticated
 from domain.reservations import Reservation
 from domain.wms import WmsPort
+from services.intake.edge import AccountCache
 from services.queries import ReadPort
 from services.unit_of_work import UnitOfWorkFactory
 
@@ -50,6 +51,8 @@ class Services(Protocol):
     def wms(self) -> WmsPort | None: ...
     @property
     def resource_radius_km(self) -> float: ...
+    @property
+    def intake_accounts(self) -> AccountCache: ...
 
 
 class Loaders:

@@ -204,6 +204,10 @@ class IntakePort(Protocol):
 
 
 class ChannelOrdersPort(Protocol):
+    async def lock(self, channel: SalesChannel, account: str, external_id: str) -> None:
+        """Until the transaction ends, no other one acts on this order (held yet or not)."""
+        ...
+
     async def get(
         self, channel: SalesChannel, account: str, external_id: str, *, for_update: bool = False
     ) -> HeldOrder | None: ...

@@ -10,8 +10,10 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from adapters.db.fast import Statements
 from adapters.db.queue import claim_due
 from adapters.db.tables import channel_accounts, channel_orders, insert_on_conflict, intake_messages
 from domain.intake import (
@@ -31,6 +33,9 @@ from domain.intake import (
 )
 
 WAITING = (IntakeStatus.RECEIVED.value, IntakeStatus.RETRYING.value)
+
+
+_ORDER_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
 
 def account_from_row(row: Any) -> ChannelAccount:
@@ -154,45 +159,56 @@ def message_from_row(row: Any) -> IntakeMessage:
 _MESSAGE_COLUMNS = [c for c in intake_messages.c if c.name != "body"]
 
 
+def _add(insert: Any) -> Any:
+    return (
+        insert(intake_messages)
+        .on_conflict_do_nothing(
+            index_elements=[
+                intake_messages.c.channel,
+                intake_messages.c.account,
+                intake_messages.c.dedupe_key,
+            ]
+        )
+        .returning(intake_messages.c.id)
+    )
+
+
+# A new message, or nothing when its (channel, account, dedupe key) is taken: module-level, so
+# its SQL is compiled once.
+_ADD = {"postgresql": _add(postgresql.insert), "sqlite": _add(sqlite.insert)}
+
+
 class IntakeRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, statements: Statements) -> None:
         self.conn = conn
+        self.statements = statements
 
     async def add(self, message: IntakeMessage, body: bytes | None) -> IntakeMessage | None:
-        stmt = (
-            insert_on_conflict(self.conn, intake_messages)
-            .values(
-                id=message.id,
-                channel=message.channel.value,
-                account=message.account,
-                parent_id=message.parent_id,
-                dedupe_key=message.dedupe_key,
-                topic=message.topic,
-                event_id=message.event_id,
-                body=body,
-                headers=message.headers,
-                received_at=message.received_at,
-                status=message.status.value,
-                attempts=message.attempts,
-                next_attempt_at=message.next_attempt_at,
-                finished_at=message.finished_at,
-                error_code=message.error_code,
-                error=message.error,
-                decisions=[decision_to_json(d) for d in message.decisions],
-                order_json=to_json(message.order) if message.order else None,
-                external_id=message.external_id,
-                order_value=message.order_value,
-            )
-            .on_conflict_do_nothing(
-                index_elements=[
-                    intake_messages.c.channel,
-                    intake_messages.c.account,
-                    intake_messages.c.dedupe_key,
-                ]
-            )
-        )
-        result = await self.conn.execute(stmt)
-        return message if result.rowcount == 1 else None
+        params = {
+            "id": message.id,
+            "channel": message.channel.value,
+            "account": message.account,
+            "parent_id": message.parent_id,
+            "dedupe_key": message.dedupe_key,
+            "topic": message.topic,
+            "event_id": message.event_id,
+            "body": body,
+            "headers": message.headers,
+            "received_at": message.received_at,
+            "status": message.status.value,
+            "attempts": message.attempts,
+            "next_attempt_at": message.next_attempt_at,
+            "finished_at": message.finished_at,
+            "error_code": message.error_code,
+            "error": message.error,
+            "decisions": [decision_to_json(d) for d in message.decisions],
+            "order_json": to_json(message.order) if message.order else None,
+            "external_id": message.external_id,
+            "order_value": message.order_value,
+        }
+        # The edge's one statement: straight on asyncpg on PostgreSQL (adapters/db/fast.py).
+        added = await self.statements.first(_ADD[self.conn.dialect.name], params)
+        return message if added is not None else None
 
     async def find_delivery(
         self, channel: SalesChannel, account: str, dedupe_key: str
@@ -356,6 +372,15 @@ class IntakeRepository:
 class ChannelOrderRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
+
+    async def lock(self, channel: SalesChannel, account: str, external_id: str) -> None:
+        """Hold the order until the transaction ends, whether ROPOS holds a row of it yet or not:
+        two workers (of any replica) never act on one order at once. PostgreSQL: a transaction
+        advisory lock on the order's key; SQLite has one writer at a time already."""
+        if self.conn.dialect.name != "postgresql":
+            return
+        key = f"{channel.value}:{account}:{external_id}"
+        await self.conn.execute(_ORDER_LOCK, {"key": key})
 
     async def get(
         self, channel: SalesChannel, account: str, external_id: str, *, for_update: bool = False

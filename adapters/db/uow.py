@@ -66,7 +66,7 @@ class SqlUnitOfWork:
         self.accuracy = AccuracyRepository(conn)
         self.retention = RetentionRepository(conn)
         self.channel_accounts = ChannelAccountRepository(conn)
-        self.intake = IntakeRepository(conn)
+        self.intake = IntakeRepository(conn, statements)
         self.channel_orders = ChannelOrderRepository(conn)
         return self
 

@@ -25,6 +25,7 @@ from domain.intake import (
 )
 from domain.intake_auth import secret_problem
 from domain.intake_rules import profile
+from services.intake.edge import AccountCache
 from services.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,11 @@ def _checked_links(change: AccountChange) -> dict[str, Any]:
 
 
 async def upsert_account(
-    change: AccountChange, *, uow: UnitOfWorkFactory, clock: Clock
+    change: AccountChange,
+    *,
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    cache: AccountCache | None = None,
 ) -> ChannelAccount:
     """Create the account or change the fields `change` names; the stores it names must
     exist. Bad input changes nothing."""
@@ -188,6 +193,8 @@ async def upsert_account(
             raise NotFound(f"Unknown store: {', '.join(missing)}", storeIds=missing)
         saved = await tx.channel_accounts.upsert(updated, clock.now())
         await tx.commit()
+    if cache is not None:
+        cache.clear()  # this process's edge sees the change at once
     log.info(
         "channel account saved",
         extra={

@@ -162,6 +162,7 @@ async def _attempt(
             )
         else:
             order = verdict.order
+            await tx.channel_orders.lock(order.channel, order.account, order.external_id)
             held = await tx.channel_orders.get(
                 order.channel, order.account, order.external_id, for_update=True
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -70,16 +71,50 @@ class Receipt:
     reason: str | None = None
 
 
+class AccountCache:
+    """Channel accounts as last read, for the edge (every delivery needs its account's secrets):
+    kept `ttl_seconds`. A change made through this process is seen at once (`upsert_account`
+    clears it); one made through another replica within `ttl_seconds`."""
+
+    def __init__(self, ttl_seconds: float = 1.0) -> None:
+        self.ttl_seconds = ttl_seconds
+        self._found: dict[tuple[SalesChannel, str], tuple[float, ChannelAccount | None]] = {}
+
+    def get(self, key: tuple[SalesChannel, str]) -> tuple[bool, ChannelAccount | None]:
+        """(known, account); known is False when it must be read."""
+        found = self._found.get(key)
+        if found is None or time.monotonic() - found[0] >= self.ttl_seconds:
+            return False, None
+        return True, found[1]
+
+    def put(self, key: tuple[SalesChannel, str], account: ChannelAccount | None) -> None:
+        if len(self._found) >= 10_000:
+            self._found.clear()  # unknown account names must not grow it without end
+        self._found[key] = (time.monotonic(), account)
+
+    def clear(self) -> None:
+        self._found.clear()
+
+
 async def load_account(
-    channel_name: str, account: str, *, uow: UnitOfWorkFactory
+    channel_name: str,
+    account: str,
+    *,
+    uow: UnitOfWorkFactory,
+    cache: AccountCache | None = None,
 ) -> ChannelAccount | None:
     """The enabled account the path names, or None (unknown channel or account, or disabled)."""
     try:
         channel = SalesChannel(channel_name)
     except ValueError:
         return None
-    async with uow() as tx:
-        found = await tx.channel_accounts.get(channel, account)
+    key = (channel, account)
+    known, found = cache.get(key) if cache is not None else (False, None)
+    if not known:
+        async with uow() as tx:
+            found = await tx.channel_accounts.get(channel, account)
+        if cache is not None:
+            cache.put(key, found)
     return found if found is not None and found.enabled else None
 
 

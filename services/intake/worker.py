@@ -10,14 +10,15 @@ stock, over a limit) ends it REJECTED with that code: counted apart from failure
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from domain.clock import Clock
 from domain.errors import DomainError
@@ -57,6 +58,8 @@ class IntakeConfig:
     radius_km: float = 50.0
     batch_size: int = 50
     lease_seconds: float = LEASE_SECONDS
+    # Orders acted on at once (each its own transaction); one order's messages go one by one.
+    concurrency: int = 8
 
 
 @dataclass(slots=True)
@@ -70,59 +73,106 @@ class _Batch:
 
 
 async def process_due(*, uow: UnitOfWorkFactory, clock: Clock, config: IntakeConfig) -> int:
-    """Take every message that is due, each once. Returns how many were taken."""
+    """Take every message that is due, each once: read them one by one (CPU only, their bodies
+    came with the claim), then act on different orders concurrently, and on the messages of one
+    order in the order they were received. Returns how many were taken."""
     batch = _Batch()
     async with uow() as tx:
         now = clock.now()
         claimed = await tx.intake.claim_due(
             now, now + timedelta(seconds=config.lease_seconds), config.batch_size
         )
-        for key in {(m.channel, m.account) for m in claimed}:
-            batch.accounts[key] = await tx.channel_accounts.get(*key)
+        for account_key in {(m.channel, m.account) for m in claimed}:
+            batch.accounts[account_key] = await tx.channel_accounts.get(*account_key)
         wanted = {m.parent_id or m.id for m in claimed if m.order is None}
         batch.bodies = await tx.intake.bodies(sorted(wanted)) if wanted else {}
         await tx.commit()
+    by_order: dict[tuple[str, str, str], list[_Read]] = {}
     for message in claimed:
-        await process(message, uow=uow, clock=clock, config=config, batch=batch)
+        read = await _guarded(
+            message,
+            _prepare(message, batch, uow=uow, clock=clock, config=config),
+            uow=uow,
+            clock=clock,
+            config=config,
+        )
+        if isinstance(read, _Read):
+            order_key = (message.channel.value, message.account, read.order.external_id)
+            by_order.setdefault(order_key, []).append(read)
+    limit = asyncio.Semaphore(config.concurrency)
+
+    async def one_order(reads: list[_Read]) -> None:
+        async with limit:
+            for read in reads:
+                await _guarded(
+                    read.message,
+                    _act(read, uow=uow, clock=clock, config=config),
+                    uow=uow,
+                    clock=clock,
+                    config=config,
+                )
+
+    await asyncio.gather(*(one_order(reads) for reads in by_order.values()))
     return len(claimed)
 
 
-async def process(
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """A message read into its order, ready to act on."""
+
+    message: IntakeMessage
+    account: ChannelAccount
+    order: ChannelOrder
+    decisions: tuple[Decision, ...]
+
+
+T = TypeVar("T")
+
+
+async def _guarded(
     message: IntakeMessage,
+    step: Awaitable[T],
     *,
     uow: UnitOfWorkFactory,
     clock: Clock,
     config: IntakeConfig,
-    batch: _Batch | None = None,
-) -> None:
+) -> T | None:
+    """Run one step of a message; a technical failure is recorded (retry, or dead), never
+    hidden as a business refusal."""
     try:
-        outcome = await _outcome(message, batch or _Batch(), uow=uow, clock=clock, config=config)
-    except Exception as error:  # a technical failure: never hidden as a business refusal
+        result = await step
+    except Exception as error:
         await _failed(message, error, uow=uow, clock=clock, config=config)
-        return
-    if outcome is not None:
-        log.info(
-            "intake message finished",
-            extra={
-                "message_id": message.id,
-                "channel": message.channel.value,
-                "account": message.account,
-                "status": outcome.status.value,
-                "error_code": outcome.error_code,
-                "order_id": outcome.order.external_id if outcome.order else None,
-                "group_id": outcome.group_id,
-            },
-        )
+        return None
+    if isinstance(result, Outcome):
+        _log_outcome(message, result)
+    return result
 
 
-async def _outcome(
+def _log_outcome(message: IntakeMessage, outcome: Outcome) -> None:
+    log.info(
+        "intake message finished",
+        extra={
+            "message_id": message.id,
+            "channel": message.channel.value,
+            "account": message.account,
+            "status": outcome.status.value,
+            "error_code": outcome.error_code,
+            "order_id": outcome.order.external_id if outcome.order else None,
+            "group_id": outcome.group_id,
+        },
+    )
+
+
+async def _prepare(
     message: IntakeMessage,
     batch: _Batch,
     *,
     uow: UnitOfWorkFactory,
     clock: Clock,
     config: IntakeConfig,
-) -> Outcome | None:
+) -> _Read | Outcome | None:
+    """The message's order, or the outcome it came to without one (recorded)."""
     key = (message.channel, message.account)
     if key not in batch.accounts:
         async with uow() as tx:
@@ -143,15 +193,22 @@ async def _outcome(
     if isinstance(read, Outcome):
         return await _finish_early(message, read, uow=uow, clock=clock)
     order, decisions = read
+    return _Read(message, account, order, decisions)
+
+
+async def _act(
+    read: _Read, *, uow: UnitOfWorkFactory, clock: Clock, config: IntakeConfig
+) -> Outcome | None:
+    account = read.account
 
     async def check(tx: UnitOfWork, received: ChannelOrder) -> Verdict:
         facts = await _facts(tx, account, received)
         return validate(received, facts, profile(account.channel, account.rules), clock.now())
 
     return await act(
-        message,
-        order,
-        decisions,
+        read.message,
+        read.order,
+        read.decisions,
         account,
         check,
         uow=uow,

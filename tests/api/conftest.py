@@ -102,6 +102,7 @@ def api(gateway: Gateway, clean_db: Database) -> Gateway:
     # The database was reset under the running server: forget what it had cached.
     gateway.app.state.runtime.db.policy_cache.clear()
     gateway.app.state.runtime.db.store_directory.clear()
+    gateway.app.state.runtime.deps.intake_accounts.clear()
     return gateway
 
 

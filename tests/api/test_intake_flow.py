@@ -65,6 +65,7 @@ async def given_account(api: Gateway, channel: SalesChannel, **change: Any) -> C
         AccountChange(channel=channel, account="acme", **fields),
         uow=deps.uow,
         clock=deps.clock,
+        cache=deps.intake_accounts,
     )
 
 
