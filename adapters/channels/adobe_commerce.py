@@ -73,6 +73,7 @@ from adapters.channels.common import (
     clean_sku,
     clean_text,
     customer_id,
+    flag,
     header,
     id_text,
     refuse_unless_dict,
@@ -126,7 +127,6 @@ _INVOICE_TOPIC = "sales_order_invoice_"
 _TOPIC_PREFIXES = ("com.adobe.commerce.", "observer.", "plugin.")
 _CHECKOUT_KEYS = ("addressInformation", "paymentMethod", "cartItem")
 _CANCELED = frozenset({"canceled", "cancelled"})
-_TRUE = frozenset({"1", "true", "yes", "y"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,7 +392,7 @@ def _line(
 
 
 def _customer(reader: Reader, order: dict[str, Any]) -> Customer:
-    guest = _flag(order.get("customer_is_guest"))
+    guest = flag(order.get("customer_is_guest"))
     cid = None if guest else customer_id(order.get("customer_id"))
     billing = as_dict(order.get("billing_address"))
     email, others = reader.emails(
@@ -459,10 +459,3 @@ def _text(value: object) -> str | None:
 def _code(value: object) -> str | None:
     text = _text(value)
     return text.lower() if text else None
-
-
-def _flag(value: object) -> bool:
-    """Magento's booleans: true/false, 1/0, "1"/"0"."""
-    if isinstance(value, bool) or value is None:
-        return bool(value)
-    return str(value).strip().lower() in _TRUE

@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from decimal import Decimal, Inexact, localcontext
+from decimal import Decimal
 from typing import Any
 
 from adapters.channels.common import (
@@ -69,6 +69,7 @@ from adapters.channels.common import (
     as_list,
     clean_sku,
     clean_text,
+    flag,
     id_text,
     refuse_unless_dict,
 )
@@ -85,12 +86,10 @@ from domain.intake import (
     Pickup,
     RuleAction,
     SalesChannel,
-    currency_exponent,
 )
 
 PICKUP_PROGRAM = "IN_STORE_PICK_UP"
 _CANCELLED = frozenset({"canceled", "cancelled"})
-_TRUE = frozenset({"1", "true", "yes", "y"})
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _LETTERS = re.compile(r"[^A-Z]")
 
@@ -332,32 +331,13 @@ def _line_v0(reader: Reader, item: dict[str, Any], field: str) -> OrderLine:
         name=clean_text(item.get("Title")),
         unit_price=None
         if line_total is None
-        else _per_unit(reader, f"{field}.ItemPrice", line_total, quantity),
+        else reader.unit_price(f"{field}.ItemPrice", line_total, quantity),
         line_id=id_text(item.get("OrderItemId")),
     )
 
 
-def _per_unit(reader: Reader, field: str, line_total: Money, quantity: int) -> Money:
-    """A line total over its quantity: exact when it divides, else rounded to the minor unit."""
-    with localcontext() as context:
-        context.traps[Inexact] = True
-        try:
-            return Money(line_total.amount / quantity, line_total.currency)
-        except Inexact:
-            pass
-    unit = Decimal(1).scaleb(-currency_exponent(line_total.currency))
-    rounded = (line_total.amount / quantity).quantize(unit)
-    reader.decide(
-        "line.unit_price_rounded",
-        f"{field} {line_total.amount} is the line total of {quantity} units and does not "
-        f"divide; the unit price is rounded to {rounded}.",
-        field=field,
-    )
-    return Money(rounded, line_total.currency)
-
-
 def _pickup_v0(reader: Reader, order: dict[str, Any]) -> Pickup:
-    requested = _flag(order.get("IsISPU"))
+    requested = flag(order.get("IsISPU"))
     instruction = as_dict(order.get("FulfillmentInstruction"))
     location = id_text(instruction.get("FulfillmentSupplySourceId"))
     if requested and location is None:
@@ -480,9 +460,3 @@ def _is_zero(value: object) -> bool:
         return value is not None and not isinstance(value, bool) and Decimal(str(value)) == 0
     except ArithmeticError:
         return False
-
-
-def _flag(value: object) -> bool:
-    if isinstance(value, bool) or value is None:
-        return bool(value)
-    return str(value).strip().lower() in _TRUE

@@ -19,7 +19,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, Inexact, InvalidOperation, localcontext
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -142,6 +142,25 @@ class Reader:
                 )
             amount = amount.scaleb(-currency_exponent(currency))
         return Money(amount, currency)
+
+    def unit_price(self, field: str, line_total: Money, quantity: int) -> Money:
+        """A line total over its quantity: exact when it divides, else rounded to the currency's
+        minor unit, with a decision."""
+        with localcontext() as context:
+            context.traps[Inexact] = True
+            try:
+                return Money(line_total.amount / quantity, line_total.currency)
+            except Inexact:
+                pass
+        unit = Decimal(1).scaleb(-currency_exponent(line_total.currency))
+        rounded = (line_total.amount / quantity).quantize(unit)
+        self.decide(
+            "line.unit_price_rounded",
+            f"{field} {line_total.amount} is the line total of {quantity} units and does not "
+            f"divide; the unit price is rounded to {rounded}.",
+            field=field,
+        )
+        return Money(rounded, line_total.currency)
 
     def currency(self, field: str, value: object) -> str | None:
         return parse_currency(field, value)
@@ -376,6 +395,24 @@ def _placeholder(value: object) -> bool:
     return value is None or str(value).strip().lower() in _PLACEHOLDERS
 
 
+_TRUE = frozenset({"1", "true", "yes", "y"})
+# What a shipping method's title or code says when it means collecting in store, and what looks
+# like it but is a carrier's pickup point (a shipping destination, not the store).
+PICKUP_WORDS = re.compile(
+    r"pick[\s_-]?up|click\s*(?:&|&amp;|and|\+|n)\s*collect|collect\s+in[\s-]?(?:store|person)"
+    r"|in[\s-]?store\s+collection",
+    re.IGNORECASE,
+)
+NOT_A_STORE = re.compile(r"pick[\s_-]?up[\s_-]?point|parcel|locker|relay", re.IGNORECASE)
+
+
+def flag(value: object) -> bool:
+    """A boolean as channels send it: true/false, 1/0, "1"/"0", "yes"."""
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    return str(value).strip().lower() in _TRUE
+
+
 def header(delivery: Delivery, name: str) -> str | None:
     """A delivery header, by case-insensitive name."""
     return lower_keys(delivery.headers).get(name.lower())
@@ -416,6 +453,7 @@ __all__ = [
     "clean_sku",
     "clean_text",
     "customer_id",
+    "flag",
     "header",
     "id_text",
     "loads",

@@ -63,12 +63,13 @@ How the canonical order is read:
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from adapters.channels.common import (
+    NOT_A_STORE,
+    PICKUP_WORDS,
     Reader,
     as_dict,
     as_list,
@@ -107,13 +108,6 @@ ORDER_TOPICS: dict[str, OrderEvent] = {
 }
 DELETE_TOPIC = "orders/delete"
 CANCEL_TOPIC = "orders/cancelled"
-_PICKUP_WORDS = re.compile(
-    r"pick[\s_-]?up|click\s*(?:&|&amp;|and|\+|n)\s*collect|collect\s+in[\s-]?(?:store|person)"
-    r"|in[\s-]?store\s+collection",
-    re.IGNORECASE,
-)
-# A carrier's pickup point, a locker or a relay is a shipping destination, not the store.
-_NOT_A_STORE = re.compile(r"pick[\s_-]?up[\s_-]?point|parcel|locker|relay", re.IGNORECASE)
 _FLOAT_EXACT = 2**53
 
 
@@ -528,7 +522,7 @@ def _from_fulfillment_orders(reader: Reader, value: object) -> Pickup | None:
 
 def _says_pickup(line: dict[str, Any]) -> bool:
     words = " ".join(str(line.get(key) or "") for key in ("code", "title"))
-    return bool(_PICKUP_WORDS.search(words)) and not _NOT_A_STORE.search(words)
+    return bool(PICKUP_WORDS.search(words)) and not NOT_A_STORE.search(words)
 
 
 def _from_shipping_lines(

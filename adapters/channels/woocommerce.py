@@ -51,10 +51,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from decimal import Decimal, Inexact, localcontext
 from typing import Any
 
 from adapters.channels.common import (
+    NOT_A_STORE,
+    PICKUP_WORDS,
     Reader,
     as_dict,
     as_list,
@@ -79,7 +80,6 @@ from domain.intake import (
     Pickup,
     RuleAction,
     SalesChannel,
-    currency_exponent,
 )
 
 ORDER_TOPICS: dict[str, OrderEvent] = {
@@ -97,11 +97,6 @@ PICKUP_METHODS = frozenset(
 )
 _LOCATION_ID_KEYS = ("_pickup_location_id", "pickup_location_id")
 _LOCATION_NAME_KEYS = ("pickup_location", "_pickup_location_name", "pickup_location_name")
-_PICKUP_WORDS = re.compile(
-    r"pick[\s_-]?up|click\s*(?:&|&amp;|and|\+|n)\s*collect|collect\s+in[\s-]?(?:store|person)",
-    re.IGNORECASE,
-)
-_NOT_A_STORE = re.compile(r"pick[\s_-]?up[\s_-]?point|parcel|locker|relay", re.IGNORECASE)
 _ZONE = re.compile(r"(?:Z|UTC|GMT|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
 
 
@@ -308,27 +303,8 @@ def _unit_price(
     for key in ("total", "subtotal"):
         line_total = reader.money(f"{field}.{key}", item.get(key), currency)
         if line_total is not None:
-            return _per_unit(reader, f"{field}.{key}", line_total, quantity)
+            return reader.unit_price(f"{field}.{key}", line_total, quantity)
     return None
-
-
-def _per_unit(reader: Reader, field: str, line_total: Money, quantity: int) -> Money:
-    """A line total over its quantity: exact when it divides, else rounded to the minor unit."""
-    with localcontext() as context:
-        context.traps[Inexact] = True
-        try:
-            return Money(line_total.amount / quantity, line_total.currency)
-        except Inexact:
-            pass
-    unit = Decimal(1).scaleb(-currency_exponent(line_total.currency))
-    rounded = (line_total.amount / quantity).quantize(unit)
-    reader.decide(
-        "line.unit_price_rounded",
-        f"{field} {line_total.amount} over {quantity} units does not divide; the unit price is "
-        f"rounded to {rounded}.",
-        field=field,
-    )
-    return Money(rounded, line_total.currency)
 
 
 # --- people and places ----------------------------------------------------------------------
@@ -360,7 +336,7 @@ def _method(line: dict[str, Any]) -> str:
 
 def _says_pickup(line: dict[str, Any]) -> bool:
     title = str(line.get("method_title") or "")
-    return bool(_PICKUP_WORDS.search(title)) and not _NOT_A_STORE.search(title)
+    return bool(PICKUP_WORDS.search(title)) and not NOT_A_STORE.search(title)
 
 
 def _pickup(reader: Reader, value: object) -> Pickup:

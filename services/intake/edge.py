@@ -60,8 +60,6 @@ class Answer(StrEnum):
     RECEIVED = "RECEIVED"
     DUPLICATE = "DUPLICATE"
     MALFORMED = "MALFORMED"
-    UNKNOWN = "UNKNOWN"
-    UNAUTHENTICATED = "UNAUTHENTICATED"
 
 
 @dataclass(frozen=True, slots=True)
