@@ -9,6 +9,7 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,10 @@ COALESCE_SECONDS = 0.005
 # Short: once the broker is back, what waited in the outbox should go out within seconds.
 RELAY_MAX_BACKOFF_SECONDS = 5.0
 
+# The worker whose task (or a task it started) is running; None in a request. Tasks copy their
+# context, so what a worker gathers stays marked: logs and tests tell its queries from a request's.
+current_worker: ContextVar[str | None] = ContextVar("current_worker", default=None)
+
 
 class Worker:
     """A task of this process that runs until stopped; its name shows in logs and task dumps."""
@@ -44,7 +49,11 @@ class Worker:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name=self.name)
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def _run(self) -> None:
+        current_worker.set(self.name)
+        await self._loop()
 
     async def stop(self) -> None:
         if self._task is not None:

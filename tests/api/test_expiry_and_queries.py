@@ -10,14 +10,11 @@ import pytest
 from sqlalchemy import Connection, event
 from sqlalchemy.engine.interfaces import DBAPICursor
 
+from gateway.workers import current_worker
 from tests.api.conftest import Gateway, gql
 from tests.api.test_reserve_http import RESERVE, given_a_store_with_stock
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-# The gateway's workers (gateway/workers.py) query on their own; their statements are not the
-# request's.
-BACKGROUND_TASKS = ("expiry-sweeper", "outbox-relay", "webhook-deliveries")
 
 STATUS = "query($id: ID!) { reservation(id: $id) { status secondsRemaining expiredAt } }"
 QUEUE = """
@@ -81,9 +78,8 @@ async def test_a_list_query_costs_the_same_few_statements_however_long_the_list(
         selects: list[str] = []
 
         def count(conn: Connection, cursor: DBAPICursor, statement: str, *args: object) -> None:
-            task = asyncio.current_task()
-            if task is not None and task.get_name() in BACKGROUND_TASKS:
-                return  # the background workers' own queries are not the request's
+            if current_worker.get() is not None:
+                return  # the gateway's workers query on their own: not the request's
             if statement.lstrip().upper().startswith("SELECT"):
                 selects.append(statement)
 
