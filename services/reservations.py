@@ -107,14 +107,15 @@ async def reserve_in(
     hold_seconds = policy.hold_seconds_for(cmd.hold_seconds)
     policy.check_units_requested(cmd.units)
     group_id = new_id()
-    if cmd.idempotency_key:
+    # The key's row goes first: a concurrent twin with the same key waits on it, then finds the
+    # key taken and answers with this group.
+    if cmd.idempotency_key and not await tx.reservations.add_idempotency_key(
+        cmd.customer_id, cmd.idempotency_key, request_hash, group_id, now
+    ):
         found = await tx.reservations.find_idempotency_key(cmd.customer_id, cmd.idempotency_key)
-        if found is not None:
-            return await _replay(tx, cmd.customer_id, found, request_hash)
-        # The key's row goes first: a concurrent twin with the same key waits on it.
-        await tx.reservations.add_idempotency_key(
-            cmd.customer_id, cmd.idempotency_key, request_hash, group_id, now
-        )
+        if found is None:  # taken by a request that has since ended (its key expired): again
+            raise RetryableConflict("idempotency_key")
+        return await _replay(tx, cmd.customer_id, found, request_hash)
     allocations = await _source(tx, cmd, policy.max_stores_per_group)
 
     if not await tx.holds.add_reservations(

@@ -1,5 +1,5 @@
 """In-process caches of data that every request needs and that rarely changes: the reservation
-policy and the store directory. Each is cleared when a change commits in this process, and
+policy, the SKUs known to exist and the store directory. Each is cleared when a change commits in this process, and
 re-read after a short time for changes made by other replicas."""
 
 from __future__ import annotations
@@ -35,6 +35,35 @@ class PolicyCache:
 
     def clear(self) -> None:
         self._policy = None
+
+
+class KnownCodes:
+    """Codes (of SKUs, of stores) read as existing, for a while: the intake checks every order's
+    SKUs and stores, and a catalog's come and (almost) never go. Only what was found is kept, so
+    one created a moment ago is looked up, not refused. A stale entry costs no correctness: a
+    reservation row naming a SKU or store that is gone fails its foreign key, and the caller
+    looks again."""
+
+    def __init__(self, ttl_seconds: float = 30.0, max_codes: int = 200_000) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.max_codes = max_codes
+        self._codes: set[str] = set()
+        self._since = time.monotonic()
+
+    def known(self, codes: set[str]) -> set[str]:
+        """Those of `codes` seen to exist within the last `ttl_seconds` (all forgotten at once)."""
+        if time.monotonic() - self._since >= self.ttl_seconds:
+            self.clear()
+        return codes & self._codes
+
+    def add(self, codes: set[str]) -> None:
+        if len(self._codes) + len(codes) > self.max_codes:
+            self.clear()
+        self._codes |= codes
+
+    def clear(self) -> None:
+        self._codes = set()
+        self._since = time.monotonic()
 
 
 # A nearest-store search measures the stores of a small circle first and widens it until it holds

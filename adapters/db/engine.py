@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
-from adapters.db.caches import PolicyCache, StoreDirectory
+from adapters.db.caches import KnownCodes, PolicyCache, StoreDirectory
 
 READ_ONLY = "ropos_read_only"
 
@@ -51,6 +51,8 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self.policy_cache = PolicyCache(policy_cache_seconds)
         self.store_directory = StoreDirectory(store_cache_seconds)
+        self.known_skus = KnownCodes(store_cache_seconds)
+        self.known_stores = KnownCodes(store_cache_seconds)
         if self.is_sqlite:
             _tune_sqlite(self.engine, sqlite_busy_timeout_ms)
 

@@ -40,6 +40,9 @@ def _compile(stmt: Executable, keys: tuple[str, ...], many: bool) -> _Compiled:
             dialect=_DIALECT, column_keys=list(keys), for_executemany=many
         )
         names = tuple(compiled.positiontup or ())
+        missing = sorted(set(names) - set(keys))
+        if missing:  # an inline literal or an unnamed bind: its value would never be sent
+            raise ValueError(f"statement parameters not given: {', '.join(missing)}")
         found = _COMPILED[cache_key] = (
             compiled.string,
             names,
@@ -140,6 +143,23 @@ class Statements:
         record = await self._driver.fetchrow(sql, *_values(params, names, processors))
         return record  # asyncpg's Record: values by column name, like SQLAlchemy's RowMapping
 
+    async def all(self, stmt: Executable, params: Mapping[str, Any]) -> list[Any]:
+        """Every row the statement returns (each indexable by column name)."""
+        if self._driver is None:
+            return [row._mapping for row in await self._conn.execute(stmt, dict(params))]
+        sql, names, processors = _compile(stmt, tuple(params), False)
+        rows: list[Any] = await self._driver.fetch(sql, *_values(params, names, processors))
+        return rows
+
+    async def run(self, stmt: Executable, params: Mapping[str, Any]) -> int:
+        """Run a statement that returns no rows; how many rows it changed."""
+        if self._driver is None:
+            result: Any = await self._conn.execute(stmt, dict(params))
+            return int(result.rowcount)
+        sql, names, processors = _compile(stmt, tuple(params), False)
+        status: str = await self._driver.execute(sql, *_values(params, names, processors))
+        return _rowcount(status)
+
     async def run_many(self, stmt: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run the statement once per row (INSERTs of several rows)."""
         if not rows:
@@ -176,6 +196,12 @@ class Statements:
             for name, kind in zip(names, kinds, strict=True)
         ]
         await self._driver.execute(sql, *arrays)
+
+
+def _rowcount(status: str) -> int:
+    """The row count of asyncpg's command status ("UPDATE 1", "INSERT 0 1"); 0 when it has none."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
 
 
 # From this many rows an insert goes as arrays (fewer rows: the prepared executemany is as quick).

@@ -35,7 +35,11 @@ from domain.intake import (
 WAITING = (IntakeStatus.RECEIVED.value, IntakeStatus.RETRYING.value)
 
 
-_ORDER_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+_ORDER_LOCK = sa.select(
+    sa.func.pg_advisory_xact_lock(
+        sa.func.hashtextextended(sa.bindparam("b_key", type_=sa.Text), sa.literal_column("0"))
+    )
+)
 
 
 def account_from_row(row: Any) -> ChannelAccount:
@@ -131,27 +135,29 @@ class ChannelAccountRepository:
 
 
 def message_from_row(row: Any) -> IntakeMessage:
+    """A message from a row read by column name: SQLAlchemy's RowMapping or asyncpg's Record
+    (adapters/db/fast.py), which hold the same values."""
     return IntakeMessage(
-        id=row.id,
-        channel=SalesChannel(row.channel),
-        account=row.account,
-        status=IntakeStatus(row.status),
-        received_at=row.received_at,
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        dedupe_key=row.dedupe_key,
-        topic=row.topic,
-        event_id=row.event_id,
-        parent_id=row.parent_id,
-        finished_at=row.finished_at,
-        error_code=row.error_code,
-        error=row.error,
-        decisions=tuple(decision_from_json(d) for d in row.decisions or ()),
-        order=from_json(row.order_json) if row.order_json else None,
-        external_id=row.external_id,
-        order_value=Decimal(row.order_value) if row.order_value is not None else None,
-        reservation_group_id=row.reservation_group_id,
-        headers=dict(row.headers or {}),
+        id=row["id"],
+        channel=SalesChannel(row["channel"]),
+        account=row["account"],
+        status=IntakeStatus(row["status"]),
+        received_at=row["received_at"],
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        dedupe_key=row["dedupe_key"],
+        topic=row["topic"],
+        event_id=row["event_id"],
+        parent_id=row["parent_id"],
+        finished_at=row["finished_at"],
+        error_code=row["error_code"],
+        error=row["error"],
+        decisions=tuple(decision_from_json(d) for d in row["decisions"] or ()),
+        order=from_json(row["order_json"]) if row["order_json"] else None,
+        external_id=row["external_id"],
+        order_value=Decimal(row["order_value"]) if row["order_value"] is not None else None,
+        reservation_group_id=row["reservation_group_id"],
+        headers=dict(row["headers"] or {}),
     )
 
 
@@ -173,9 +179,23 @@ def _add(insert: Any) -> Any:
     )
 
 
-# A new message, or nothing when its (channel, account, dedupe key) is taken: module-level, so
-# its SQL is compiled once.
+# A new message, or nothing when its (channel, account, dedupe key) is taken. This statement
+# and those below are module-level, so their SQL is compiled once: the edge and the worker run
+# them straight on asyncpg on PostgreSQL (adapters/db/fast.py).
 _ADD = {"postgresql": _add(postgresql.insert), "sqlite": _add(sqlite.insert)}
+_MESSAGE = sa.select(*_MESSAGE_COLUMNS).where(intake_messages.c.id == sa.bindparam("b_id"))
+_MESSAGE_FOR_UPDATE = _MESSAGE.with_for_update(of=intake_messages)
+# The same, and then (PostgreSQL) the lock of the message's order, as ChannelOrderRepository.lock
+# takes it: the row is locked before the function runs, since the CTE yields it locked.
+_LOCKED = _MESSAGE_FOR_UPDATE.cte("locked").prefix_with("MATERIALIZED", dialect="postgresql")
+_MESSAGE_AND_ORDER_FOR_UPDATE = sa.select(
+    _LOCKED,
+    sa.func.pg_advisory_xact_lock(
+        sa.func.hashtextextended(sa.bindparam("b_order", type_=sa.Text), sa.literal_column("0"))
+    ).label("order_locked"),
+)
+# SET takes the columns of the parameters given (fast.Statements compiles one per set of keys).
+_UPDATE_MESSAGE = sa.update(intake_messages).where(intake_messages.c.id == sa.bindparam("b_id"))
 
 
 class IntakeRepository:
@@ -206,7 +226,6 @@ class IntakeRepository:
             "external_id": message.external_id,
             "order_value": message.order_value,
         }
-        # The edge's one statement: straight on asyncpg on PostgreSQL (adapters/db/fast.py).
         added = await self.statements.first(_ADD[self.conn.dialect.name], params)
         return message if added is not None else None
 
@@ -222,14 +241,27 @@ class IntakeRepository:
                 )
             )
         ).first()
-        return message_from_row(row) if row else None
+        return message_from_row(row._mapping) if row else None
 
-    async def get(self, message_id: str, *, for_update: bool = False) -> IntakeMessage | None:
-        query = sa.select(*_MESSAGE_COLUMNS).where(intake_messages.c.id == message_id)
-        if for_update:
-            query = query.with_for_update(of=intake_messages)
-        row = (await self.conn.execute(query)).first()
-        return message_from_row(row) if row else None
+    async def get(
+        self,
+        message_id: str,
+        *,
+        for_update: bool = False,
+        and_order: tuple[SalesChannel, str, str] | None = None,
+    ) -> IntakeMessage | None:
+        """The message; with `for_update` locked, and with `and_order` (channel, account,
+        external id) its order locked too, as ChannelOrderRepository.lock would: one round trip
+        where the worker would spend two."""
+        if for_update and and_order is not None and self.conn.dialect.name == "postgresql":
+            row = await self.statements.first(
+                _MESSAGE_AND_ORDER_FOR_UPDATE,
+                {"b_id": message_id, "b_order": order_lock_key(*and_order)},
+            )
+        else:
+            query = _MESSAGE_FOR_UPDATE if for_update else _MESSAGE
+            row = await self.statements.first(query, {"b_id": message_id})
+        return message_from_row(row) if row is not None else None
 
     async def body(self, message_id: str) -> bytes | None:
         value = (
@@ -264,7 +296,7 @@ class IntakeRepository:
             intake_messages,
             lease_until=lease_until,
         )
-        return [replace(message_from_row(row), attempts=row.attempts + 1) for row in rows]
+        return [replace(message_from_row(row._mapping), attempts=row.attempts + 1) for row in rows]
 
     async def finish(
         self,
@@ -280,6 +312,7 @@ class IntakeRepository:
         next_attempt_at: datetime | None = None,
     ) -> None:
         values: dict[str, Any] = {
+            "b_id": message_id,
             "status": status.value,
             "decisions": [decision_to_json(d) for d in decisions],
             "error_code": error_code,
@@ -293,9 +326,7 @@ class IntakeRepository:
             values["order_value"] = order.value()
         if group_id is not None:
             values["reservation_group_id"] = group_id
-        await self.conn.execute(
-            sa.update(intake_messages).where(intake_messages.c.id == message_id).values(values)
-        )
+        await self.statements.run(_UPDATE_MESSAGE, values)
 
     async def requeue(
         self,
@@ -349,12 +380,12 @@ class IntakeRepository:
         if not by_impact:
             query = query.order_by(intake_messages.c.received_at.desc(), intake_messages.c.id)
             rows = (await self.conn.execute(query.limit(limit))).all()
-            return [message_from_row(row) for row in rows]
+            return [message_from_row(row._mapping) for row in rows]
         # Impact weighs value by waiting time: rank in Python over the filtered set, bounded.
         rows = (
             await self.conn.execute(query.order_by(intake_messages.c.received_at).limit(10_000))
         ).all()
-        messages = [message_from_row(row) for row in rows]
+        messages = [message_from_row(row._mapping) for row in rows]
         messages.sort(key=lambda m: (-m.impact(now), m.received_at, m.id))
         return messages[:limit]
 
@@ -366,12 +397,39 @@ class IntakeRepository:
                 .order_by(intake_messages.c.dedupe_key)
             )
         ).all()
-        return [message_from_row(row) for row in rows]
+        return [message_from_row(row._mapping) for row in rows]
+
+
+def _put_order(insert: Any) -> Any:
+    stmt = insert(channel_orders)
+    return stmt.on_conflict_do_update(
+        index_elements=[
+            channel_orders.c.channel,
+            channel_orders.c.account,
+            channel_orders.c.external_id,
+        ],
+        set_={name: stmt.excluded[name] for name in _ORDER_VALUES},
+    )
+
+
+_ORDER_VALUES = ("state", "version_time", "group_id", "message_id", "order_json", "updated_at")
+_PUT_ORDER = {"postgresql": _put_order(postgresql.insert), "sqlite": _put_order(sqlite.insert)}
+_ORDER = sa.select(channel_orders).where(
+    channel_orders.c.channel == sa.bindparam("b_channel"),
+    channel_orders.c.account == sa.bindparam("b_account"),
+    channel_orders.c.external_id == sa.bindparam("b_external_id"),
+)
+_ORDER_FOR_UPDATE = _ORDER.with_for_update()
+
+
+def order_lock_key(channel: SalesChannel, account: str, external_id: str) -> str:
+    return f"{channel.value}:{account}:{external_id}"
 
 
 class ChannelOrderRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, statements: Statements) -> None:
         self.conn = conn
+        self.statements = statements
 
     async def lock(self, channel: SalesChannel, account: str, external_id: str) -> None:
         """Hold the order until the transaction ends, whether ROPOS holds a row of it yet or not:
@@ -379,31 +437,28 @@ class ChannelOrderRepository:
         advisory lock on the order's key; SQLite has one writer at a time already."""
         if self.conn.dialect.name != "postgresql":
             return
-        key = f"{channel.value}:{account}:{external_id}"
-        await self.conn.execute(_ORDER_LOCK, {"key": key})
+        await self.statements.first(
+            _ORDER_LOCK, {"b_key": order_lock_key(channel, account, external_id)}
+        )
 
     async def get(
         self, channel: SalesChannel, account: str, external_id: str, *, for_update: bool = False
     ) -> HeldOrder | None:
-        query = sa.select(channel_orders).where(
-            channel_orders.c.channel == channel.value,
-            channel_orders.c.account == account,
-            channel_orders.c.external_id == external_id,
+        row = await self.statements.first(
+            _ORDER_FOR_UPDATE if for_update else _ORDER,
+            {"b_channel": channel.value, "b_account": account, "b_external_id": external_id},
         )
-        if for_update:
-            query = query.with_for_update()
-        row = (await self.conn.execute(query)).first()
         if row is None:
             return None
         return HeldOrder(
-            channel=SalesChannel(row.channel),
-            account=row.account,
-            external_id=row.external_id,
-            state=OrderState(row.state),
-            version_time=row.version_time,
-            group_id=row.group_id,
-            message_id=row.message_id,
-            order=from_json(row.order_json),
+            channel=SalesChannel(row["channel"]),
+            account=row["account"],
+            external_id=row["external_id"],
+            state=OrderState(row["state"]),
+            version_time=row["version_time"],
+            group_id=row["group_id"],
+            message_id=row["message_id"],
+            order=from_json(row["order_json"]),
         )
 
     async def put(
@@ -414,27 +469,17 @@ class ChannelOrderRepository:
         message_id: str,
         now: datetime,
     ) -> None:
-        values = {
-            "state": state.value,
-            "version_time": order.version_time,
-            "group_id": group_id,
-            "message_id": message_id,
-            "order_json": to_json(order.without_contact()),
-            "updated_at": now,
-        }
-        stmt = insert_on_conflict(self.conn, channel_orders).values(
-            channel=order.channel.value,
-            account=order.account,
-            external_id=order.external_id,
-            **values,
-        )
-        await self.conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[
-                    channel_orders.c.channel,
-                    channel_orders.c.account,
-                    channel_orders.c.external_id,
-                ],
-                set_=values,
-            )
+        await self.statements.run(
+            _PUT_ORDER[self.conn.dialect.name],
+            {
+                "channel": order.channel.value,
+                "account": order.account,
+                "external_id": order.external_id,
+                "state": state.value,
+                "version_time": order.version_time,
+                "group_id": group_id,
+                "message_id": message_id,
+                "order_json": to_json(order.without_contact()),
+                "updated_at": now,
+            },
         )

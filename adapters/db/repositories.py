@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from adapters.db.caches import PolicyCache, StoreDirectory
+from adapters.db.caches import KnownCodes, PolicyCache, StoreDirectory
 from adapters.db.fast import Statements
 from adapters.db.queue import claim_due
 from adapters.db.tables import (
@@ -297,6 +297,31 @@ def _holds_statements(dialect: str) -> tuple[Any, Any]:
 _HOLDS_STATEMENTS: dict[str, tuple[Any, Any]] = {}
 
 
+def _units_of_many() -> Any:
+    """PostgreSQL: the per-SKU upsert for several SKUs in one statement, each list one array
+    parameter (compiled once, whatever the number of SKUs); rows go in array order."""
+    rows = (
+        sa.func.unnest(
+            sa.bindparam("b_skus", type_=postgresql.ARRAY(sa.String)),
+            sa.bindparam("b_units_each", type_=postgresql.ARRAY(sa.Integer)),
+        )
+        .table_valued("sku", "units")
+        .render_derived(name="u")
+    )
+    new_units = postgresql.insert(customer_sku_holds).from_select(
+        ["customer_id", "sku", "units"],
+        sa.select(sa.bindparam("b_customer", type_=sa.String), rows.c.sku, rows.c.units),
+    )
+    return new_units.on_conflict_do_update(
+        index_elements=[customer_sku_holds.c.customer_id, customer_sku_holds.c.sku],
+        set_={"units": customer_sku_holds.c.units + new_units.excluded.units},
+        where=customer_sku_holds.c.units + new_units.excluded.units <= sa.bindparam("b_limit"),
+    ).returning(customer_sku_holds.c.sku)
+
+
+_UNITS_OF_MANY = _units_of_many()
+
+
 class HoldsRepository:
     """Per-customer counters of active reservations and of units per SKU."""
 
@@ -318,28 +343,27 @@ class HoldsRepository:
         over = sorted(sku for sku, quantity in units.items() if quantity > limit)
         if over:
             return over
-        if len(units) == 1:
-            ((sku, quantity),) = units.items()
+        ordered = sorted(units.items())  # rows in SKU order, so locks come in that order
+        if len(ordered) > 1 and self.conn.dialect.name == "postgresql":
+            params = {
+                "b_customer": customer_id,
+                "b_skus": [sku for sku, _ in ordered],
+                "b_units_each": [quantity for _, quantity in ordered],
+                "b_limit": limit,
+            }
+            counted = {row["sku"] for row in await self.statements.all(_UNITS_OF_MANY, params)}
+            return [sku for sku, _ in ordered if sku not in counted]
+        # One statement per SKU (a multi-row INSERT .. ON CONFLICT would compile anew each call).
+        for sku, quantity in ordered:
             params = {
                 "b_customer": customer_id,
                 "b_sku": sku,
                 "b_units": quantity,
                 "b_limit": limit,
             }
-            counted = await self.statements.first(self._units, params) is not None
-            return [] if counted else [sku]
-        # Several SKUs: one multi-row statement (rows in SKU order, so locks come in that order).
-        rows = [
-            {"customer_id": customer_id, "sku": sku, "units": q} for sku, q in sorted(units.items())
-        ]
-        stmt = insert_on_conflict(self.conn, customer_sku_holds).values(rows)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[customer_sku_holds.c.customer_id, customer_sku_holds.c.sku],
-            set_={"units": customer_sku_holds.c.units + stmt.excluded.units},
-            where=customer_sku_holds.c.units + stmt.excluded.units <= limit,
-        ).returning(customer_sku_holds.c.sku)
-        counted_skus = {row.sku for row in await self.conn.execute(stmt)}
-        return sorted(set(units) - counted_skus)
+            if await self.statements.first(self._units, params) is None:
+                over.append(sku)
+        return over
 
     async def remove(
         self, customer_id: str, reservations_count: int, units: Mapping[str, int]
@@ -394,9 +418,10 @@ class ReservationRepository:
 
     async def add_idempotency_key(
         self, customer_id: str, key: str, request_hash: str, group_id: str, now: datetime
-    ) -> None:
-        await self.conn.execute(
-            _INSERT_IDEMPOTENCY_KEY,
+    ) -> bool:
+        """Take the customer's key for this request; False when another request took it first."""
+        taken = await self.statements.first(
+            _TAKE_IDEMPOTENCY_KEY[self.conn.dialect.name],
             {
                 "customer_id": customer_id,
                 "key": key,
@@ -405,13 +430,14 @@ class ReservationRepository:
                 "created_at": now,
             },
         )
+        return taken is not None
 
     async def find_idempotency_key(self, customer_id: str, key: str) -> tuple[str, str] | None:
         """(group id, request hash) of the request that first used the key, if any."""
-        row = (
-            await self.conn.execute(_IDEMPOTENCY_KEY, {"b_customer": customer_id, "b_key": key})
-        ).first()
-        return (row.group_id, row.request_hash) if row else None
+        row = await self.statements.first(
+            _IDEMPOTENCY_KEY, {"b_customer": customer_id, "b_key": key}
+        )
+        return (row["group_id"], row["request_hash"]) if row is not None else None
 
     async def add(self, new: Sequence[Reservation], now: datetime) -> None:
         await self.statements.run_many(
@@ -600,7 +626,22 @@ class ReservationRepository:
         return [reservation_from_row(row, lines.get(row.id, ())) for row in rows]
 
 
-_INSERT_IDEMPOTENCY_KEY = idempotency_keys.insert()
+def _take_key(insert: Any) -> Any:
+    return (
+        insert(idempotency_keys)
+        .on_conflict_do_nothing(
+            index_elements=[idempotency_keys.c.customer_id, idempotency_keys.c.key]
+        )
+        .returning(idempotency_keys.c.group_id)
+    )
+
+
+# The request's key, or nothing when another request has it (a twin still in flight holds its
+# row: this waits for it to commit, then finds the key taken, or to roll back, then takes it).
+_TAKE_IDEMPOTENCY_KEY = {
+    "postgresql": _take_key(postgresql.insert),
+    "sqlite": _take_key(sqlite.insert),
+}
 _IDEMPOTENCY_KEY = sa.select(idempotency_keys.c.group_id, idempotency_keys.c.request_hash).where(
     idempotency_keys.c.customer_id == sa.bindparam("b_customer"),
     idempotency_keys.c.key == sa.bindparam("b_key"),
@@ -676,6 +717,19 @@ def reservation_from_row(row: Any, lines: Iterable[Line]) -> Reservation:
 # --- catalogue ------------------------------------------------------------------------------------
 
 
+# Which of some SKUs and stores exist, in one statement: on PostgreSQL each list is one array
+# parameter, so the statement is compiled once whatever the lists' lengths.
+_ARRAY = postgresql.ARRAY(sa.String)
+_KNOWN = sa.union_all(
+    sa.select(sa.literal_column("'sku'").label("kind"), skus.c.code.label("code")).where(
+        skus.c.code == sa.any_(sa.bindparam("b_skus", type_=_ARRAY))
+    ),
+    sa.select(sa.literal_column("'store'").label("kind"), stores.c.id.label("code")).where(
+        stores.c.id == sa.any_(sa.bindparam("b_stores", type_=_ARRAY))
+    ),
+)
+
+
 class CatalogRepository:
     """Stores and SKUs."""
 
@@ -684,10 +738,45 @@ class CatalogRepository:
         conn: AsyncConnection,
         directory: StoreDirectory | None = None,
         after_commit: list[Callable[[], None]] | None = None,
+        statements: Statements | None = None,
+        known: tuple[KnownCodes, KnownCodes] | None = None,
     ) -> None:
         self.conn = conn
         self.directory = directory
         self.after_commit = after_commit
+        self.statements = statements
+        self.known_skus: KnownCodes | None = known[0] if known else None
+        self.known_stores: KnownCodes | None = known[1] if known else None
+
+    async def known(
+        self, sku_codes: Iterable[str], store_ids: Iterable[str]
+    ) -> tuple[set[str], set[str]]:
+        """(the SKUs, the stores) of those asked that exist: from the in-process caches where
+        they hold them (what exists, never what does not), the rest in one statement."""
+        wanted_skus, wanted_stores = set(sku_codes), set(store_ids)
+        skus_found = self.known_skus.known(wanted_skus) if self.known_skus else set()
+        stores_found = self.known_stores.known(wanted_stores) if self.known_stores else set()
+        ask_skus = sorted(wanted_skus - skus_found)
+        ask_stores = sorted(wanted_stores - stores_found)
+        if ask_skus or ask_stores:
+            more_skus, more_stores = await self._read_known(ask_skus, ask_stores)
+            if self.known_skus is not None and self.known_stores is not None:
+                self.known_skus.add(more_skus)
+                self.known_stores.add(more_stores)
+            skus_found |= more_skus
+            stores_found |= more_stores
+        return skus_found, stores_found
+
+    async def _read_known(
+        self, sku_codes: list[str], store_ids: list[str]
+    ) -> tuple[set[str], set[str]]:
+        if self.statements is None or self.conn.dialect.name != "postgresql":
+            return await self.existing_skus(sku_codes), await self.existing_stores(store_ids)
+        rows = await self.statements.all(_KNOWN, {"b_skus": sku_codes, "b_stores": store_ids})
+        found: dict[str, set[str]] = {"sku": set(), "store": set()}
+        for row in rows:
+            found[row["kind"]].add(row["code"])
+        return found["sku"], found["store"]
 
     async def existing_stores(self, store_ids: Iterable[str]) -> set[str]:
         ids = sorted(set(store_ids))
@@ -818,6 +907,10 @@ def policy_from_row(row: Any) -> ReservationPolicy:
 
 
 class OutboxRepository:
+    """The transactional outbox. What a unit of work adds is written in one INSERT when it
+    commits (flush), in the order it was added: a reserve and the intake message it finishes
+    cost one statement, not one each."""
+
     def __init__(
         self,
         conn: AsyncConnection,
@@ -829,14 +922,14 @@ class OutboxRepository:
         self.statements = statements
         self.after_commit = after_commit
         self.notify = notify
+        self._pending: list[dict[str, Any]] = []
 
     async def add(self, new: Sequence[Event]) -> None:
         notify, after_commit = self.notify, self.after_commit
         if new and notify is not None and after_commit is not None and notify not in after_commit:
             # Wake the relay as soon as these are committed, instead of at its next sweep.
             after_commit.append(notify)
-        await self.statements.insert_rows(
-            outbox,
+        self._pending.extend(
             [
                 {
                     "event_id": e.id,
@@ -849,8 +942,13 @@ class OutboxRepository:
                     "occurred_at": e.occurred_at,
                 }
                 for e in new
-            ],
+            ]
         )
+
+    async def flush(self) -> None:
+        """Write what was added (the unit of work calls it just before it commits)."""
+        rows, self._pending = self._pending, []
+        await self.statements.insert_rows(outbox, rows)
 
     async def claim_unpublished(self, limit: int) -> list[PendingEvent]:
         """The oldest events not yet published, locked; rows another relay holds are skipped."""

@@ -53,7 +53,13 @@ class SqlUnitOfWork:
         self.holds = HoldsRepository(conn, statements)
         self.reservations = ReservationRepository(conn, statements)
         self._after_commit: list[Callable[[], None]] = []
-        self.catalog = CatalogRepository(conn, self._db.store_directory, self._after_commit)
+        self.catalog = CatalogRepository(
+            conn,
+            self._db.store_directory,
+            self._after_commit,
+            statements,
+            (self._db.known_skus, self._db.known_stores),
+        )
         self.policy = PolicyRepository(conn, self._db.policy_cache, self._after_commit)
         self.outbox = OutboxRepository(conn, statements, self._after_commit, self._notify)
         self.webhooks = WebhookRepository(conn)
@@ -67,10 +73,11 @@ class SqlUnitOfWork:
         self.retention = RetentionRepository(conn)
         self.channel_accounts = ChannelAccountRepository(conn)
         self.intake = IntakeRepository(conn, statements)
-        self.channel_orders = ChannelOrderRepository(conn)
+        self.channel_orders = ChannelOrderRepository(conn, statements)
         return self
 
     async def commit(self) -> None:
+        await self.outbox.flush()
         await self._statements.commit()
         self._committed = True
         for callback in self._after_commit:

@@ -146,12 +146,15 @@ class _Plan:
 async def _attempt(
     message: IntakeMessage, plan: _Plan, *, uow: UnitOfWorkFactory, clock: Clock
 ) -> Outcome:
+    received = plan.received
+    order_key = (received.channel, received.account, received.external_id)
     async with uow() as tx:
         now = clock.now()
-        current = await tx.intake.get(message.id, for_update=True)
+        # The message, and the order it is of (two workers never act on one order at once).
+        current = await tx.intake.get(message.id, for_update=True, and_order=order_key)
         if current is None or current.status.final:
             raise _AlreadyFinished
-        verdict = await plan.check(tx, plan.received)
+        verdict = await plan.check(tx, received)
         plan.order = verdict.order
         plan.decisions = (*plan.read_decisions, *verdict.decisions)
         if verdict.rejected is not None:
@@ -162,7 +165,8 @@ async def _attempt(
             )
         else:
             order = verdict.order
-            await tx.channel_orders.lock(order.channel, order.account, order.external_id)
+            if (order.channel, order.account, order.external_id) != order_key:
+                await tx.channel_orders.lock(order.channel, order.account, order.external_id)
             held = await tx.channel_orders.get(
                 order.channel, order.account, order.external_id, for_update=True
             )

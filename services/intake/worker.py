@@ -356,13 +356,14 @@ async def _facts(tx: UnitOfWork, account: ChannelAccount, order: ChannelOrder) -
         stores.add(order.pickup.store_id)
     if account.default_store_id:
         stores.add(account.default_store_id)
+    known_skus, known_stores = await tx.catalog.known(skus, stores)
     return AccountFacts(
         products=account.products,
         locations=account.locations,
         default_store_id=account.default_store_id,
         assume_pickup=account.assume_pickup,
-        known_skus=frozenset(await tx.catalog.existing_skus(skus)) if skus else frozenset(),
-        known_stores=frozenset(await tx.catalog.existing_stores(stores)) if stores else None,
+        known_skus=frozenset(known_skus),
+        known_stores=frozenset(known_stores) if stores else None,
     )
 
 

@@ -72,20 +72,50 @@ async def conflict(db: Database, write: Write) -> str:
     return raised.value.what
 
 
-async def test_an_idempotency_key_taken_meanwhile(
+def key_row(clock: FakeClock, request_hash: str, group_id: str) -> dict[str, object]:
+    return {
+        "customer_id": "c1",
+        "key": "k",
+        "request_hash": request_hash,
+        "group_id": group_id,
+        "created_at": clock.now(),
+    }
+
+
+async def test_an_idempotency_key_row_written_twice(
     uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
 ) -> None:
     async with uow() as tx:
-        await tx.reservations.add_idempotency_key("c1", "k", "hash-1", "g-1", clock.now())
+        assert await tx.reservations.add_idempotency_key("c1", "k", "hash-1", "g-1", clock.now())
         await tx.commit()
     before = await snapshot(clean_db)
 
     what = await conflict(
         clean_db,
-        lambda tx: tx.reservations.add_idempotency_key("c1", "k", "hash-2", "g-2", clock.now()),
+        lambda tx: tx.conn.execute(idempotency_keys.insert(), key_row(clock, "hash-2", "g-2")),
     )
 
     assert what == "idempotency_key"
+    assert await snapshot(clean_db) == before
+
+
+async def test_an_idempotency_key_taken_meanwhile_is_answered_taken_and_changes_nothing(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
+) -> None:
+    async with uow() as tx:
+        assert await tx.reservations.add_idempotency_key("c1", "k", "hash-1", "g-1", clock.now())
+        await tx.commit()
+    before = await snapshot(clean_db)
+
+    async with uow() as tx:
+        taken = not await tx.reservations.add_idempotency_key(
+            "c1", "k", "hash-2", "g-2", clock.now()
+        )
+        found = await tx.reservations.find_idempotency_key("c1", "k")
+        await tx.commit()
+
+    assert taken
+    assert found == ("g-1", "hash-1")
     assert await snapshot(clean_db) == before
     async with clean_db.read() as conn:
         keys = (await conn.execute(sa.select(idempotency_keys.c.group_id))).scalars().all()

@@ -279,3 +279,17 @@ async def test_every_change_writes_outbox_events_and_ledger_lines(
     assert after_reserve["stock_movements"] - before["stock_movements"] == 1
     assert after_cancel["outbox"] - after_reserve["outbox"] == 1
     assert after_cancel["stock_movements"] - after_reserve["stock_movements"] == 1
+
+
+async def test_the_catalog_finds_a_sku_created_after_it_was_asked_for(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
+) -> None:
+    await given_stores(uow, clock, store_at("S1", 0))
+    async with uow() as tx:
+        assert await tx.catalog.known(["A"], ["S1", "S9"]) == (set(), {"S1"})
+
+    await given_stock(uow, clock, {("S1", "A"): 1})  # the SKU is added to the catalogue
+
+    async with uow() as tx:  # what was not found is not remembered
+        assert await tx.catalog.known(["A"], ["S1", "S9"]) == ({"A"}, {"S1"})
+        assert await tx.catalog.known([], []) == (set(), set())

@@ -14,7 +14,7 @@ from adapters.db.engine import Database
 from adapters.db.tables import idempotency_keys, stock_levels, stock_movements
 from adapters.db.uow import SqlUnitOfWork
 from domain.stock import Movement, StockLevel
-from services.unit_of_work import RetryableConflict, UnitOfWork, UnitOfWorkFactory
+from services.unit_of_work import RetryableConflict, UnitOfWorkFactory
 from tests.clock import FakeClock
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -40,10 +40,20 @@ async def written(db: Database) -> tuple[int, int]:
     return keys, lines
 
 
-async def write_both_ways(tx: UnitOfWork, clock: FakeClock, lines: int) -> None:
-    # The key through SQLAlchemy's connection; the ledger lines straight on asyncpg (one line:
+def key_row(clock: FakeClock, group_id: str) -> dict[str, object]:
+    return {
+        "customer_id": "c1",
+        "key": "k",
+        "request_hash": "hash",
+        "group_id": group_id,
+        "created_at": clock.now(),
+    }
+
+
+async def write_both_ways(tx: SqlUnitOfWork, clock: FakeClock, lines: int) -> None:
+    # A key through SQLAlchemy's connection; the ledger lines straight on asyncpg (one line:
     # a prepared executemany; 40: one statement of arrays). No deltas: the stock stays as it was.
-    await tx.reservations.add_idempotency_key("c1", "k", "hash", "g-1", clock.now())
+    await tx.conn.execute(idempotency_keys.insert(), key_row(clock, "g-1"))
     await tx.ledger.record([Movement("S1", "A", 0, 0, "SYNC")] * lines, clock.now())
 
 
@@ -52,7 +62,7 @@ async def write_both_ways(tx: UnitOfWork, clock: FakeClock, lines: int) -> None:
 async def test_both_ways_are_gone_after_leaving_without_commit(
     uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, lines: int
 ) -> None:
-    async with uow() as tx:
+    async with SqlUnitOfWork(clean_db) as tx:
         await write_both_ways(tx, clock, lines)
         assert await written(clean_db) == (0, 0)
 
@@ -64,7 +74,7 @@ async def test_both_ways_are_gone_after_leaving_without_commit(
 async def test_both_ways_are_there_after_the_commit_and_not_before(
     uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database, lines: int
 ) -> None:
-    async with uow() as tx:
+    async with SqlUnitOfWork(clean_db) as tx:
         await write_both_ways(tx, clock, lines)
         assert await written(clean_db) == (0, 0)
         await tx.commit()
@@ -77,14 +87,14 @@ async def test_both_ways_are_there_after_the_commit_and_not_before(
 async def test_a_refused_unit_of_work_after_writes_both_ways_takes_them_all_back(
     uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
 ) -> None:
-    async with uow() as tx:
-        await tx.reservations.add_idempotency_key("c1", "k", "hash", "g-1", clock.now())
+    async with SqlUnitOfWork(clean_db) as tx:
+        await tx.conn.execute(idempotency_keys.insert(), key_row(clock, "g-1"))
         await tx.commit()
 
     async def write_then_collide() -> None:
-        async with uow() as tx:
+        async with SqlUnitOfWork(clean_db) as tx:
             await tx.ledger.record([Movement("S1", "A", 0, 0, "SYNC")], clock.now())
-            await tx.reservations.add_idempotency_key("c1", "k", "hash", "g-2", clock.now())
+            await tx.conn.execute(idempotency_keys.insert(), key_row(clock, "g-2"))
 
     with pytest.raises(RetryableConflict):
         await write_then_collide()

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from adapters.db import caches
-from adapters.db.caches import PolicyCache, StoreDirectory
+from adapters.db.caches import KnownCodes, PolicyCache, StoreDirectory
 from domain.catalog import Store
 from domain.geo import GeoPoint, bounding_box, distance_km, nearest
 from domain.policy import ReservationPolicy
@@ -19,6 +19,27 @@ def now(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
     clock = {"t": 1000.0}
     monkeypatch.setattr("adapters.db.caches.time.monotonic", lambda: clock["t"])
     return clock
+
+
+def test_known_codes_answer_only_what_was_found_until_their_time_is_up(
+    now: dict[str, float],
+) -> None:
+    cache = KnownCodes(ttl_seconds=30)
+    cache.add({"A", "B"})
+
+    assert cache.known({"A", "C"}) == {"A"}  # C was never found: ask the database
+    now["t"] += 29.9
+    assert cache.known({"A", "B"}) == {"A", "B"}
+    now["t"] += 0.2
+    assert cache.known({"A", "B"}) == set()  # all forgotten at once
+
+
+def test_known_codes_start_again_rather_than_grow_past_their_bound(now: dict[str, float]) -> None:
+    cache = KnownCodes(max_codes=3)
+    cache.add({"A", "B"})
+    cache.add({"C", "D"})
+
+    assert cache.known({"A", "B", "C", "D"}) == {"C", "D"}
 
 
 def store(i: str, lat: float, lon: float) -> Store:
