@@ -4,6 +4,7 @@ endpoints use it as it is."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from adapters.broker import Broker
@@ -26,5 +27,15 @@ class Deps:
     # The WMS, when one is configured (reconciliation on demand).
     wms: WmsPort | None = None
     resource_radius_km: float = DEFAULT_RESOURCE_RADIUS_KM
+    # Units of work whose every statement commits on its own (the intake edge's one INSERT);
+    # None: `uow`.
+    single: UnitOfWorkFactory | None = None
     # The intake edge's channel accounts, kept a moment (ROPOS_INTAKE_ACCOUNT_CACHE_SECONDS).
     intake_accounts: AccountCache = field(default_factory=AccountCache)
+    # Wakes this process's intake worker, if it runs one (else another process's sweep finds
+    # the work): after the edge stores a delivery, and after ops replay or resubmit.
+    wake: Callable[[], None] | None = None
+
+    def wake_intake(self) -> None:
+        if self.wake is not None:
+            self.wake()

@@ -58,7 +58,12 @@ def intake_endpoint(settings: Settings) -> Any:
         body, verified = checked
         try:
             receipt = await edge.receive(
-                account, request.headers, body, verified, uow=deps.uow, clock=deps.clock
+                account,
+                request.headers,
+                body,
+                verified,
+                uow=deps.single or deps.uow,
+                clock=deps.clock,
             )
         except Exception as error:
             return _unavailable(error)
@@ -72,8 +77,7 @@ def intake_endpoint(settings: Settings) -> Any:
                 messageId=receipt.message_id,
                 status="REJECTED",
             )
-        if runtime.intake is not None:
-            runtime.intake.wake()
+        deps.wake_intake()
         return JSONResponse({"messageId": receipt.message_id, "status": "RECEIVED"}, 202)
 
     return post_intake

@@ -34,7 +34,7 @@ class Runtime:
     deps: Deps
     # The WMS feed worker of this process, when it runs one (its breaker, for tests and ops).
     wms_feed: WmsFeed | None = None
-    # The intake worker of this process: the edge wakes it after storing a delivery.
+    # The intake worker of this process (deps.wake_intake wakes it).
     intake: IntakeWorker | None = None
 
 
@@ -73,12 +73,21 @@ async def running(settings: Settings, clock: Clock, *, workers: bool) -> AsyncIt
         if client is not None:
             stack.push_async_callback(client.close)
         relay: OutboxRelay | None = None
+        intake: IntakeWorker | None = None
 
         def uow() -> SqlUnitOfWork:
             return SqlUnitOfWork(db, notify=relay.wake if relay is not None else None)
 
+        def single() -> SqlUnitOfWork:
+            return SqlUnitOfWork(db, single=True)
+
+        def wake_intake() -> None:
+            if intake is not None:
+                intake.wake()
+
         deps = Deps(
             uow=uow,
+            single=single,
             read=Views(db),
             clock=clock,
             qr_key=settings.qr_key,
@@ -86,12 +95,13 @@ async def running(settings: Settings, clock: Clock, *, workers: bool) -> AsyncIt
             wms=client,
             resource_radius_km=settings.resource_radius_km,
             intake_accounts=AccountCache(settings.intake_account_cache_seconds),
+            wake=wake_intake,
         )
         if not workers:
             yield Runtime(db, broadcast, deps)
             return
         background = build_workers(settings, uow, broadcast, clock, client)
-        relay = background.relay
+        relay, intake = background.relay, background.intake
         for close in background.closers:
             stack.push_async_callback(close)
         for worker in background.workers:

@@ -161,6 +161,7 @@ async def upsert_channel_account(
 async def replay_intake_message(info: Info, id: MessageId) -> types.IntakeMessage:
     deps = info.context.deps
     replayed = await ops.replay(str(id), _actor(info), uow=deps.uow, clock=deps.clock)
+    deps.wake_intake()
     return types.IntakeMessage.from_domain(replayed, deps.clock.now())
 
 
@@ -177,7 +178,7 @@ async def replay_intake_messages(
     account: OnlyAccount = None,
 ) -> int:
     deps = info.context.deps
-    return await ops.replay_many(
+    replayed = await ops.replay_many(
         status=status.domain,
         channel=channel.domain if channel is not None else None,
         account=account,
@@ -185,6 +186,8 @@ async def replay_intake_messages(
         uow=deps.uow,
         clock=deps.clock,
     )
+    deps.wake_intake()
+    return replayed
 
 
 async def discard_intake_message(
@@ -214,6 +217,7 @@ async def resubmit_intake_message(
     resubmitted = await ops.resubmit(
         str(id), _order(order), _actor(info), uow=deps.uow, clock=deps.clock
     )
+    deps.wake_intake()
     return types.IntakeMessage.from_domain(resubmitted, deps.clock.now())
 
 

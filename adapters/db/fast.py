@@ -76,9 +76,10 @@ class Statements:
         self._transaction = transaction  # asyncpg's, until committed or rolled back
 
     @classmethod
-    async def open(cls, conn: AsyncConnection) -> Statements:
+    async def open(cls, conn: AsyncConnection, *, begin: bool = True) -> Statements:
         """Statements on `conn`, in its transaction. On SQLite `conn` is already in one
-        (Database.unit_of_work); on PostgreSQL it must be in none yet, and it is begun here."""
+        (Database.unit_of_work); on PostgreSQL it must be in none yet, and it is begun here,
+        unless `begin` is false: then each statement commits on its own (autocommit)."""
         if conn.dialect.name != "postgresql":
             return cls(conn, None)
         # In autocommit SQLAlchemy's asyncpg adapter never begins, commits or rolls back a
@@ -87,6 +88,8 @@ class Statements:
         # inside this one as a savepoint.) Raises if a SQLAlchemy transaction is begun already.
         await conn.execution_options(isolation_level="AUTOCOMMIT")
         driver: Any = (await conn.get_raw_connection()).driver_connection
+        if not begin:
+            return cls(conn, driver)
         transaction = driver.transaction()
         try:
             await transaction.start()

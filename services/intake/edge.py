@@ -147,7 +147,9 @@ async def receive(
     clock: Clock,
 ) -> Receipt:
     """Store an authenticated delivery. `verified` is None when a channel token authenticated it
-    (a connector), which carries no event id of its own but may send `webhook-id`."""
+    (a connector), which carries no event id of its own but may send `webhook-id`. One INSERT
+    does it (`uow` may commit each statement on its own): a duplicate inserts nothing, and the
+    first delivery it repeats is then read as committed."""
     lowered = {k.lower(): v for k, v in headers.items()}
     now = clock.now()
     ping = account.channel is SalesChannel.WOOCOMMERCE and _WC_PING.fullmatch(body) is not None

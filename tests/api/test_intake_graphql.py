@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -29,7 +30,7 @@ from domain.intake import (
 )
 from domain.intake_auth import sign_shopify, standard_headers
 from domain.intake_rules import DEFAULTS, RULES, profile
-from tests.api.conftest import Gateway, Result, gql
+from tests.api.conftest import Gateway, Result, gql, running_gateway
 from tests.api.given import assert_refused, database_rows, given_stock, given_stores
 from tests.conftest import START
 
@@ -1032,3 +1033,35 @@ async def test_a_shopify_delivery_that_is_not_an_order_is_ignored(
     assert found["nextAttemptAt"] is None
     listed = await gql(http, api, INTAKE_MESSAGES, {"channel": "SHOPIFY"}, ops(api))
     assert [m["id"] for m in listed.ok()["intakeMessages"]] == [message_id]
+
+
+@pytest.fixture
+async def slow(api: Gateway, database_url: str) -> AsyncIterator[Gateway]:
+    """A gateway whose intake worker sweeps once a minute, alone on the database (the module's
+    gateway's worker stopped meanwhile): only being woken explains a message taken in seconds."""
+    others = api.app.state.runtime.intake
+    assert others is not None
+    await others.stop()
+    try:
+        async with running_gateway(database_url, api.db, intake_interval_seconds=60) as gateway:
+            yield gateway
+    finally:
+        others.start()
+
+
+async def test_a_replay_and_a_resubmit_are_taken_at_once_not_at_the_next_sweep(
+    http: httpx.AsyncClient, slow: Gateway
+) -> None:
+    await given_world(http, slow)
+    first = await delivered(http, slow, an_order("order-1", sku="SKU-2"))
+    second = await delivered(http, slow, an_order("order-2", sku="SKU-2"))
+    assert (await settled(http, slow, first))["status"] == "REJECTED"  # the edge woke it
+    assert (await settled(http, slow, second))["status"] == "REJECTED"
+    await given_stock(http, slow, {("S001", "SKU-2"): 5})
+
+    (await gql(http, slow, REPLAY, {"id": first}, ops(slow))).ok()
+    assert (await settled(http, slow, first))["status"] == "ACCEPTED"
+
+    corrected = order_input(an_order("order-2", sku="SKU-1"))
+    (await gql(http, slow, RESUBMIT, {"id": second, "order": corrected}, ops(slow))).ok()
+    assert (await settled(http, slow, second))["status"] == "ACCEPTED"

@@ -102,6 +102,29 @@ async def test_a_refused_unit_of_work_after_writes_both_ways_takes_them_all_back
     assert await written(clean_db) == (1, 0)
 
 
+@pytest.mark.usefixtures("postgres_only")
+async def test_a_single_statement_unit_of_work_commits_each_statement_as_it_runs(
+    clock: FakeClock, clean_db: Database
+) -> None:
+    async with SqlUnitOfWork(clean_db, single=True) as tx:
+        await tx.ledger.record([Movement("S1", "A", 0, 0, "SYNC")], clock.now())
+        assert await written(clean_db) == (0, 1)  # seen before any commit
+        await tx.conn.execute(idempotency_keys.insert(), key_row(clock, "g-1"))
+        assert await written(clean_db) == (1, 1)
+    # Left without commit: nothing to take back, and no transaction held open.
+    assert await written(clean_db) == (1, 1)
+    async with clean_db.read() as conn:
+        open_transactions = (
+            await conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND state LIKE 'idle in transaction%'"
+                )
+            )
+        ).scalar_one()
+    assert open_transactions == 0
+
+
 # --- what goes back to the pool ------------------------------------------------------------------
 
 
