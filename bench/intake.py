@@ -2,12 +2,15 @@
 deliveries POSTed to /intake/shopify/bench, beside a raw asyncpg baseline that only INSERTs the
 same bodies.
 
-    .venv/bin/python -m bench.intake [--duration 8] [--concurrency 32] [--rate 100] [--server URL]
+    .venv/bin/python -m bench.intake [--duration 8] [--concurrency 32] [--rate 100]
+        [--sustained-rate 200] [--server URL]
 
 1. edge: 202s per second with the process's workers off (ROPOS_RUN_WORKERS=false), alternating
    rounds with the baseline INSERT of the same rows on an asyncpg pool of the same concurrency;
-2. edge to reservation, workers on: ACCEPTED orders per second under a closed loop of posts, and
-   the time from `received_at` to `finished_at` of each message at an open-loop rate;
+2. edge to reservation, workers on: (a) a closed loop of posts flooding the edge, and the drain
+   after it (the worker alone); (b) the time from `received_at` to `finished_at` of each message
+   at an open-loop rate; (c) orders per second into reservations with deliveries arriving at a
+   steady --sustained-rate, edge and worker sharing the process: whether the worker keeps up;
 3. afterwards: adapters.db.invariants and the counts (messages = 202s, reservations = ACCEPTED).
 
 Figures only: nothing passes or fails on time. The exit status is 1 only when the delivery
@@ -729,7 +732,7 @@ async def run_flow(
     """Posts (closed loop, or open loop at `rate`), then waits until every message is final.
     CPU covers the posting and the drain (all the work the orders cost), and the drain alone
     (the worker with the edge idle). `profilers`: one for the posting, one for the drain."""
-    name = "intake-e2e-open" if rate else "intake-e2e-closed"
+    name = f"intake-e2e-open-{rate:g}" if rate else "intake-e2e-closed"
     database = common.database_name(gateway.database_url)
     operation, clients = poster(gateway.port, orders, args.concurrency)
     await connect_all(clients)
@@ -825,6 +828,7 @@ class Reservation:
     verified: bool
     closed: Flow | None = None
     open: Flow | None = None
+    sustained: Flow | None = None
     totals: Totals | None = None
 
 
@@ -857,7 +861,20 @@ async def edge_to_reservation(
         )
         none = (common.PySpy(None), common.PySpy(None))
         outcome.open = await run_flow(gateway, conn, orders, args, none, rate=args.rate)
-        expected = 1 + outcome.closed.posting.ok_total + outcome.open.posting.ok_total
+        print(
+            f"  open loop at {args.sustained_rate:g}/s, {args.warmup:g} s warm-up + "
+            f"{args.duration:g} s ...",
+            flush=True,
+        )
+        outcome.sustained = await run_flow(
+            gateway, conn, orders, args, none, rate=args.sustained_rate
+        )
+        expected = (
+            1
+            + outcome.closed.posting.ok_total
+            + outcome.open.posting.ok_total
+            + outcome.sustained.posting.ok_total
+        )
         outcome.totals = await totals(conn, url, expected)
         return outcome
     finally:
@@ -990,6 +1007,42 @@ def print_open(flow: Flow, args: argparse.Namespace) -> None:
         print(f"  errors: {dict(r.error_kinds.most_common(5))}")
 
 
+def print_sustained(flow: Flow, args: argparse.Namespace) -> None:
+    """Orders per second from edge to reservation: deliveries arriving at a steady rate, the
+    edge and the worker sharing the process, and what the worker turned into reservations."""
+    r = flow.posting
+    received = int(flow.figures["received_in_window"]) / args.duration
+    accepted = int(flow.figures["accepted_in_window"]) / args.duration
+    waiting = int(flow.figures["waiting_at_window_end"])
+    kept_up = accepted >= 0.97 * received and waiting <= received
+    lat = flow.latencies
+    print(
+        f"[2c. edge to reservation, sustained] workers on, {args.sustained_rate:g} deliveries/s "
+        "arriving, the edge and the worker in one process"
+    )
+    print(
+        f"  posted: {r.ok_in_window:,} in the window, {r.throughput:,.0f} 202/s (HTTP p99 "
+        f"{r.percentile_ms(99):.2f} ms; errors {r.errors_total:,})"
+    )
+    print(
+        f"  into reservations: {accepted:,.0f} orders/s ACCEPTED over the {args.duration:g} s "
+        f"window, {received:,.0f}/s received; {waiting:,} waiting at its end "
+        f"({'kept up' if kept_up else 'fell BEHIND'}) (target >= 200: "
+        f"{_met(kept_up and accepted >= 200)})"
+    )
+    if lat:
+        print(
+            f"  finished_at - received_at: p50 {common.percentile(lat, 50) * 1000:.1f} ms, p99 "
+            f"{common.percentile(lat, 99) * 1000:.1f} ms, max {max(lat) * 1000:.1f} ms"
+        )
+    print(f"  {_drain_text(flow)}")
+    print(f"  posting + drain, per finished order: {flow.cpu.line(flow.finished)}")
+    print(f"  PostgreSQL {flow.activity}")
+    print(f"  messages of this run: {_statuses_text(flow)}")
+    if r.error_kinds:
+        print(f"  errors: {dict(r.error_kinds.most_common(5))}")
+
+
 def print_totals(t: Totals) -> None:
     invariants = (
         "invariants hold (no oversell, reserved = active lines, ledger, counters)"
@@ -1000,7 +1053,7 @@ def print_totals(t: Totals) -> None:
     print(f"  {invariants}")
     print(
         f"  messages {t.messages:,} {'=' if t.messages == t.expected_messages else '!='} "
-        f"successful 202s {t.expected_messages:,} (1 checked first + both runs); ACCEPTED "
+        f"successful 202s {t.expected_messages:,} (1 checked first + the runs); ACCEPTED "
         f"{t.accepted:,}, of which {t.accepted_with_reservation:,} name a reservation group "
         f"that exists"
     )
@@ -1021,12 +1074,12 @@ def print_reservation(outcome: Reservation, args: argparse.Namespace) -> bool:
     assert outcome.totals is not None
     print_closed(outcome.closed, args)
     print_open(outcome.open, args)
+    assert outcome.sustained is not None
+    print_sustained(outcome.sustained, args)
     print_totals(outcome.totals)
-    drained = outcome.closed.drain_seconds is not None and outcome.open.drain_seconds is not None
+    flows = (outcome.closed, outcome.open, outcome.sustained)
     return (
-        drained
-        and outcome.closed.all_accepted
-        and outcome.open.all_accepted
+        all(flow.drain_seconds is not None and flow.all_accepted for flow in flows)
         and outcome.totals.consistent
     )
 
@@ -1100,6 +1153,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--rounds", type=int, default=3, help="edge and baseline runs, alternating; median ratio"
     )
     p.add_argument("--rate", type=float, default=100.0, help="open-loop deliveries per second")
+    p.add_argument(
+        "--sustained-rate",
+        type=float,
+        default=200.0,
+        help="deliveries per second of the sustained run (orders/s from edge to reservation)",
+    )
     p.add_argument("--stores", type=int, default=5, help="stores, one Shopify location each")
     p.add_argument("--skus", type=int, default=300, help="SKUs stocked at every store")
     p.add_argument("--on-hand", type=int, default=1_000_000, help="on hand of every stock row")
@@ -1135,6 +1194,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         or args.warmup < 0
         or args.rounds < 1
         or args.rate <= 0
+        or args.sustained_rate <= 0
         or args.stores < 1
         or args.skus < MAX_LINES
     ):

@@ -70,12 +70,27 @@ class _Batch:
     accounts: dict[tuple[SalesChannel, str], ChannelAccount | None] = field(default_factory=dict)
     bodies: dict[str, bytes | None] = field(default_factory=dict)
     parts: dict[str, list[Any]] = field(default_factory=dict)
+    made: int = 0  # new messages, due at once: the parts of the split bodies
 
 
-async def process_due(*, uow: UnitOfWorkFactory, clock: Clock, config: IntakeConfig) -> int:
-    """Take every message that is due, each once: read them one by one (CPU only, their bodies
-    came with the claim), then act on different orders concurrently, and on the messages of one
-    order in the order they were received. Returns how many were taken."""
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """What one process_due did: messages taken, and messages it made due (a split body's
+    parts)."""
+
+    taken: int
+    made: int
+
+
+async def process_due(
+    *,
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    config: IntakeConfig,
+) -> Sweep:
+    """Take a batch of the messages that are due, each once: read them one by one (CPU only,
+    their bodies came with the claim), then act on different orders concurrently, and on the
+    messages of one order in the order they were received."""
     batch = _Batch()
     async with uow() as tx:
         now = clock.now()
@@ -113,7 +128,7 @@ async def process_due(*, uow: UnitOfWorkFactory, clock: Clock, config: IntakeCon
                 )
 
     await asyncio.gather(*(one_order(reads) for reads in by_order.values()))
-    return len(claimed)
+    return Sweep(len(claimed), batch.made)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +257,7 @@ async def _read(
     if message.parent_id is None:
         parts = adapter.split(payload)
         if len(parts) != 1:
+            batch.made += len(parts)
             return await _split(message, len(parts), uow=uow)
         payload = parts[0]
     delivery = Delivery(

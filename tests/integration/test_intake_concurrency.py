@@ -81,7 +81,7 @@ async def test_two_workers_on_creates_and_cancels_of_the_same_orders(
     config = IntakeConfig(adapters=ADAPTERS, batch_size=7, concurrency=4)
 
     async def worker() -> None:
-        while await process_due(uow=uow, clock=clock, config=config):
+        while (await process_due(uow=uow, clock=clock, config=config)).taken:
             pass
 
     await asyncio.gather(worker(), worker())
