@@ -44,6 +44,8 @@ How the canonical order is read:
 - Customer location: `shipping_address` latitude/longitude, else `billing_address`'s (numbers,
   strings, placeholders or out of range: see `Reader.point`).
 - Pickup, first signal that speaks:
+  0. a sale at the till already handed over (`source_name` "pos" and `fulfillment_status`
+     "fulfilled"): the goods left with the shopper, so nothing is held (not a pickup, noted);
   1. `fulfillment_orders[]` (when a connector embeds them) with a `delivery_method.method_type`:
      `pick_up`/`PICK_UP` is a pickup at that fulfillment order's `assigned_location_id`; any
      other type (`shipping`, `local`, `retail`, `pickup_point`: a carrier's point, not a store)
@@ -458,6 +460,15 @@ def _updated_at(reader: Reader, value: object) -> datetime | None:
 
 
 def _pickup(reader: Reader, order: dict[str, Any]) -> Pickup:
+    if _handed_over_at_the_till(order):
+        reader.decide(
+            "pickup.handed_over",
+            "A sale at the till (source_name pos) already fulfilled: the goods left with the "
+            "shopper, nothing to hold.",
+            field="fulfillment_status",
+            action=RuleAction.WARN,
+        )
+        return Pickup(requested=False)
     from_fulfillment = _from_fulfillment_orders(reader, order.get("fulfillment_orders"))
     if from_fulfillment is not None:
         return from_fulfillment
@@ -479,6 +490,12 @@ def _pickup(reader: Reader, order: dict[str, Any]) -> Pickup:
         action=RuleAction.WARN,
     )
     return Pickup(requested=True)
+
+
+def _handed_over_at_the_till(order: dict[str, Any]) -> bool:
+    source = str(order.get("source_name") or "").strip().lower()
+    fulfilled = str(order.get("fulfillment_status") or "").strip().lower()
+    return source == "pos" and fulfilled == "fulfilled"
 
 
 def _method_type(fulfillment_order: dict[str, Any]) -> str | None:

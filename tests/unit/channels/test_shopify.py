@@ -785,6 +785,31 @@ def test_no_shipping_line_and_a_location_is_a_pickup_there() -> None:
     assert not [r for r, _ in rules(result) if r.startswith("pickup.")]
 
 
+def test_a_till_sale_already_handed_over_holds_nothing() -> None:
+    body = without_shipping(24826418, True)
+    body.update(source_name="pos", fulfillment_status="fulfilled")
+
+    result = parse(body, "orders/create")
+
+    assert result.order.pickup == Pickup(requested=False)
+    assert ("pickup.handed_over", "fulfillment_status") in rules(result)
+
+
+@pytest.mark.parametrize(
+    ("source_name", "fulfillment_status"), [("pos", None), ("pos", "partial"), ("web", "fulfilled")]
+)
+def test_a_till_order_not_yet_handed_over_and_a_web_order_are_read_as_before(
+    source_name: str, fulfillment_status: str | None
+) -> None:
+    body = without_shipping(24826418, True)
+    body.update(source_name=source_name, fulfillment_status=fulfillment_status)
+
+    result = parse(body, "orders/create")
+
+    assert result.order.pickup == Pickup(requested=True, channel_location_id="24826418")
+    assert ("pickup.handed_over", "fulfillment_status") not in rules(result)
+
+
 def test_no_shipping_line_for_items_to_ship_is_a_pickup_without_location() -> None:
     result = parse(without_shipping(None, True), "orders/create")
 
