@@ -5,6 +5,7 @@ each channel's adapter (`adapters/channels/`) turns its own payloads into a `Cha
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -368,6 +369,24 @@ class ChannelAdapter(Protocol):
 MAX_ACCOUNT_CODE = 40
 DEFAULT_MAX_BACKLOG = 10_000
 MAX_GRACE_SECONDS = 30 * 86_400
+# A full backlog is refused until it has drained to this share of its bound (not one message
+# below it: the channel would be refused again at once).
+BACKLOG_RESUME_SHARE = 0.9
+MAX_RETRY_AFTER_SECONDS = 300
+# When nothing of the account drained lately (its worker stopped, say): ask for a minute.
+IDLE_RETRY_AFTER_SECONDS = 60
+
+
+def backlog_retry_after(waiting: int, max_backlog: int, drained_per_second: float) -> int | None:
+    """None while an account's backlog has room; else the seconds a channel should wait before
+    sending again: until the backlog has drained to BACKLOG_RESUME_SHARE of its bound at the rate
+    it has been draining, 1 to MAX_RETRY_AFTER_SECONDS."""
+    if waiting < max_backlog:
+        return None
+    if drained_per_second <= 0:
+        return IDLE_RETRY_AFTER_SECONDS
+    excess = waiting - math.floor(max_backlog * BACKLOG_RESUME_SHARE)
+    return max(1, min(MAX_RETRY_AFTER_SECONDS, math.ceil(excess / drained_per_second)))
 
 
 class OrderState(StrEnum):

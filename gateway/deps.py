@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from adapters.broker import Broker
 from domain.clock import Clock
 from domain.wms import WmsPort
-from services.intake.edge import AccountCache
+from services.intake.edge import AccountCache, BacklogGauge
 from services.queries import ReadPort
 from services.shortage import DEFAULT_RESOURCE_RADIUS_KM
 from services.unit_of_work import UnitOfWorkFactory
@@ -32,6 +32,8 @@ class Deps:
     single: UnitOfWorkFactory | None = None
     # The intake edge's channel accounts, kept a moment (ROPOS_INTAKE_ACCOUNT_CACHE_SECONDS).
     intake_accounts: AccountCache = field(default_factory=AccountCache)
+    # Each account's backlog as the edge last counted it (a full one answers 429).
+    intake_backlog: BacklogGauge = field(default_factory=BacklogGauge)
     # Wakes this process's intake worker, if it runs one (else another process's sweep finds
     # the work): after the edge stores a delivery, and after ops replay or resubmit.
     wake: Callable[[], None] | None = None

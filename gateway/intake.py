@@ -36,6 +36,30 @@ def _unavailable(error: Exception) -> JSONResponse:
     return _error(503, "UNAVAILABLE", "The intake cannot store deliveries right now; send again.")
 
 
+def _backlog_full(account: ChannelAccount, retry_after: int) -> JSONResponse:
+    """The account's backlog is full: nothing stored, the channel sends again later. Only this
+    account is refused; the others' deliveries go on."""
+    log.warning(
+        "intake backlog full",
+        extra={
+            "channel": account.channel.value,
+            "account": account.account,
+            "max_backlog": account.max_backlog,
+            "retry_after": retry_after,
+        },
+    )
+    response = _error(
+        429,
+        "RATE_LIMITED",
+        f"The account's backlog is full ({account.max_backlog:,} messages wait); send again in "
+        f"{retry_after} s.",
+        retryAfterSeconds=retry_after,
+        maxBacklog=account.max_backlog,
+    )
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
 def intake_endpoint(settings: Settings) -> Any:
     async def post_intake(request: Request) -> Response:
         runtime = runtime_of(request)
@@ -57,6 +81,14 @@ def intake_endpoint(settings: Settings) -> Any:
             return checked
         body, verified = checked
         try:
+            wait = await deps.intake_backlog.retry_after(
+                account, uow=deps.single or deps.uow, clock=deps.clock
+            )
+        except Exception as error:
+            return _unavailable(error)
+        if wait is not None:
+            return _backlog_full(account, wait)
+        try:
             receipt = await edge.receive(
                 account,
                 request.headers,
@@ -77,6 +109,7 @@ def intake_endpoint(settings: Settings) -> Any:
                 messageId=receipt.message_id,
                 status="REJECTED",
             )
+        deps.intake_backlog.stored(account)
         deps.wake_intake()
         return JSONResponse({"messageId": receipt.message_id, "status": "RECEIVED"}, 202)
 

@@ -455,7 +455,9 @@ class ChannelAccount:
     notification_url: str | None = strawberry.field(
         description="The URL the channel signs with the body (Square)."
     )
-    max_backlog: int = strawberry.field(description="Messages it may have waiting at most.")
+    max_backlog: int = strawberry.field(
+        description="Messages it may have waiting at most: past it the edge answers 429."
+    )
     weight: int = strawberry.field(description="Its share of the intake worker, 1 to 100.")
     enabled: bool = strawberry.field(description="False: its deliveries are refused (404).")
     auth_failures: int = strawberry.field(description="Deliveries refused for their signature.")
@@ -564,7 +566,9 @@ class ChannelAccountInput:
         description="The URL the channel signs with the body (required for Square). Omitted: kept.",
     )
     max_backlog: int | None = strawberry.field(
-        default=None, description="1 to 1,000,000 (new: 10,000). Omitted: kept."
+        default=None,
+        description="Messages waiting before the edge answers 429, 1 to 1,000,000 (new: "
+        "10,000). Omitted: kept.",
     )
     weight: int | None = strawberry.field(
         default=None, description="1 to 100 (new: 1). Omitted: kept."

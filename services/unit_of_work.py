@@ -152,6 +152,9 @@ class IntakePort(Protocol):
         """Store a new message; None when its (channel, account, dedupe key) is taken."""
         ...
 
+    async def backlog(
+        self, channel: SalesChannel, account: str, since: datetime, horizon: datetime
+    ) -> tuple[int, int]: ...
     async def find_delivery(
         self, channel: SalesChannel, account: str, dedupe_key: str
     ) -> IntakeMessage | None: ...

@@ -196,6 +196,24 @@ _MESSAGE_AND_ORDER_FOR_UPDATE = sa.select(
 )
 # SET takes the columns of the parameters given (fast.Statements compiles one per set of keys).
 _UPDATE_MESSAGE = sa.update(intake_messages).where(intake_messages.c.id == sa.bindparam("b_id"))
+# In the words of the partial index's predicate, so that the planner can use the index.
+_WAITING_ROWS = sa.text("intake_messages.status IN ('RECEIVED', 'RETRYING')")
+_OF_ACCOUNT = (intake_messages.c.channel == sa.bindparam("b_channel")) & (
+    intake_messages.c.account == sa.bindparam("b_account")
+)
+# An account's waiting messages (ix_intake_messages_waiting), and those it finished lately among
+# the ones received since `b_horizon` (ix_intake_messages_channel_account_received_at).
+_BACKLOG = sa.select(
+    sa.select(sa.func.count()).where(_OF_ACCOUNT, _WAITING_ROWS).scalar_subquery().label("waiting"),
+    sa.select(sa.func.count())
+    .where(
+        _OF_ACCOUNT,
+        intake_messages.c.received_at >= sa.bindparam("b_horizon"),
+        intake_messages.c.finished_at >= sa.bindparam("b_since"),
+    )
+    .scalar_subquery()
+    .label("finished"),
+)
 
 
 class IntakeRepository:
@@ -228,6 +246,23 @@ class IntakeRepository:
         }
         added = await self.statements.first(_ADD[self.conn.dialect.name], params)
         return message if added is not None else None
+
+    async def backlog(
+        self, channel: SalesChannel, account: str, since: datetime, horizon: datetime
+    ) -> tuple[int, int]:
+        """(messages of the account waiting, messages received after `horizon` that it finished
+        after `since`)."""
+        row = await self.statements.first(
+            _BACKLOG,
+            {
+                "b_channel": channel.value,
+                "b_account": account,
+                "b_horizon": horizon,
+                "b_since": since,
+            },
+        )
+        assert row is not None
+        return int(row["waiting"]), int(row["finished"])
 
     async def find_delivery(
         self, channel: SalesChannel, account: str, dedupe_key: str

@@ -461,6 +461,14 @@ intake_messages = sa.Table(
     sa.Index("ix_intake_messages_status_next_attempt_at", "status", "next_attempt_at"),
     sa.Index("ix_intake_messages_channel_account_received_at", "channel", "account", "received_at"),
     sa.Index("ix_intake_messages_parent_id", "parent_id"),
+    # An account's backlog, counted at the edge: only the waiting rows are in it.
+    sa.Index(
+        "ix_intake_messages_waiting",
+        "channel",
+        "account",
+        postgresql_where=sa.text("status IN ('RECEIVED', 'RETRYING')"),
+        sqlite_where=sa.text("status IN ('RECEIVED', 'RETRYING')"),
+    ),
 )
 
 # What ROPOS did with each channel order: the reservation group it holds, and the version (the

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 
 import orjson
@@ -25,6 +26,7 @@ from domain.intake import (
     IntakeStatus,
     RuleAction,
     SalesChannel,
+    backlog_retry_after,
 )
 from domain.intake_auth import AuthFailure, Verified, verify
 from services.unit_of_work import UnitOfWorkFactory
@@ -92,6 +94,62 @@ class AccountCache:
 
     def clear(self) -> None:
         self._found.clear()
+
+
+@dataclass(slots=True)
+class _Backlog:
+    waiting: int
+    drained_per_second: float
+    read_at: float  # time.monotonic()
+    stored_since: int = 0
+
+
+class BacklogGauge:
+    """Each account's backlog as the edge last counted it (its waiting messages, and how fast
+    it drained over the last RATE_WINDOW_SECONDS), counted again at most every
+    `refresh_seconds`. In between, what this process stored is added, so a burst runs past the
+    bound by at most what the other replicas stored meanwhile."""
+
+    RATE_WINDOW_SECONDS = 10.0
+    # Messages finishing now were received within this long (an index bound, not a rule).
+    HORIZON_SECONDS = 3600.0
+
+    def __init__(self, refresh_seconds: float = 1.0) -> None:
+        self.refresh_seconds = refresh_seconds
+        self._seen: dict[tuple[SalesChannel, str], _Backlog] = {}
+
+    async def retry_after(
+        self, account: ChannelAccount, *, uow: UnitOfWorkFactory, clock: Clock
+    ) -> int | None:
+        """None while the account's backlog has room; else the seconds to answer in
+        `Retry-After` (domain.intake.backlog_retry_after)."""
+        key = (account.channel, account.account)
+        seen = self._seen.get(key)
+        if seen is None or time.monotonic() - seen.read_at >= self.refresh_seconds:
+            now = clock.now()
+            async with uow() as tx:
+                waiting, finished = await tx.intake.backlog(
+                    account.channel,
+                    account.account,
+                    since=now - timedelta(seconds=self.RATE_WINDOW_SECONDS),
+                    horizon=now - timedelta(seconds=self.HORIZON_SECONDS),
+                )
+            if len(self._seen) >= 10_000:
+                self._seen.clear()
+            seen = self._seen[key] = _Backlog(
+                waiting, finished / self.RATE_WINDOW_SECONDS, time.monotonic()
+            )
+        return backlog_retry_after(
+            seen.waiting + seen.stored_since, account.max_backlog, seen.drained_per_second
+        )
+
+    def stored(self, account: ChannelAccount) -> None:
+        seen = self._seen.get((account.channel, account.account))
+        if seen is not None:
+            seen.stored_since += 1
+
+    def clear(self) -> None:
+        self._seen.clear()
 
 
 async def load_account(

@@ -103,6 +103,7 @@ def api(gateway: Gateway, clean_db: Database) -> Gateway:
     gateway.app.state.runtime.db.policy_cache.clear()
     gateway.app.state.runtime.db.store_directory.clear()
     gateway.app.state.runtime.deps.intake_accounts.clear()
+    gateway.app.state.runtime.deps.intake_backlog.clear()
     return gateway
 
 

@@ -22,6 +22,7 @@ from domain.intake import (
     Pickup,
     RuleAction,
     SalesChannel,
+    backlog_retry_after,
 )
 from domain.intake_rules import (
     DEFAULTS,
@@ -1063,3 +1064,23 @@ def test_the_defaults_let_a_good_order_through_on_every_channel(channel: SalesCh
         ("IPOD2008PINK", 2),
         ("WOO-SINGLE", 2),
     ]
+
+
+# --- the backlog's bound ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("waiting", "drained_per_second", "expected"),
+    [
+        (99, 5.0, None),  # room for one more
+        (100, 5.0, 2),  # 10 over the resume mark (90) at 5/s
+        (150, 5.0, 12),
+        (100, 1000.0, 1),  # never less than a second
+        (100_000, 1.0, 300),  # never more than five minutes
+        (100, 0.0, 60),  # nothing drained lately: a minute
+    ],
+)
+def test_a_full_backlog_says_when_to_send_again_from_how_fast_it_drains(
+    waiting: int, drained_per_second: float, expected: int | None
+) -> None:
+    assert backlog_retry_after(waiting, 100, drained_per_second) == expected
