@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -412,17 +412,30 @@ class IntakeRepository:
             query = query.where(intake_messages.c.channel == channel.value)
         if account is not None:
             query = query.where(intake_messages.c.account == account)
-        if not by_impact:
+        if by_impact:
+            # IntakeMessage.impact in SQL, so the database ranks every message that matches
+            # (the order's value plus one, times one plus the hours it has waited).
+            query = query.order_by(
+                self._impact(now).desc(), intake_messages.c.received_at, intake_messages.c.id
+            )
+        else:
             query = query.order_by(intake_messages.c.received_at.desc(), intake_messages.c.id)
-            rows = (await self.conn.execute(query.limit(limit))).all()
-            return [message_from_row(row._mapping) for row in rows]
-        # Impact weighs value by waiting time: rank in Python over the filtered set, bounded.
-        rows = (
-            await self.conn.execute(query.order_by(intake_messages.c.received_at).limit(10_000))
-        ).all()
-        messages = [message_from_row(row._mapping) for row in rows]
-        messages.sort(key=lambda m: (-m.impact(now), m.received_at, m.id))
-        return messages[:limit]
+        rows = (await self.conn.execute(query.limit(limit))).all()
+        return [message_from_row(row._mapping) for row in rows]
+
+    def _impact(self, now: datetime) -> sa.ColumnElement[Any]:
+        received = intake_messages.c.received_at
+        waited: sa.ColumnElement[Any]
+        if self.conn.dialect.name == "postgresql":
+            since = sa.bindparam("b_now", now, type_=received.type) - received
+            waited = sa.func.greatest(sa.func.extract("epoch", since), 0.0)
+        else:  # SQLite keeps UTC as naive text, which julianday reads
+            naive = now.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+            days = sa.func.julianday(naive) - sa.func.julianday(received)
+            waited = sa.func.max(days * 86_400.0, 0.0)
+        hours = waited / 3600.0
+        value = sa.func.coalesce(intake_messages.c.order_value, 0) + 1
+        return value * (1 + hours)
 
     async def children(self, parent_id: str) -> list[IntakeMessage]:
         rows = (

@@ -1065,3 +1065,23 @@ async def test_a_replay_and_a_resubmit_are_taken_at_once_not_at_the_next_sweep(
     corrected = order_input(an_order("order-2", sku="SKU-1"))
     (await gql(http, slow, RESUBMIT, {"id": second, "order": corrected}, ops(slow))).ok()
     assert (await settled(http, slow, second))["status"] == "ACCEPTED"
+
+
+async def test_the_weightiest_ranking_is_the_impact_the_messages_show(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
+    # Given a small order refused 100 hours ago and a larger one refused now
+    await given_world(http, api)
+    old_small = await delivered(http, api, an_order("o-old", "SKU-X", 1))
+    await settled(http, api, old_small)
+    api.clock.advance(100 * 3600)
+    new_large = await delivered(http, api, an_order("o-new", "SKU-Y", 3))
+    await settled(http, api, new_large)
+
+    ranked = await gql(http, api, INTAKE_MESSAGES, {"orderBy": "IMPACT_DESC"}, ops(api))
+
+    # Then the long wait outweighs the larger value, as the impact each shows says
+    listed = [(m["id"], m["impact"]) for m in ranked.ok()["intakeMessages"]]
+    assert [message_id for message_id, _ in listed] == [old_small, new_large]
+    assert listed[0][1] == pytest.approx((9.99 + 1) * (1 + 100))
+    assert listed[1][1] == pytest.approx(29.97 + 1)
