@@ -66,6 +66,37 @@ def account_from_row(row: Any) -> ChannelAccount:
     )
 
 
+def _fair_turns(now: datetime, limit: int) -> sa.Select[Any]:
+    """The ids of the first `limit` due messages in turn order: an account's k-th due message
+    (0-based, oldest first) has turn k / weight; ties go to the one due first."""
+    m = intake_messages
+    nth = sa.func.row_number().over(
+        partition_by=(m.c.channel, m.c.account), order_by=(m.c.next_attempt_at, m.c.id)
+    )
+    weight = sa.func.coalesce(channel_accounts.c.weight, 1)
+    ranked = (
+        sa.select(
+            m.c.id,
+            m.c.next_attempt_at,
+            (sa.cast(nth - 1, sa.Float) / weight).label("turn"),
+        )
+        .select_from(
+            m.outerjoin(
+                channel_accounts,
+                (channel_accounts.c.channel == m.c.channel)
+                & (channel_accounts.c.account == m.c.account),
+            )
+        )
+        .where(m.c.status.in_(WAITING), m.c.next_attempt_at <= now)
+        .subquery("ranked")
+    )
+    return (
+        sa.select(ranked.c.id)
+        .order_by(ranked.c.turn, ranked.c.next_attempt_at, ranked.c.id)
+        .limit(limit)
+    )
+
+
 class ChannelAccountRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
@@ -319,15 +350,15 @@ class IntakeRepository:
     async def claim_due(
         self, now: datetime, lease_until: datetime, limit: int
     ) -> list[IntakeMessage]:
+        """Up to `limit` due messages, fairly across accounts: each account's due messages
+        take turns, oldest first, an account of weight w taking w turns to another's one, so a
+        quiet account's orders never wait behind a flooding one's backlog. They come back in
+        the order they became due (one order's messages in the order they were received)."""
         rows = await claim_due(
             self.conn,
             sa.select(*_MESSAGE_COLUMNS)
-            .where(
-                intake_messages.c.status.in_(WAITING),
-                intake_messages.c.next_attempt_at <= now,
-            )
-            .order_by(intake_messages.c.next_attempt_at, intake_messages.c.id)
-            .limit(limit),
+            .where(intake_messages.c.id.in_(_fair_turns(now, limit)))
+            .order_by(intake_messages.c.next_attempt_at, intake_messages.c.id),
             intake_messages,
             lease_until=lease_until,
         )

@@ -1,0 +1,107 @@
+"""Claiming intake messages fairly: each account's due messages take turns, an account of
+weight w taking w turns to another's one, so a quiet account's orders never wait behind a
+flooding account's backlog."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from domain.intake import IntakeMessage, IntakeStatus, SalesChannel
+from services.intake import accounts
+from services.intake.accounts import AccountChange
+from services.unit_of_work import UnitOfWorkFactory
+from tests.clock import FakeClock
+from tests.conftest import START
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+SECRET = "whsec_" + "c2VjcmV0LXNpZ25pbmcta2V5LTAxMjM0NTY3"
+
+
+async def given_account(uow: UnitOfWorkFactory, clock: FakeClock, code: str, weight: int) -> None:
+    await accounts.upsert_account(
+        AccountChange(channel=SalesChannel.GENERIC, account=code, secret=SECRET, weight=weight),
+        uow=uow,
+        clock=clock,
+    )
+
+
+async def given_waiting(
+    uow: UnitOfWorkFactory, code: str, count: int, *, first_second: int
+) -> list[str]:
+    """`count` messages of the account, received a second apart from START + first_second."""
+    ids = []
+    async with uow() as tx:
+        for n in range(count):
+            at = START + timedelta(seconds=first_second + n)
+            message = IntakeMessage(
+                id=str(uuid.uuid4()),
+                channel=SalesChannel.GENERIC,
+                account=code,
+                status=IntakeStatus.RECEIVED,
+                received_at=at,
+                attempts=0,
+                next_attempt_at=at,
+                dedupe_key=f"event:{code}-{n}",
+            )
+            await tx.intake.add(message, b"{}")
+            ids.append(message.id)
+        await tx.commit()
+    return ids
+
+
+async def claim(uow: UnitOfWorkFactory, clock: FakeClock, limit: int) -> list[IntakeMessage]:
+    async with uow() as tx:
+        now = clock.now()
+        claimed = await tx.intake.claim_due(now, now + timedelta(minutes=1), limit)
+        await tx.commit()
+    return claimed
+
+
+async def test_a_quiet_account_is_not_kept_waiting_behind_a_flooding_one(
+    uow: UnitOfWorkFactory, clock: FakeClock
+) -> None:
+    await given_account(uow, clock, "flood", 1)
+    await given_account(uow, clock, "quiet", 1)
+    flood = await given_waiting(uow, "flood", 20, first_second=0)
+    quiet = await given_waiting(uow, "quiet", 2, first_second=100)  # after all of the flood's
+    clock.set(START + timedelta(seconds=200))
+
+    claimed = await claim(uow, clock, 6)
+
+    # Turns: flood 0, quiet 0, flood 1, quiet 1, flood 2, flood 3 (each account oldest first)
+    assert {m.id for m in claimed} == {*flood[:4], *quiet}
+    # and in the order they became due
+    assert [m.id for m in claimed] == [*flood[:4], *quiet]
+    assert all(m.attempts == 1 for m in claimed)
+
+
+async def test_an_account_of_weight_three_takes_three_turns_to_anothers_one(
+    uow: UnitOfWorkFactory, clock: FakeClock
+) -> None:
+    await given_account(uow, clock, "big", 3)
+    await given_account(uow, clock, "small", 1)
+    await given_waiting(uow, "big", 20, first_second=0)
+    await given_waiting(uow, "small", 20, first_second=0)
+    clock.set(START + timedelta(seconds=100))
+
+    claimed = await claim(uow, clock, 8)
+
+    assert Counter(m.account for m in claimed) == {"big": 6, "small": 2}
+    # What one claim took is leased: the next claim goes on with the turns that are left.
+    again = await claim(uow, clock, 8)
+    assert not {m.id for m in claimed} & {m.id for m in again}
+    assert Counter(m.account for m in again) == {"big": 6, "small": 2}
+
+
+async def test_messages_of_an_account_that_is_gone_are_still_taken(
+    uow: UnitOfWorkFactory, clock: FakeClock
+) -> None:
+    orphans = await given_waiting(uow, "gone", 2, first_second=0)  # no account row: weight 1
+    clock.set(START + timedelta(seconds=10))
+
+    assert [m.id for m in await claim(uow, clock, 5)] == orphans
