@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any, Protocol
 
 from domain.geo import GeoPoint
@@ -435,6 +436,27 @@ class ChannelAccount:
         return found
 
 
+class IntakeLane(IntEnum):
+    """Which messages of an account go first when it has a backlog: cancels (they release
+    stock), then new deliveries, then what runs again (retries, ops' replays), so a bulk replay
+    or a failing batch never holds up new orders. Known before the body is read: from the topic
+    at the edge, and set when a message is retried or replayed."""
+
+    CANCEL = 0
+    NEW = 1
+    AGAIN = 2
+
+
+_CANCEL_TOPIC = re.compile(r"cancel|delet", re.IGNORECASE)
+
+
+def lane_of(topic: str | None) -> IntakeLane:
+    """The lane of a new delivery: a topic that names a cancel or a deletion (Shopify's
+    orders/cancelled and orders/delete, Adobe's ...order_cancel..., a connector's x-ropos-topic)
+    goes first; every other one is NEW (a cancel a channel sends as an update is read later)."""
+    return IntakeLane.CANCEL if topic and _CANCEL_TOPIC.search(topic) else IntakeLane.NEW
+
+
 @dataclass(frozen=True, slots=True)
 class IntakeMessage:
     """One stored delivery (or one order of a delivery that held several) and its fate."""
@@ -459,6 +481,7 @@ class IntakeMessage:
     order_value: Decimal | None = None
     reservation_group_id: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    lane: IntakeLane = IntakeLane.NEW
 
     def impact(self, now: datetime) -> Decimal:
         """How much a dead letter matters: the order's value weighted by how long it has waited

@@ -15,6 +15,7 @@ from domain.intake import (
     ChannelOrder,
     Decision,
     HeldOrder,
+    IntakeLane,
     IntakeMessage,
     IntakeStatus,
     OrderState,
@@ -196,10 +197,11 @@ class IntakePort(Protocol):
         order: ChannelOrder | None = None,
         decisions: Sequence[Decision] = (),
         statuses: Sequence[IntakeStatus],
+        lane: IntakeLane = IntakeLane.AGAIN,
     ) -> bool:
-        """Back to RECEIVED, due now, attempts from zero, with `order` (fix-and-resubmit: it runs
-        again from validation) or none (replay: read again from the raw body); False when the
-        message is not in one of `statuses`."""
+        """Back to RECEIVED, due now, attempts from zero, in `lane`, with `order` (fix-and-
+        resubmit: it runs again from validation) or none (replay: read again from the raw body);
+        False when the message is not in one of `statuses`."""
         ...
 
     async def search(

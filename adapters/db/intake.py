@@ -21,6 +21,7 @@ from domain.intake import (
     ChannelOrder,
     Decision,
     HeldOrder,
+    IntakeLane,
     IntakeMessage,
     IntakeStatus,
     OrderState,
@@ -68,10 +69,12 @@ def account_from_row(row: Any) -> ChannelAccount:
 
 def _fair_turns(now: datetime, limit: int) -> sa.Select[Any]:
     """The ids of the first `limit` due messages in turn order: an account's k-th due message
-    (0-based, oldest first) has turn k / weight; ties go to the one due first."""
+    (0-based; cancels, then new, then again, each oldest first) has turn k / weight; ties go to
+    the one due first."""
     m = intake_messages
     nth = sa.func.row_number().over(
-        partition_by=(m.c.channel, m.c.account), order_by=(m.c.next_attempt_at, m.c.id)
+        partition_by=(m.c.channel, m.c.account),
+        order_by=(m.c.lane, m.c.next_attempt_at, m.c.id),
     )
     weight = sa.func.coalesce(channel_accounts.c.weight, 1)
     ranked = (
@@ -189,6 +192,7 @@ def message_from_row(row: Any) -> IntakeMessage:
         order_value=Decimal(row["order_value"]) if row["order_value"] is not None else None,
         reservation_group_id=row["reservation_group_id"],
         headers=dict(row["headers"] or {}),
+        lane=IntakeLane(row["lane"]),
     )
 
 
@@ -274,6 +278,7 @@ class IntakeRepository:
             "order_json": to_json(message.order) if message.order else None,
             "external_id": message.external_id,
             "order_value": message.order_value,
+            "lane": int(message.lane),
         }
         added = await self.statements.first(_ADD[self.conn.dialect.name], params)
         return message if added is not None else None
@@ -392,6 +397,8 @@ class IntakeRepository:
             values["order_value"] = order.value()
         if group_id is not None:
             values["reservation_group_id"] = group_id
+        if status is IntakeStatus.RETRYING:  # runs again after the new deliveries of its account
+            values["lane"] = int(IntakeLane.AGAIN)
         await self.statements.run(_UPDATE_MESSAGE, values)
 
     async def requeue(
@@ -402,8 +409,10 @@ class IntakeRepository:
         order: ChannelOrder | None = None,
         decisions: Sequence[Decision] = (),
         statuses: Sequence[IntakeStatus],
+        lane: IntakeLane = IntakeLane.AGAIN,
     ) -> bool:
         values: dict[str, Any] = {
+            "lane": int(lane),
             "status": IntakeStatus.RECEIVED.value,
             "attempts": 0,
             "next_attempt_at": now,

@@ -452,6 +452,8 @@ intake_messages = sa.Table(
     sa.Column("external_id", sa.String(128)),
     sa.Column("order_value", sa.Numeric(20, 4)),
     sa.Column("reservation_group_id", sa.String(36)),
+    # domain.intake.IntakeLane: 0 cancels, 1 new, 2 retries and replays (an account's turns).
+    sa.Column("lane", sa.SmallInteger, nullable=False, server_default="1"),
     sa.CheckConstraint(
         "status IN ('RECEIVED', 'RETRYING', 'ACCEPTED', 'IGNORED', 'REJECTED', 'DEAD', "
         "'DISCARDED')",

@@ -27,6 +27,7 @@ from domain.intake import (
     RuleAction,
     SalesChannel,
     backlog_retry_after,
+    lane_of,
 )
 from domain.intake_auth import AuthFailure, Verified, verify
 from services.unit_of_work import UnitOfWorkFactory
@@ -237,6 +238,7 @@ async def receive(
         if problem is None
         else (Decision("body.json", RuleAction.REJECT, problem, None, "MALFORMED"),),
         headers={k: lowered[k][:500] for k in KEPT_HEADERS if k in lowered},
+        lane=lane_of(topic),
     )
     async with uow() as tx:
         stored = await tx.intake.add(message, body)

@@ -13,6 +13,7 @@ from domain.intake import (
     ChannelOrder,
     Decision,
     HeldOrder,
+    IntakeLane,
     IntakeMessage,
     IntakeStatus,
     RuleAction,
@@ -81,7 +82,7 @@ async def replay(
 ) -> IntakeMessage:
     """Run the message again from its raw body, now, with fresh attempts."""
     note = Decision("ops.replay", RuleAction.REPAIR, f"Replayed by {actor}.")
-    return await _requeue(message_id, None, note, uow=uow, clock=clock)
+    return await _requeue(message_id, None, note, IntakeLane.AGAIN, uow=uow, clock=clock)
 
 
 async def resubmit(
@@ -101,13 +102,15 @@ async def resubmit(
             "The corrected order must keep the order's externalId.", field="order.externalId"
         )
     note = Decision("ops.resubmit", RuleAction.REPAIR, f"Corrected and resubmitted by {actor}.")
-    return await _requeue(message_id, order, note, uow=uow, clock=clock)
+    # One order ops corrected by hand: it goes with the new deliveries, not behind the retries.
+    return await _requeue(message_id, order, note, IntakeLane.NEW, uow=uow, clock=clock)
 
 
 async def _requeue(
     message_id: str,
     order: ChannelOrder | None,
     note: Decision,
+    lane: IntakeLane,
     *,
     uow: UnitOfWorkFactory,
     clock: Clock,
@@ -117,7 +120,12 @@ async def _requeue(
         if found is None:
             raise NotFound(f"No intake message {message_id}.")
         if not await tx.intake.requeue(
-            message_id, clock.now(), order=order, decisions=(note,), statuses=REPLAYABLE
+            message_id,
+            clock.now(),
+            order=order,
+            decisions=(note,),
+            statuses=REPLAYABLE,
+            lane=lane,
         ):
             raise InvalidTransition(
                 f"Intake message {message_id} is {found.status.value}; only "

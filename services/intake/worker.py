@@ -343,6 +343,7 @@ async def _split(message: IntakeMessage, count: int, *, uow: UnitOfWorkFactory) 
                     event_id=message.event_id,
                     parent_id=message.id,
                     headers=message.headers,
+                    lane=message.lane,
                 ),
                 None,
             )

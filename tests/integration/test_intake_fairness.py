@@ -1,6 +1,6 @@
 """Claiming intake messages fairly: each account's due messages take turns, an account of
 weight w taking w turns to another's one, so a quiet account's orders never wait behind a
-flooding account's backlog."""
+flooding account's backlog; within an account cancels go first, what runs again last."""
 
 from __future__ import annotations
 
@@ -10,8 +10,17 @@ from datetime import timedelta
 
 import pytest
 
-from domain.intake import IntakeMessage, IntakeStatus, SalesChannel
-from services.intake import accounts
+from domain.intake import (
+    ChannelOrder,
+    IntakeLane,
+    IntakeMessage,
+    IntakeStatus,
+    OrderEvent,
+    OrderLine,
+    Pickup,
+    SalesChannel,
+)
+from services.intake import accounts, ops
 from services.intake.accounts import AccountChange
 from services.unit_of_work import UnitOfWorkFactory
 from tests.clock import FakeClock
@@ -31,7 +40,12 @@ async def given_account(uow: UnitOfWorkFactory, clock: FakeClock, code: str, wei
 
 
 async def given_waiting(
-    uow: UnitOfWorkFactory, code: str, count: int, *, first_second: int
+    uow: UnitOfWorkFactory,
+    code: str,
+    count: int,
+    *,
+    first_second: int,
+    lane: IntakeLane = IntakeLane.NEW,
 ) -> list[str]:
     """`count` messages of the account, received a second apart from START + first_second."""
     ids = []
@@ -46,7 +60,8 @@ async def given_waiting(
                 received_at=at,
                 attempts=0,
                 next_attempt_at=at,
-                dedupe_key=f"event:{code}-{n}",
+                dedupe_key=f"event:{code}-{lane.name}-{n}",
+                lane=lane,
             )
             await tx.intake.add(message, b"{}")
             ids.append(message.id)
@@ -105,3 +120,51 @@ async def test_messages_of_an_account_that_is_gone_are_still_taken(
     clock.set(START + timedelta(seconds=10))
 
     assert [m.id for m in await claim(uow, clock, 5)] == orphans
+
+
+async def test_within_an_account_cancels_go_first_and_what_runs_again_last(
+    uow: UnitOfWorkFactory, clock: FakeClock
+) -> None:
+    await given_account(uow, clock, "shop", 1)
+    again = await given_waiting(uow, "shop", 2, first_second=0, lane=IntakeLane.AGAIN)
+    new = await given_waiting(uow, "shop", 3, first_second=10)
+    cancels = await given_waiting(uow, "shop", 1, first_second=20, lane=IntakeLane.CANCEL)
+    clock.set(START + timedelta(seconds=100))
+
+    first = await claim(uow, clock, 3)
+    assert {m.id for m in first} == {*cancels, *new[:2]}  # the cancel, newest, came first
+    assert {m.lane for m in first} == {IntakeLane.CANCEL, IntakeLane.NEW}
+    then = await claim(uow, clock, 3)
+    assert [m.id for m in then] == [*again, new[2]]  # in the order they became due
+
+
+async def test_a_retry_and_a_replay_run_again_in_the_last_lane_a_resubmit_with_the_new(
+    uow: UnitOfWorkFactory, clock: FakeClock
+) -> None:
+    await given_account(uow, clock, "shop", 1)
+    retried, replayed, resubmitted = await given_waiting(uow, "shop", 3, first_second=0)
+    now = clock.now()
+    async with uow() as tx:
+        await tx.intake.finish(retried, IntakeStatus.RETRYING, now, next_attempt_at=now)
+        await tx.intake.finish(replayed, IntakeStatus.REJECTED, now)
+        await tx.intake.finish(resubmitted, IntakeStatus.REJECTED, now)
+        await tx.commit()
+
+    await ops.replay(replayed, "ops-1", uow=uow, clock=clock)
+    corrected = ChannelOrder(
+        channel=SalesChannel.GENERIC,
+        account="shop",
+        external_id="ORD-1",
+        event=OrderEvent.CREATE,
+        lines=(OrderLine(sku="SKU-1", quantity=1),),
+        pickup=Pickup(requested=True),
+    )
+    await ops.resubmit(resubmitted, corrected, "ops-1", uow=uow, clock=clock)
+
+    async with uow() as tx:
+        lanes = {i: (await tx.intake.get(i)) for i in (retried, replayed, resubmitted)}
+    assert {i: m.lane for i, m in lanes.items() if m is not None} == {
+        retried: IntakeLane.AGAIN,
+        replayed: IntakeLane.AGAIN,
+        resubmitted: IntakeLane.NEW,
+    }

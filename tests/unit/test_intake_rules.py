@@ -16,6 +16,7 @@ from domain.intake import (
     ChannelOrder,
     Customer,
     Decision,
+    IntakeLane,
     Money,
     OrderEvent,
     OrderLine,
@@ -23,6 +24,7 @@ from domain.intake import (
     RuleAction,
     SalesChannel,
     backlog_retry_after,
+    lane_of,
 )
 from domain.intake_rules import (
     DEFAULTS,
@@ -1084,3 +1086,21 @@ def test_a_full_backlog_says_when_to_send_again_from_how_fast_it_drains(
     waiting: int, drained_per_second: float, expected: int | None
 ) -> None:
     assert backlog_retry_after(waiting, 100, drained_per_second) == expected
+
+
+@pytest.mark.parametrize(
+    ("topic", "lane"),
+    [
+        ("orders/cancelled", IntakeLane.CANCEL),
+        ("orders/delete", IntakeLane.CANCEL),
+        ("observer.sales_order_cancel_after", IntakeLane.CANCEL),
+        ("ORDER.DELETED", IntakeLane.CANCEL),
+        ("orders/create", IntakeLane.NEW),
+        ("orders/updated", IntakeLane.NEW),
+        (None, IntakeLane.NEW),
+    ],
+)
+def test_a_delivery_whose_topic_names_a_cancel_goes_in_the_first_lane(
+    topic: str | None, lane: IntakeLane
+) -> None:
+    assert lane_of(topic) is lane
