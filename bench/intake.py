@@ -980,6 +980,16 @@ def print_closed(flow: Flow, args: argparse.Namespace) -> None:
         print(f"  errors: {dict(r.error_kinds.most_common(5))}")
 
 
+def _print_open_tail(flow: Flow) -> None:
+    """What an open-loop run ends with: its drain, its CPU, PostgreSQL, its messages, errors."""
+    print(f"  {_drain_text(flow)}")
+    print(f"  posting + drain, per finished order: {flow.cpu.line(flow.finished)}")
+    print(f"  PostgreSQL {flow.activity}")
+    print(f"  messages of this run: {_statuses_text(flow)}")
+    if flow.posting.error_kinds:
+        print(f"  errors: {dict(flow.posting.error_kinds.most_common(5))}")
+
+
 def print_open(flow: Flow, args: argparse.Namespace) -> None:
     r = flow.posting
     lat = flow.latencies
@@ -999,12 +1009,7 @@ def print_open(flow: Flow, args: argparse.Namespace) -> None:
         )
     else:
         print("  no message received in the window finished")
-    print(f"  {_drain_text(flow)}")
-    print(f"  posting + drain, per finished order: {flow.cpu.line(flow.finished)}")
-    print(f"  PostgreSQL {flow.activity}")
-    print(f"  messages of this run: {_statuses_text(flow)}")
-    if r.error_kinds:
-        print(f"  errors: {dict(r.error_kinds.most_common(5))}")
+    _print_open_tail(flow)
 
 
 def print_sustained(flow: Flow, args: argparse.Namespace) -> None:
@@ -1035,12 +1040,7 @@ def print_sustained(flow: Flow, args: argparse.Namespace) -> None:
             f"  finished_at - received_at: p50 {common.percentile(lat, 50) * 1000:.1f} ms, p99 "
             f"{common.percentile(lat, 99) * 1000:.1f} ms, max {max(lat) * 1000:.1f} ms"
         )
-    print(f"  {_drain_text(flow)}")
-    print(f"  posting + drain, per finished order: {flow.cpu.line(flow.finished)}")
-    print(f"  PostgreSQL {flow.activity}")
-    print(f"  messages of this run: {_statuses_text(flow)}")
-    if r.error_kinds:
-        print(f"  errors: {dict(r.error_kinds.most_common(5))}")
+    _print_open_tail(flow)
 
 
 def print_totals(t: Totals) -> None:

@@ -139,8 +139,7 @@ async def reset(db: Database) -> None:
             # a table TRUNCATE has already locked: PostgreSQL picks one of the two to fail.
             if "deadlock" not in str(error) or attempt == 4:
                 raise
-    db.policy_cache.clear()
-    db.store_directory.clear()
+    db.forget_cached()
 
 
 async def _reset_once(db: Database) -> None:

@@ -122,6 +122,15 @@ class Database:
             # documented way round and costs about 50 us more CPU per read, measured.)
             await greenlet_spawn(fairy.close)
 
+    def forget_cached(self) -> None:
+        """Drop what the in-process caches hold (the policy, the store directory, the SKUs and
+        stores known to exist): for when the database changed under the process, as tests
+        reset it."""
+        self.policy_cache.clear()
+        self.store_directory.clear()
+        self.known_skus.clear()
+        self.known_stores.clear()
+
     async def dispose(self) -> None:
         await self.engine.dispose()
 

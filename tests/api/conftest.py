@@ -88,6 +88,19 @@ async def running_gateway(
         yield Gateway(url, settings, clock, db, app)
 
 
+@asynccontextmanager
+async def intake_stopped(gateway: Gateway) -> AsyncIterator[None]:
+    """The gateway's intake worker stopped meanwhile (what is stored stays waiting), started
+    again on leaving, whatever happened."""
+    worker = gateway.app.state.runtime.intake
+    assert worker is not None
+    await worker.stop()
+    try:
+        yield
+    finally:
+        worker.start()
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def gateway(database_url: str, db: Database) -> AsyncIterator[Gateway]:
     """One uvicorn server per test module; its clock is set back to START before each test."""
@@ -100,8 +113,7 @@ def api(gateway: Gateway, clean_db: Database) -> Gateway:
     """The running gateway, with an empty database and its clock at START."""
     gateway.clock.set(START)
     # The database was reset under the running server: forget what it had cached.
-    gateway.app.state.runtime.db.policy_cache.clear()
-    gateway.app.state.runtime.db.store_directory.clear()
+    gateway.app.state.runtime.db.forget_cached()
     gateway.app.state.runtime.deps.intake_accounts.clear()
     gateway.app.state.runtime.deps.intake_backlog.clear()
     return gateway

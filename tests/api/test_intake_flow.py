@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -36,7 +36,7 @@ from domain.intake import (
 from domain.intake_auth import sign_shopify, sign_woocommerce, standard_headers
 from services.intake import accounts, ops
 from services.intake.accounts import AccountChange
-from tests.api.conftest import Gateway, gql
+from tests.api.conftest import Gateway, gql, intake_stopped
 from tests.api.given import given_stores_with_stock
 from tests.api.test_subscriptions import bearer, subscribed, until_live
 from tests.conftest import START
@@ -518,22 +518,9 @@ async def test_only_ops_may_watch_the_intake(shop: Gateway) -> None:
     assert errors[0]["extensions"]["code"] == "FORBIDDEN"
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def idle_worker(shop: Gateway) -> AsyncIterator[Gateway]:
-    """The shop with its intake worker stopped: what is stored stays waiting."""
-    worker = shop.app.state.runtime.intake
-    assert worker is not None
-    await worker.stop()
-    try:
-        yield shop
-    finally:
-        worker.start()
-
-
 async def test_a_full_backlog_answers_429_stores_nothing_and_refuses_no_other_account(
-    http: httpx.AsyncClient, idle_worker: Gateway
+    http: httpx.AsyncClient, shop: Gateway
 ) -> None:
-    shop = idle_worker
     deps = shop.app.state.runtime.deps
     await given_account(shop, SalesChannel.GENERIC, max_backlog=2)
     await accounts.upsert_account(
@@ -542,36 +529,34 @@ async def test_a_full_backlog_answers_429_stores_nothing_and_refuses_no_other_ac
         clock=deps.clock,
         cache=deps.intake_accounts,
     )
-    waiting = [await post(http, shop, generic_body(an_order(f"ORD-{n}"))) for n in (1, 2)]
-    assert [r.status_code for r in waiting] == [202, 202]
+    async with intake_stopped(shop):  # what is stored stays waiting
+        waiting = [await post(http, shop, generic_body(an_order(f"ORD-{n}"))) for n in (1, 2)]
+        assert [r.status_code for r in waiting] == [202, 202]
 
-    refused = await post(http, shop, generic_body(an_order("ORD-3")))
+        refused = await post(http, shop, generic_body(an_order("ORD-3")))
 
-    assert refused.status_code == 429
-    assert refused.headers["Retry-After"] == "60"  # nothing drained lately: a minute
-    assert refused.json()["error"] | {"message": None} == {
-        "code": "RATE_LIMITED",
-        "message": None,
-        "retryAfterSeconds": 60,
-        "maxBacklog": 2,
-    }
-    async with shop.db.read() as conn:
-        stored = (
-            await conn.execute(
-                sa.select(intake_messages.c.external_id, intake_messages.c.account).order_by(
-                    intake_messages.c.received_at
+        assert refused.status_code == 429
+        assert refused.headers["Retry-After"] == "60"  # nothing drained lately: a minute
+        assert refused.json()["error"] | {"message": None} == {
+            "code": "RATE_LIMITED",
+            "message": None,
+            "retryAfterSeconds": 60,
+            "maxBacklog": 2,
+        }
+        async with shop.db.read() as conn:
+            stored = (
+                await conn.execute(
+                    sa.select(intake_messages.c.external_id, intake_messages.c.account).order_by(
+                        intake_messages.c.received_at
+                    )
                 )
-            )
-        ).all()
-    assert [tuple(r) for r in stored] == [(None, "acme"), (None, "acme")]  # ORD-3 is not kept
-    # Another account of the same channel is not refused.
-    other = await post(http, shop, generic_body(an_order("B-1")), account="beta")
-    assert other.status_code == 202
+            ).all()
+        assert [tuple(r) for r in stored] == [(None, "acme"), (None, "acme")]  # ORD-3 not kept
+        # Another account of the same channel is not refused.
+        other = await post(http, shop, generic_body(an_order("B-1")), account="beta")
+        assert other.status_code == 202
 
     # Once the worker has drained the backlog, the account is taken again.
-    worker = shop.app.state.runtime.intake
-    assert worker is not None
-    worker.start()
     for response in waiting:
         await finished(shop, response.json()["messageId"])
     for _ in range(60):  # the edge counts the backlog again within a second
@@ -580,4 +565,3 @@ async def test_a_full_backlog_answers_429_stores_nothing_and_refuses_no_other_ac
             break
         await asyncio.sleep(0.05)
     assert again.status_code == 202
-    await worker.stop()

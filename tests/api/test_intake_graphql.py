@@ -30,7 +30,7 @@ from domain.intake import (
 )
 from domain.intake_auth import sign_shopify, standard_headers
 from domain.intake_rules import DEFAULTS, RULES, profile
-from tests.api.conftest import Gateway, Result, gql, running_gateway
+from tests.api.conftest import Gateway, Result, gql, intake_stopped, running_gateway
 from tests.api.given import assert_refused, database_rows, given_stock, given_stores
 from tests.conftest import START
 
@@ -1039,14 +1039,11 @@ async def test_a_shopify_delivery_that_is_not_an_order_is_ignored(
 async def slow(api: Gateway, database_url: str) -> AsyncIterator[Gateway]:
     """A gateway whose intake worker sweeps once a minute, alone on the database (the module's
     gateway's worker stopped meanwhile): only being woken explains a message taken in seconds."""
-    others = api.app.state.runtime.intake
-    assert others is not None
-    await others.stop()
-    try:
-        async with running_gateway(database_url, api.db, intake_interval_seconds=60) as gateway:
-            yield gateway
-    finally:
-        others.start()
+    async with (
+        intake_stopped(api),
+        running_gateway(database_url, api.db, intake_interval_seconds=60) as gateway,
+    ):
+        yield gateway
 
 
 async def test_a_replay_and_a_resubmit_are_taken_at_once_not_at_the_next_sweep(
