@@ -842,6 +842,8 @@ async def test_a_row_with_dead_movements_is_left_to_ops_and_replaying_them_sets_
     # Ops replay the dead lock: the WMS gets it once, and the next run finds both in step
     replay = "mutation($id: ID!) { replayWmsMovement(id: $id) { status } }"
     (await gql(http, api, replay, {"id": movement["id"]}, ops)).ok()
+    # Past the breaker's cool-down: the movement may have died a moment after the last advance
+    api.clock.advance(600)
     await eventually(no_movement_pending(http, api), "the replay delivered")
     api.clock.advance(1)
     again = (await gql(http, api, RECONCILE, token=ops)).ok()["reconcileStock"]
