@@ -219,6 +219,20 @@ class NotAnOrder:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class FetchBack:
+    """A thin webhook: it names an order without carrying it (BigCommerce's order webhooks,
+    Square's order events, Amazon's ORDER_CHANGE notifications). The worker fetches the order
+    through the channel's API and reads what it gets, with `topic` as the delivery's topic.
+    `version` and `changed_at` are the order's own, when the webhook gives them (Square): a
+    fetched order older than them is a read that has not caught up yet, tried again."""
+
+    external_id: str
+    topic: str
+    version: int | None = None
+    changed_at: datetime | None = None
+
+
 class PayloadRefused(Exception):
     """A payload an adapter cannot turn into an order without guessing at money or stock (no
     order id, a fractional quantity, an amount that is not a number). The message ends REJECTED
@@ -359,9 +373,46 @@ class ChannelAdapter(Protocol):
         element per order for a REST list or search response a connector pushed."""
         ...
 
-    def parse(self, payload: Any, delivery: Delivery) -> Parsed | NotAnOrder:
-        """One order's payload (an element of `split`) to the canonical order. Raises
-        `PayloadRefused` when it cannot be read without guessing at money or stock."""
+    def parse(self, payload: Any, delivery: Delivery) -> Parsed | NotAnOrder | FetchBack:
+        """One order's payload (an element of `split`) to the canonical order, or the order a
+        thin webhook names (to fetch back). Raises `PayloadRefused` when it cannot be read
+        without guessing at money or stock."""
+        ...
+
+
+class ChannelApiError(Exception):
+    """A channel's API did not give the order asked for."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class ChannelApiUnavailable(ChannelApiError):
+    """Worth asking again later: a timeout, a refused connection, a 5xx, a 429 (`retry_after`:
+    how long the channel asked to wait, in seconds, when it said)."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class ChannelApiRefused(ChannelApiError):
+    """A refusal that asking again will not change (401, 403, 404, a body that is not the
+    order): the message is dead-lettered with the channel's answer, for ops."""
+
+
+class ChannelApi(Protocol):
+    """One channel's API, as the intake uses it: fetch back the order a thin webhook names."""
+
+    channel: SalesChannel
+
+    async def fetch(self, account: ChannelAccount, wanted: FetchBack) -> Any:
+        """The order as the channel's API gives it, in a shape the channel's adapter reads.
+        Raises `ChannelApiUnavailable` or `ChannelApiRefused`."""
         ...
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection
 
 from adapters.broker import Broker, make_broadcast
+from adapters.channels.api import ChannelClients
 from adapters.db.engine import Database
 from adapters.db.uow import SqlUnitOfWork
 from adapters.db.views import Views
@@ -36,6 +37,8 @@ class Runtime:
     wms_feed: WmsFeed | None = None
     # The intake worker of this process (deps.wake_intake wakes it).
     intake: IntakeWorker | None = None
+    # The channel API clients its intake worker fetches thin webhooks' orders with.
+    channels: ChannelClients | None = None
 
 
 def database(settings: Settings) -> Database:
@@ -107,7 +110,9 @@ async def running(settings: Settings, clock: Clock, *, workers: bool) -> AsyncIt
         for worker in background.workers:
             worker.start()
             stack.push_async_callback(worker.stop)
-        yield Runtime(db, broadcast, deps, background.wms_feed, background.intake)
+        yield Runtime(
+            db, broadcast, deps, background.wms_feed, background.intake, background.channels
+        )
 
 
 def runtime_of(request: HTTPConnection) -> Runtime:

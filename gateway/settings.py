@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     # A message a worker took is not taken again for this long, unless it finishes it.
     intake_lease_seconds: float = Field(60.0, ge=0.5, le=3600)
     intake_radius_km: float = Field(50.0, gt=0, le=1000)
+    # Fetching back the orders thin webhooks name: per request, and per account and process.
+    intake_fetch_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    intake_fetch_per_second: float = Field(5.0, gt=0, le=1000)
+    intake_fetch_burst: int = Field(10, ge=1, le=10_000)
     # How long the edge keeps a channel account (its secrets, enabled) before reading it again.
     intake_account_cache_seconds: float = Field(1.0, ge=0, le=60)
 

@@ -13,12 +13,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from adapters.channels.api import ChannelClients
 from domain.clock import Clock
 from domain.retry import RetryPolicy
 from domain.wms import CircuitBreaker, WmsPort
 from services import leases, relay, reservations, retention, webhooks
 from services.intake import worker as intake_worker
-from services.intake.worker import IntakeConfig
+from services.intake.worker import Apis, IntakeConfig
 from services.relay import Publisher
 from services.unit_of_work import UnitOfWorkFactory
 from services.webhooks import WebhookSender
@@ -361,13 +362,15 @@ class Background:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     wms_feed: WmsFeed | None = None
     intake: IntakeWorker | None = None
+    channels: ChannelClients | None = None
 
 
-def intake_config(settings: Settings) -> IntakeConfig:
+def intake_config(settings: Settings, apis: Apis | None = None) -> IntakeConfig:
     from adapters.channels import ADAPTERS
 
     return IntakeConfig(
         adapters=ADAPTERS,
+        apis=apis or {},
         retry=RetryPolicy(settings.intake_max_attempts),
         radius_km=settings.intake_radius_km,
         batch_size=settings.intake_batch_size,
@@ -422,8 +425,18 @@ def build_workers(
         ],
         [sender.close],
     )
+    channels = ChannelClients(
+        timeout=settings.intake_fetch_timeout_seconds,
+        per_second=settings.intake_fetch_per_second,
+        burst=settings.intake_fetch_burst,
+    )
+    background.closers.append(channels.aclose)
+    background.channels = channels
     background.intake = IntakeWorker(
-        uow, clock, intake_config(settings), interval=settings.intake_interval_seconds
+        uow,
+        clock,
+        intake_config(settings, channels.apis),
+        interval=settings.intake_interval_seconds,
     )
     background.workers.append(background.intake)
     if settings.retention_days > 0:

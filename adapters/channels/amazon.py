@@ -23,6 +23,11 @@ Shapes read
   lines are stock. The one exception is a Canceled order: a cancellation only releases what the
   order holds, so it is read (a CANCEL without lines). A bare getOrderItems is refused with
   MISSING_ORDER; an SP-API error body (`{"errors": [...]}`) with CHANNEL_ERROR.
+- A Notifications API `ORDER_CHANGE` notification (`{"NotificationType": "ORDER_CHANGE", "Payload":
+  {"OrderChangeNotification": {"AmazonOrderId", ...}}, ...}`, as a connector takes it from its
+  SQS queue, or inside an EventBridge event's `detail`) carries no lines: it is read as
+  `FetchBack` (the worker fetches the order with the 2026-01-01 getOrder). Other notification
+  types are not orders.
 
 How the canonical order is read
 - Ids: `orderId` / `AmazonOrderId` (exact text, "114-9876543-1234567") is both the external id
@@ -77,6 +82,7 @@ from domain.intake import (
     ChannelOrder,
     Customer,
     Delivery,
+    FetchBack,
     Money,
     NotAnOrder,
     OrderEvent,
@@ -110,8 +116,11 @@ class AmazonAdapter:
                 return [{"order": o} if isinstance(o, dict) else o for o in orders]
         return [payload]
 
-    def parse(self, payload: Any, delivery: Delivery) -> Parsed | NotAnOrder:
+    def parse(self, payload: Any, delivery: Delivery) -> Parsed | NotAnOrder | FetchBack:
         body = _unwrap_response(refuse_unless_dict(payload, "an Amazon order"))
+        notification = _notification(body)
+        if notification is not None:
+            return notification
         reader = Reader(delivery)
         if "getOrder" in body or "getOrderItems" in body:
             order = _read_v0(reader, body)
@@ -136,6 +145,30 @@ def _unwrap_response(body: dict[str, Any]) -> dict[str, Any]:
     if isinstance(response, dict) and "orderId" not in body:
         return response
     return body
+
+
+ORDER_CHANGE = "ORDER_CHANGE"
+
+
+def _notification(body: dict[str, Any]) -> NotAnOrder | FetchBack | None:
+    """A Notifications API notification (bare, or an EventBridge event's `detail`): the order an
+    ORDER_CHANGE names, to fetch back; None when the body is not a notification."""
+    if "NotificationType" not in body and isinstance(body.get("detail"), dict):
+        body = body["detail"]
+    kind = body.get("NotificationType")
+    if kind is None:
+        return None
+    if kind != ORDER_CHANGE:
+        return NotAnOrder(f"Amazon notification {str(kind)[:60]!r} is not an order change.")
+    change = as_dict(as_dict(body.get("Payload")).get("OrderChangeNotification"))
+    order_id = id_text(change.get("AmazonOrderId"))
+    if order_id is None:
+        raise PayloadRefused(
+            "MISSING_ID",
+            "The ORDER_CHANGE notification names no order.",
+            field="Payload.OrderChangeNotification.AmazonOrderId",
+        )
+    return FetchBack(external_id=order_id, topic=ORDER_CHANGE)
 
 
 def _not_an_order(reader: Reader, body: dict[str, Any]) -> ChannelOrder | NotAnOrder:

@@ -19,6 +19,13 @@ and several orders as `{"orders": [envelope, ...]}` (a JSON array of envelopes a
 the order embeds them (`include=consignments`, object or legacy array structure). `scope` is the
 webhook scope that made the connector fetch the order; without it the delivery's topic is used.
 
+BigCommerce's own order webhooks (`{"scope": "store/order/created", "store_id", "data": {"type":
+"order", "id": 250}, "hash", "created_at", "producer"}`, signed as Standard Webhooks) carry only
+the id: `store/order/created`, `store/order/updated` and `store/order/statusUpdated` are read as
+`FetchBack` (the worker fetches the order, its products and its consignments into the envelope
+above, with the webhook's scope); the other scopes (archived, messages, refunds, products...)
+are not acted on.
+
 A bare v2 order (no envelope) is read too, but it has no lines (its `products` is a link): it is
 refused (`MISSING_ITEMS`, lines are stock) unless it is cancelled, when no lines are needed.
 Products of another order (`order_id` differing from the order's `id`) refuse the envelope
@@ -68,6 +75,7 @@ from domain.intake import (
     ChannelOrder,
     Customer,
     Delivery,
+    FetchBack,
     NotAnOrder,
     OrderEvent,
     OrderLine,
@@ -83,6 +91,8 @@ CANCELLED_STATUS_IDS = frozenset({4, 5, 6})  # Refunded, Cancelled, Declined
 _CANCELLED_NAMES = frozenset({"refunded", "cancelled", "canceled", "declined"})
 _NOT_STOCK = frozenset({"digital", "giftcertificate", "gift_certificate"})
 CREATED_SCOPE = "store/order/created"
+# The webhook scopes whose order is fetched back and read.
+FETCHED_SCOPES = frozenset({CREATED_SCOPE, "store/order/updated", "store/order/statusUpdated"})
 
 
 class BigCommerceAdapter:
@@ -101,13 +111,15 @@ class BigCommerceAdapter:
             return list(payload["orders"])
         return [payload]
 
-    def parse(self, payload: Any, delivery: Delivery) -> Parsed | NotAnOrder:
+    def parse(self, payload: Any, delivery: Delivery) -> Parsed | NotAnOrder | FetchBack:
         body = refuse_unless_dict(payload, "a BigCommerce order envelope")
         if "order" in body:
             order = body["order"]
             if not isinstance(order, dict):
                 raise PayloadRefused("MALFORMED", "order must be a v2 order object.", field="order")
             return read_envelope(body, order, delivery)
+        if "scope" in body and isinstance(body.get("data"), dict):
+            return _webhook(body)
         if "orders" in body:
             raise PayloadRefused(
                 "MALFORMED", "A list of orders must be split first.", field="orders"
@@ -115,6 +127,18 @@ class BigCommerceAdapter:
         if "id" in body and ("status_id" in body or "date_created" in body):
             return read_envelope({}, body, delivery)
         raise PayloadRefused("MALFORMED", "The body is not a BigCommerce order envelope.")
+
+
+def _webhook(body: dict[str, Any]) -> NotAnOrder | FetchBack:
+    """A BigCommerce webhook: the order it names, to fetch back, or not an order."""
+    scope = clean_text(body.get("scope"), limit=100) or ""
+    data = body["data"]
+    if scope not in FETCHED_SCOPES or data.get("type", "order") != "order":
+        return NotAnOrder(f"BigCommerce webhook {scope[:60]!r} is not an order change.")
+    order_id = id_text(data.get("id"))
+    if order_id is None:
+        raise PayloadRefused("MISSING_ID", f"The {scope} webhook names no order.", field="data.id")
+    return FetchBack(external_id=order_id, topic=scope)
 
 
 def read_envelope(

@@ -9,9 +9,10 @@ Shapes read:
 - a webhook event body `{"merchant_id", "type", "event_id", "created_at", "data": {"type", "id",
   "object"}}`. Square's order webhooks (`order.created`, `order.updated`,
   `order.fulfillment.updated`) are thin: `data.object` holds only `order_created`, `order_updated`
-  or `order_fulfillment_updated` (order id, location, state, version), no lines. They end as
-  `NotAnOrder` saying the order must be fetched back (fetch-back is not configured yet). A body whose
-  `data.object` carries a full `order` is read like an Order. Any other event type is not an order.
+  or `order_fulfillment_updated` (order id, location, state, version), no lines: they are read as
+  `FetchBack` (the worker fetches the order with RetrieveOrder), with the order's version and
+  `updated_at` so that a read older than the webhook is tried again. A body whose `data.object`
+  carries a full `order` is read like an Order. Any other event type is not an order.
 
 How the canonical order is read:
 
@@ -56,12 +57,14 @@ from adapters.channels.common import (
     customer_id,
     id_text,
     parse_currency,
+    parse_timestamp,
     refuse_unless_dict,
 )
 from domain.intake import (
     ChannelOrder,
     Customer,
     Delivery,
+    FetchBack,
     Money,
     NotAnOrder,
     OrderEvent,
@@ -99,7 +102,7 @@ class SquareAdapter:
             return list(payload["orders"])
         return [payload]
 
-    def parse(self, payload: Any, delivery: Delivery) -> Parsed | NotAnOrder:
+    def parse(self, payload: Any, delivery: Delivery) -> Parsed | NotAnOrder | FetchBack:
         body = refuse_unless_dict(payload, "a Square order, order response or webhook event")
         if "type" in body and "data" in body:
             return _event_body(body, delivery)
@@ -117,7 +120,7 @@ class SquareAdapter:
         return read_order(body, delivery, delivery.topic)
 
 
-def _event_body(body: dict[str, Any], delivery: Delivery) -> Parsed | NotAnOrder:
+def _event_body(body: dict[str, Any], delivery: Delivery) -> Parsed | NotAnOrder | FetchBack:
     topic = str(body.get("type") or "").strip()
     if topic not in ORDER_TOPICS:
         return NotAnOrder(f"Square event {topic[:60]!r} is not an order event.")
@@ -128,9 +131,14 @@ def _event_body(body: dict[str, Any], delivery: Delivery) -> Parsed | NotAnOrder
         return read_order(order, delivery, topic)
     thin = next((v for v in holder.values() if isinstance(v, dict)), {})
     order_id = id_text(thin.get("order_id")) or id_text(data.get("id"))
-    return NotAnOrder(
-        f"thin webhook: {topic} carries no lines; fetch-back is not configured (order "
-        f"{order_id}, state {thin.get('state')}, version {thin.get('version')})."
+    if order_id is None:
+        raise PayloadRefused("MISSING_ID", f"The {topic} event names no order.", field="data.id")
+    version = thin.get("version")
+    return FetchBack(
+        external_id=order_id,
+        topic=topic,
+        version=version if isinstance(version, int) and not isinstance(version, bool) else None,
+        changed_at=parse_timestamp(thin.get("updated_at")),
     )
 
 

@@ -25,9 +25,13 @@ from domain.errors import DomainError
 from domain.intake import (
     ChannelAccount,
     ChannelAdapter,
+    ChannelApi,
+    ChannelApiRefused,
+    ChannelApiUnavailable,
     ChannelOrder,
     Decision,
     Delivery,
+    FetchBack,
     IntakeMessage,
     IntakeStatus,
     NotAnOrder,
@@ -44,6 +48,7 @@ from services.unit_of_work import UnitOfWork, UnitOfWorkFactory
 log = logging.getLogger(__name__)
 
 Adapters = Mapping[SalesChannel, ChannelAdapter]
+Apis = Mapping[SalesChannel, ChannelApi]
 
 # A claimed message is not due again for this long: time enough to act on one order.
 LEASE_SECONDS = 60.0
@@ -54,6 +59,8 @@ PART_PREFIX = "part:"
 @dataclass(frozen=True, slots=True)
 class IntakeConfig:
     adapters: Adapters
+    # The channels' APIs, to fetch back the orders thin webhooks name.
+    apis: Apis = field(default_factory=dict)
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(DEFAULT_MAX_ATTEMPTS))
     radius_km: float = 50.0
     batch_size: int = 50
@@ -102,7 +109,7 @@ async def process_due(
         wanted = {m.parent_id or m.id for m in claimed if m.order is None}
         batch.bodies = await tx.intake.bodies(sorted(wanted)) if wanted else {}
         await tx.commit()
-    by_order: dict[tuple[str, str, str], list[_Read]] = {}
+    by_order: dict[tuple[str, str, str], list[_Read | _Thin]] = {}
     for message in claimed:
         read = await _guarded(
             message,
@@ -111,14 +118,25 @@ async def process_due(
             clock=clock,
             config=config,
         )
-        if isinstance(read, _Read):
-            order_key = (message.channel.value, message.account, read.order.external_id)
+        if isinstance(read, _Read | _Thin):
+            order_key = (message.channel.value, message.account, read.external_id)
             by_order.setdefault(order_key, []).append(read)
     limit = asyncio.Semaphore(config.concurrency)
 
-    async def one_order(reads: list[_Read]) -> None:
+    async def one_order(reads: list[_Read | _Thin]) -> None:
         async with limit:
             for read in reads:
+                if isinstance(read, _Thin):
+                    fetched = await _guarded(
+                        read.message,
+                        _fetch(read, uow=uow, clock=clock, config=config),
+                        uow=uow,
+                        clock=clock,
+                        config=config,
+                    )
+                    if not isinstance(fetched, _Read):
+                        continue
+                    read = fetched
                 await _guarded(
                     read.message,
                     _act(read, uow=uow, clock=clock, config=config),
@@ -139,6 +157,23 @@ class _Read:
     account: ChannelAccount
     order: ChannelOrder
     decisions: tuple[Decision, ...]
+
+    @property
+    def external_id(self) -> str:
+        return self.order.external_id
+
+
+@dataclass(frozen=True, slots=True)
+class _Thin:
+    """A thin webhook's message: the order it names is fetched back before acting."""
+
+    message: IntakeMessage
+    account: ChannelAccount
+    wanted: FetchBack
+
+    @property
+    def external_id(self) -> str:
+        return self.wanted.external_id
 
 
 T = TypeVar("T")
@@ -186,7 +221,7 @@ async def _prepare(
     uow: UnitOfWorkFactory,
     clock: Clock,
     config: IntakeConfig,
-) -> _Read | Outcome | None:
+) -> _Read | _Thin | Outcome | None:
     """The message's order, or the outcome it came to without one (recorded)."""
     key = (message.channel, message.account)
     if key not in batch.accounts:
@@ -207,6 +242,8 @@ async def _prepare(
     read = await _read(message, account, batch, uow=uow, config=config)
     if isinstance(read, Outcome):
         return await _finish_early(message, read, uow=uow, clock=clock)
+    if isinstance(read, FetchBack):
+        return _Thin(message, account, read)
     order, decisions = read
     return _Read(message, account, order, decisions)
 
@@ -239,9 +276,10 @@ async def _read(
     *,
     uow: UnitOfWorkFactory,
     config: IntakeConfig,
-) -> tuple[ChannelOrder, tuple[Decision, ...]] | Outcome:
+) -> Reading | FetchBack | Outcome:
     """The message's order: the one ops resubmitted, else its adapter's reading of the body (a
-    body of several orders is split into messages of their own here)."""
+    body of several orders is split into messages of their own here), or the order a thin
+    webhook names."""
     if message.order is not None:  # ops corrected it: it runs again from validation
         return message.order, message.decisions
     adapter = config.adapters.get(message.channel)
@@ -268,12 +306,30 @@ async def _read(
         event_id=message.event_id,
         headers=message.headers,
     )
+    return _parse(message, account, adapter, payload, delivery)
+
+
+Reading = tuple[ChannelOrder, tuple[Decision, ...]]
+
+
+def _parse(
+    message: IntakeMessage,
+    account: ChannelAccount,
+    adapter: ChannelAdapter,
+    payload: Any,
+    delivery: Delivery,
+    *,
+    notes: tuple[Decision, ...] = (),
+) -> Reading | FetchBack | Outcome:
+    """One order's payload through its adapter: the order and the decisions read on the way,
+    the order a thin webhook names, or the outcome the payload comes to without an order."""
     try:
         parsed = adapter.parse(payload, delivery)
     except PayloadRefused as refused:
         return Outcome(
             IntakeStatus.REJECTED,
             decisions=(
+                *notes,
                 Decision(
                     "payload", RuleAction.REJECT, refused.message, refused.field, refused.code
                 ),
@@ -282,15 +338,83 @@ async def _read(
             error=refused.message,
         )
     if isinstance(parsed, NotAnOrder):
-        return Outcome(IntakeStatus.IGNORED, error_code="NOT_AN_ORDER", error=parsed.reason)
+        return Outcome(
+            IntakeStatus.IGNORED, decisions=notes, error_code="NOT_AN_ORDER", error=parsed.reason
+        )
+    if isinstance(parsed, FetchBack):
+        return parsed
     if parsed.order.account != account.account or parsed.order.channel != account.channel:
         parsed = replace(
             parsed,
             order=replace(parsed.order, channel=account.channel, account=account.account),
         )
     # Ops' notes (a replay) stay first on the message, before what this reading decided.
-    notes = tuple(d for d in message.decisions if d.rule.startswith("ops."))
-    return parsed.order, (*notes, *parsed.decisions)
+    ops_notes = tuple(d for d in message.decisions if d.rule.startswith("ops."))
+    return parsed.order, (*ops_notes, *notes, *parsed.decisions)
+
+
+async def _fetch(
+    thin: _Thin, *, uow: UnitOfWorkFactory, clock: Clock, config: IntakeConfig
+) -> _Read | Outcome | None:
+    """The fetch-back stage: the order a thin webhook names, from the channel's API, read by
+    the channel's adapter as if it had come in whole. A channel that cannot answer now raises
+    (the message is retried, after the channel's Retry-After if it gave one); one that refuses
+    dead-letters the message with the channel's answer."""
+    message, wanted = thin.message, thin.wanted
+    api = config.apis.get(message.channel)
+    adapter = config.adapters[message.channel]
+    if api is None:
+        outcome = Outcome(
+            IntakeStatus.DEAD,
+            error_code="FETCH_REFUSED",
+            error=f"No client fetches {message.channel.value} orders back.",
+        )
+        return await _finish_early(message, outcome, uow=uow, clock=clock)
+    try:
+        payload = await api.fetch(thin.account, wanted)
+    except ChannelApiRefused as refused:
+        outcome = Outcome(
+            IntakeStatus.DEAD,
+            decisions=(Decision("fetch.back", RuleAction.REJECT, refused.message, code="FETCH"),),
+            error_code="FETCH_REFUSED",
+            error=refused.message,
+        )
+        return await _finish_early(message, outcome, uow=uow, clock=clock)
+    note = Decision(
+        "fetch.back",
+        RuleAction.REPAIR,
+        f"The {wanted.topic} webhook names order {wanted.external_id} only: read it from "
+        f"{message.channel.value}'s API.",
+    )
+    delivery = Delivery(
+        channel=message.channel,
+        account=message.account,
+        received_at=message.received_at,
+        topic=wanted.topic,
+        event_id=message.event_id,
+        headers=message.headers,
+    )
+    read = _parse(message, thin.account, adapter, payload, delivery, notes=(note,))
+    if isinstance(read, FetchBack):
+        read = Outcome(
+            IntakeStatus.DEAD,
+            decisions=(note,),
+            error_code="FETCH_REFUSED",
+            error="The channel's API answered with another thin notification, not the order.",
+        )
+    if isinstance(read, Outcome):
+        return await _finish_early(message, read, uow=uow, clock=clock)
+    order, decisions = read
+    if order.external_id != wanted.external_id:
+        outcome = Outcome(
+            IntakeStatus.DEAD,
+            decisions=decisions,
+            error_code="FETCH_REFUSED",
+            error=f"Asked for order {wanted.external_id}, the channel's API gave "
+            f"{order.external_id}.",
+        )
+        return await _finish_early(message, outcome, uow=uow, clock=clock)
+    return _Read(message, thin.account, order, decisions)
 
 
 async def _payload(
@@ -417,11 +541,19 @@ async def _failed(
     now = clock.now()
     next_attempt = config.retry.next_attempt(message.attempts, now)
     status = IntakeStatus.DEAD if next_attempt is None else IntakeStatus.RETRYING
-    code = error.code if isinstance(error, DomainError) else "TECHNICAL_FAILURE"
-    text = f"{type(error).__name__}: {error}"[:1000]
+    expected = isinstance(error, DomainError | ChannelApiUnavailable)
+    if isinstance(error, ChannelApiUnavailable):
+        code = "FETCH_RATE_LIMITED" if error.retry_after is not None else "FETCH_UNAVAILABLE"
+        if next_attempt is not None and error.retry_after is not None:
+            # Not before the channel (or the account's own rate) lets the call through.
+            next_attempt = max(next_attempt, now + timedelta(seconds=error.retry_after))
+        text = error.message[:1000]
+    else:
+        code = error.code if isinstance(error, DomainError) else "TECHNICAL_FAILURE"
+        text = f"{type(error).__name__}: {error}"[:1000]
     log.warning(
         "intake message failed",
-        exc_info=not isinstance(error, DomainError),
+        exc_info=not expected,
         extra={
             "message_id": message.id,
             "attempts": message.attempts,

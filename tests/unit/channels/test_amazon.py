@@ -18,6 +18,7 @@ from domain.intake import (
     ChannelOrder,
     Customer,
     Delivery,
+    FetchBack,
     Money,
     NotAnOrder,
     OrderEvent,
@@ -623,3 +624,55 @@ def test_a_list_body_splits_into_its_elements() -> None:
     first, second = fixture(V0_ENVELOPE), fixture(PICKUP_2026)
 
     assert ADAPTER.split([first, second]) == [first, second]
+
+
+# --- notifications: thin, fetched back --------------------------------------------------------
+
+
+def order_change(order_id: object = "903-1671087-0812628") -> dict[str, Any]:
+    """An ORDER_CHANGE notification as the Notifications API documents it."""
+    return {
+        "NotificationVersion": "1.0",
+        "NotificationType": "ORDER_CHANGE",
+        "PayloadVersion": "1.0",
+        "EventTime": "2026-03-02T08:59:53.109Z",
+        "Payload": {
+            "OrderChangeNotification": {
+                "NotificationLevel": "OrderLevel",
+                "SellerId": "A3TH9S8BH6GOGM",
+                "AmazonOrderId": order_id,
+                "OrderChangeType": "OrderStatusChange",
+                "OrderChangeTrigger": {
+                    "TimeOfOrderChange": "2026-03-02T08:59:04.284Z",
+                    "ChangeReason": "BuyerRequestedChange",
+                },
+                "Summary": {"MarketplaceId": "ATVPDKIKX0DER", "OrderStatus": "Unshipped"},
+            }
+        },
+        "NotificationMetadata": {"NotificationId": "b3adf364-4937-436e-a833-49c72b4baee8"},
+    }
+
+
+def test_an_order_change_notification_names_the_order_to_fetch_back() -> None:
+    assert ADAPTER.parse(order_change(), DELIVERY) == FetchBack(
+        external_id="903-1671087-0812628", topic="ORDER_CHANGE"
+    )
+
+
+def test_a_notification_inside_an_eventbridge_event_is_read_the_same() -> None:
+    event = {"version": "0", "detail-type": "ORDER_CHANGE", "detail": order_change()}
+    result = ADAPTER.parse(event, DELIVERY)
+    assert isinstance(result, FetchBack)
+    assert result.external_id == "903-1671087-0812628"
+
+
+def test_other_notifications_are_not_orders() -> None:
+    body = order_change()
+    body["NotificationType"] = "ANY_OFFER_CHANGED"
+    result = ADAPTER.parse(body, DELIVERY)
+    assert isinstance(result, NotAnOrder)
+    assert "not an order change" in result.reason
+
+
+def test_an_order_change_without_an_order_id_is_refused() -> None:
+    assert refused(order_change(None)).code == "MISSING_ID"

@@ -18,6 +18,7 @@ from domain.intake import (
     ChannelOrder,
     Customer,
     Delivery,
+    FetchBack,
     Money,
     NotAnOrder,
     OrderEvent,
@@ -538,3 +539,38 @@ def test_parsing_does_not_change_the_payload() -> None:
     before = copy.deepcopy(body)
     parsed(body)
     assert body == before
+
+
+# --- the webhooks: thin, fetched back ---------------------------------------------------------
+
+
+def webhook(scope: str, order_id: object = 250) -> dict[str, Any]:
+    """A BigCommerce webhook body as its docs show it."""
+    return {
+        "scope": scope,
+        "store_id": "1025646",
+        "data": {"type": "order", "id": order_id},
+        "hash": "dd70c0976e06b67aaf671e73f49dcb79230ebf9d",
+        "created_at": 1561479335,
+        "producer": "stores/abc123",
+    }
+
+
+@pytest.mark.parametrize(
+    "scope", ["store/order/created", "store/order/updated", "store/order/statusUpdated"]
+)
+def test_an_order_webhook_names_the_order_to_fetch_back(scope: str) -> None:
+    assert ADAPTER.parse(webhook(scope, 9007199254740993), DELIVERY) == FetchBack(
+        external_id="9007199254740993", topic=scope
+    )
+
+
+@pytest.mark.parametrize(
+    "scope", ["store/order/archived", "store/order/message/created", "store/product/updated"]
+)
+def test_other_webhooks_are_not_orders(scope: str) -> None:
+    assert "not an order change" in ignored(webhook(scope)).reason
+
+
+def test_an_order_webhook_without_an_id_is_refused() -> None:
+    assert refused(webhook("store/order/created", None)).code == "MISSING_ID"

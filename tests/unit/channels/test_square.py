@@ -18,6 +18,7 @@ from domain.intake import (
     ChannelOrder,
     Customer,
     Delivery,
+    FetchBack,
     Money,
     NotAnOrder,
     OrderEvent,
@@ -169,10 +170,12 @@ def test_the_published_retrieve_order_response_is_read_field_by_field() -> None:
 
 
 def test_the_published_fulfillment_webhook_is_thin_and_must_be_fetched_back() -> None:
-    result = ignored(fixture("square_webhook_order_fulfillment_updated_docs.json"))
-    assert result.reason == (
-        "thin webhook: order.fulfillment.updated carries no lines; fetch-back is not configured "
-        "(order eA3vssLHKJrv9H0IdJCM3gNqfdcZY, state OPEN, version 6)."
+    result = ADAPTER.parse(fixture("square_webhook_order_fulfillment_updated_docs.json"), DELIVERY)
+    assert result == FetchBack(
+        external_id="eA3vssLHKJrv9H0IdJCM3gNqfdcZY",
+        topic="order.fulfillment.updated",
+        version=6,
+        changed_at=datetime(2020, 4, 16, 23, 16, 30, 789000, tzinfo=UTC),
     )
 
 
@@ -322,12 +325,18 @@ def test_a_webhook_carrying_the_full_order_is_read_as_its_topic_says() -> None:
     ]
 
 
-def test_a_thin_order_created_webhook_is_not_an_order_yet() -> None:
-    result = ignored(fixture("square_webhook_order_created_thin_authored.json"))
-    assert result.reason.startswith(
-        "thin webhook: order.created carries no lines; fetch-back is not configured"
-    )
-    assert "eA3vssLHKJrv9H0IdJCM3gNqfdcZY" in result.reason
+def test_a_thin_order_created_webhook_names_the_order_to_fetch() -> None:
+    result = ADAPTER.parse(fixture("square_webhook_order_created_thin_authored.json"), DELIVERY)
+    assert isinstance(result, FetchBack)
+    assert (result.external_id, result.topic) == ("eA3vssLHKJrv9H0IdJCM3gNqfdcZY", "order.created")
+
+
+def test_a_thin_webhook_that_names_no_order_is_refused() -> None:
+    body = fixture("square_webhook_order_created_thin_authored.json")
+    body["data"] = {"type": "order_created", "object": {"order_created": {"state": "OPEN"}}}
+    with pytest.raises(PayloadRefused) as refused:
+        ADAPTER.parse(body, DELIVERY)
+    assert refused.value.code == "MISSING_ID"
 
 
 # --- quantities and money ---------------------------------------------------------------------
