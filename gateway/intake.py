@@ -15,6 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from adapters.channels.value import value_hint
 from domain.access import Role
 from domain.intake import ChannelAccount
 from domain.intake_auth import AuthFailure, Verified
@@ -96,6 +97,7 @@ def intake_endpoint(settings: Settings) -> Any:
                 verified,
                 uow=deps.single or deps.uow,
                 clock=deps.clock,
+                value_hint=value_hint,
             )
         except Exception as error:
             return _unavailable(error)

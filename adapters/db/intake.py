@@ -69,12 +69,12 @@ def account_from_row(row: Any) -> ChannelAccount:
 
 def _fair_turns(now: datetime, limit: int) -> sa.Select[Any]:
     """The ids of the first `limit` due messages in turn order: an account's k-th due message
-    (0-based; cancels, then new, then again, each oldest first) has turn k / weight; ties go to
-    the one due first."""
+    (0-based; cancels, then new, then again, each highest value first, then oldest first) has
+    turn k / weight; ties go to the one due first."""
     m = intake_messages
     nth = sa.func.row_number().over(
         partition_by=(m.c.channel, m.c.account),
-        order_by=(m.c.lane, m.c.next_attempt_at, m.c.id),
+        order_by=(m.c.lane, m.c.order_value.desc().nulls_last(), m.c.next_attempt_at, m.c.id),
     )
     weight = sa.func.coalesce(channel_accounts.c.weight, 1)
     ranked = (

@@ -11,9 +11,10 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from enum import StrEnum
 
 import orjson
@@ -190,6 +191,10 @@ def authenticate(
     )
 
 
+# What an order is worth, read from its raw payload (adapters.channels.value.value_hint).
+ValueHint = Callable[[SalesChannel, object], Decimal | None]
+
+
 async def count_refusal(account: ChannelAccount, what: str, *, uow: UnitOfWorkFactory) -> None:
     async with uow() as tx:
         await tx.channel_accounts.count_refusal(account.channel, account.account, what)
@@ -204,11 +209,13 @@ async def receive(
     *,
     uow: UnitOfWorkFactory,
     clock: Clock,
+    value_hint: ValueHint | None = None,
 ) -> Receipt:
     """Store an authenticated delivery. `verified` is None when a channel token authenticated it
     (a connector), which carries no event id of its own but may send `webhook-id`. One INSERT
     does it (`uow` may commit each statement on its own): a duplicate inserts nothing, and the
-    first delivery it repeats is then read as committed."""
+    first delivery it repeats is then read as committed. `value_hint` reads what the order is
+    worth from the payload (the worker takes an account's orders highest value first)."""
     lowered = {k.lower(): v for k, v in headers.items()}
     now = clock.now()
     ping = account.channel is SalesChannel.WOOCOMMERCE and _WC_PING.fullmatch(body) is not None
@@ -239,6 +246,7 @@ async def receive(
         else (Decision("body.json", RuleAction.REJECT, problem, None, "MALFORMED"),),
         headers={k: lowered[k][:500] for k in KEPT_HEADERS if k in lowered},
         lane=lane_of(topic),
+        order_value=value_hint(account.channel, payload) if value_hint and payload else None,
     )
     async with uow() as tx:
         stored = await tx.intake.add(message, body)

@@ -565,3 +565,18 @@ async def test_a_full_backlog_answers_429_stores_nothing_and_refuses_no_other_ac
             break
         await asyncio.sleep(0.05)
     assert again.status_code == 202
+
+
+async def test_the_edge_keeps_what_an_order_is_worth_for_the_worker_to_take_it_by_value(
+    http: httpx.AsyncClient, shop: Gateway
+) -> None:
+    async with intake_stopped(shop):
+        response = await post(http, shop, generic_body(an_order()))
+        assert response.status_code == 202
+        stored = await ops.message(
+            response.json()["messageId"], uow=shop.app.state.runtime.deps.uow
+        )
+        assert stored is not None
+        assert (stored.status, stored.order_value) == (IntakeStatus.RECEIVED, Decimal("20.0000"))
+    done = await finished(shop, response.json()["messageId"])
+    assert (done.status, done.order_value) == (IntakeStatus.ACCEPTED, Decimal("20.0000"))

@@ -1,12 +1,14 @@
 """Claiming intake messages fairly: each account's due messages take turns, an account of
 weight w taking w turns to another's one, so a quiet account's orders never wait behind a
-flooding account's backlog; within an account cancels go first, what runs again last."""
+flooding account's backlog; within an account cancels go first, then the orders worth most,
+what runs again last."""
 
 from __future__ import annotations
 
 import uuid
 from collections import Counter
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -46,8 +48,10 @@ async def given_waiting(
     *,
     first_second: int,
     lane: IntakeLane = IntakeLane.NEW,
+    values: list[Decimal | None] | None = None,
 ) -> list[str]:
-    """`count` messages of the account, received a second apart from START + first_second."""
+    """`count` messages of the account, received a second apart from START + first_second,
+    worth `values` (as the edge read them; none by default)."""
     ids = []
     async with uow() as tx:
         for n in range(count):
@@ -62,6 +66,7 @@ async def given_waiting(
                 next_attempt_at=at,
                 dedupe_key=f"event:{code}-{lane.name}-{n}",
                 lane=lane,
+                order_value=values[n] if values else None,
             )
             await tx.intake.add(message, b"{}")
             ids.append(message.id)
@@ -168,3 +173,21 @@ async def test_a_retry_and_a_replay_run_again_in_the_last_lane_a_resubmit_with_t
         replayed: IntakeLane.AGAIN,
         resubmitted: IntakeLane.NEW,
     }
+
+
+async def test_within_a_lane_the_orders_worth_most_go_first(
+    uow: UnitOfWorkFactory, clock: FakeClock
+) -> None:
+    await given_account(uow, clock, "shop", 1)
+    values = [Decimal("20"), None, Decimal("900.50"), Decimal("75"), Decimal("900.50")]
+    new = await given_waiting(uow, "shop", 5, first_second=0, values=values)
+    again = await given_waiting(
+        uow, "shop", 1, first_second=0, lane=IntakeLane.AGAIN, values=[Decimal("10000")]
+    )
+    clock.set(START + timedelta(seconds=100))
+
+    first = await claim(uow, clock, 2)
+    assert {m.id for m in first} == {new[2], new[4]}  # the two worth 900.50
+    then = await claim(uow, clock, 3)
+    assert {m.id for m in then} == {new[3], new[0], new[1]}  # 75, 20, then the unknown
+    assert [m.id for m in await claim(uow, clock, 5)] == again  # a retry, however much it is worth
