@@ -1,5 +1,5 @@
-"""The `ropos` command: serve, worker, wms-emulator, wms-baseline, migrate, seed, check, token,
-export-schema."""
+"""The `ropos` command: serve, worker, wms-emulator, channel-emulator, wms-baseline, migrate, seed,
+check, token, export-schema."""
 
 from __future__ import annotations
 
@@ -93,6 +93,14 @@ def cmd_wms_emulator(args: argparse.Namespace) -> None:
         for level in demo_stock(demo_stores(), demo_skus()):
             app.state.wms.set_level(level.store_id, level.sku, level.on_hand)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+
+
+def cmd_channel_emulator(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from adapters.channels.emulator import create_channel_emulator
+
+    uvicorn.run(create_channel_emulator(), host=args.host, port=args.port, log_level="info")
 
 
 def cmd_wms_baseline(args: argparse.Namespace) -> None:
@@ -232,6 +240,15 @@ def parser() -> argparse.ArgumentParser:
         "--demo", action="store_true", help="start with the demo chain's stock (as `seed --demo`)"
     )
     emulator.set_defaults(func=cmd_wms_emulator)
+
+    channels = sub.add_parser(
+        "channel-emulator",
+        help="run the reference emulator of the BigCommerce, Square and Amazon order APIs "
+        "(for the demo and tests)",
+    )
+    channels.add_argument("--host", default="127.0.0.1")
+    channels.add_argument("--port", type=int, default=8710)
+    channels.set_defaults(func=cmd_channel_emulator)
 
     baseline = sub.add_parser(
         "wms-baseline",
