@@ -487,6 +487,16 @@ class ChannelAccount:
         return found
 
 
+class IntakeCount(StrEnum):
+    """What the intake counts per account without keeping a message for it."""
+
+    SIGNATURE_FAILURE = "signature_failure"  # a bad, missing or stale signature or token
+    OVERSIZED = "oversized"  # a body over the edge's limit
+    DUPLICATE = "duplicate"  # a delivery seen before
+    BACKLOG_FULL = "backlog_full"  # refused with 429: the account's backlog was full
+    FETCH_ERROR = "fetch_error"  # a call to the channel's API that failed or was refused
+
+
 class IntakeLane(IntEnum):
     """Which messages of an account go first when it has a backlog: cancels (they release
     stock), then new deliveries, then what runs again (retries, ops' replays), so a bulk replay

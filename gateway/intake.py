@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from adapters.channels.value import value_hint
 from domain.access import Role
-from domain.intake import ChannelAccount
+from domain.intake import ChannelAccount, IntakeCount
 from domain.intake_auth import AuthFailure, Verified
 from gateway.auth import actor_from_header
 from gateway.runtime import Runtime, runtime_of
@@ -88,7 +88,9 @@ def intake_endpoint(settings: Settings) -> Any:
         except Exception as error:
             return _unavailable(error)
         if wait is not None:
-            return _backlog_full(account, wait)
+            return await _count(
+                runtime, account, IntakeCount.BACKLOG_FULL, _backlog_full(account, wait)
+            )
         try:
             receipt = await edge.receive(
                 account,
@@ -127,13 +129,13 @@ async def _authenticated(
     if by_token:
         refused = _token_refusal(settings, request, account, runtime)
         if refused is not None:
-            return await _count(runtime, account, "auth", refused)
+            return await _count(runtime, account, IntakeCount.SIGNATURE_FAILURE, refused)
     body = await _read_body(request, settings.intake_max_bytes)
     if body is None:
         too_large = _error(
             413, "BAD_USER_INPUT", f"The body is over {settings.intake_max_bytes} bytes."
         )
-        return await _count(runtime, account, "oversized", too_large)
+        return await _count(runtime, account, IntakeCount.OVERSIZED, too_large)
     if by_token:
         return body, None
     try:
@@ -148,7 +150,7 @@ async def _authenticated(
             },
         )
         refused = _error(401, "UNAUTHENTICATED", str(failure), reason=failure.reason)
-        return await _count(runtime, account, "auth", refused)
+        return await _count(runtime, account, IntakeCount.SIGNATURE_FAILURE, refused)
 
 
 def _token_refusal(
@@ -172,12 +174,12 @@ def _token_refusal(
 
 
 async def _count(
-    runtime: Runtime, account: ChannelAccount, what: str, response: Response
+    runtime: Runtime, account: ChannelAccount, what: IntakeCount, response: Response
 ) -> Response:
     """Count a refused delivery in the account's health; the answer stands even if the count
     cannot be written."""
     try:
-        await edge.count_refusal(account, what, uow=runtime.deps.uow)
+        await edge.count_refusal(account, what, uow=runtime.deps.uow, clock=runtime.deps.clock)
     except Exception as error:
         log.warning("could not count a refused delivery", extra={"error": repr(error)[:300]})
     return response

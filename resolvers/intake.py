@@ -16,7 +16,7 @@ from domain.errors import BadInput, NotFound
 from domain.geo import GeoPoint
 from schema import intake as types
 from schema.context import Info
-from services.intake import accounts, ops
+from services.intake import accounts, health, ops
 
 MessageId = Annotated[strawberry.ID, strawberry.argument(description="The intake message's id.")]
 OnlyChannel = Annotated[
@@ -86,6 +86,38 @@ async def channel_order(
 ) -> types.ChannelOrder | None:
     held = await ops.channel_order(channel.domain, account, external_id, uow=info.context.deps.uow)
     return types.ChannelOrder.from_held(held) if held else None
+
+
+Since = Annotated[
+    datetime | None,
+    strawberry.argument(description="The window's start (received at or after; default 24 h ago)."),
+]
+Until = Annotated[
+    datetime | None,
+    strawberry.argument(description="The window's end (received at or before; default now)."),
+]
+
+
+async def intake_health(
+    info: Info,
+    channel: Annotated[types.SalesChannel, strawberry.argument(description="The channel.")],
+    account: Annotated[str, strawberry.argument(description="The channel account's code.")],
+    since: Since = None,
+    until: Until = None,
+) -> types.IntakeHealth:
+    deps = info.context.deps
+    found = await health.account_health(
+        channel.domain, account, since, until, uow=deps.uow, clock=deps.clock
+    )
+    return types.IntakeHealth.from_domain(found)
+
+
+async def intake_health_by_account(
+    info: Info, since: Since = None, until: Until = None
+) -> list[types.IntakeHealth]:
+    deps = info.context.deps
+    found = await health.every_account_health(since, until, uow=deps.uow, clock=deps.clock)
+    return [types.IntakeHealth.from_domain(h) for h in found]
 
 
 async def validation_profile(

@@ -117,6 +117,18 @@ class Query:
         "state and reservations (ops).",
         extensions=allow(HasRole(Role.OPS)),
     )
+    intake_health: intake_types.IntakeHealth = strawberry.field(
+        resolver=intake.intake_health,
+        description="One channel account's intake over a window: received, final statuses, "
+        "refusals before storing, backlog, latency, lag, reject rates per rule (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
+    intake_health_by_account: list[intake_types.IntakeHealth] = strawberry.field(
+        resolver=intake.intake_health_by_account,
+        description="intakeHealth for every channel account at once, the highest failure "
+        "impact first (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
     validation_profile: list[intake_types.ValidationRule] = strawberry.field(
         resolver=intake.validation_profile,
         description="Every validation rule with its action: a channel's defaults, or an "

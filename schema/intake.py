@@ -13,7 +13,7 @@ from weakref import WeakKeyDictionary
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from domain import events, intake
+from domain import events, intake, intake_health
 from domain.intake_rules import RULES, profile
 from schema.context import Info, Loaders
 from schema.types import GeoPointInput
@@ -674,4 +674,130 @@ class IntakeEvent:
             external_id=e.external_id,
             reservation_group_id=strawberry.ID(e.group_id) if e.group_id else None,
             occurred_at=e.occurred_at,
+        )
+
+
+# --- health -------------------------------------------------------------------------------------
+
+
+@strawberry.type(description="How often a rule refused orders, or would have (SHADOW).")
+class IntakeRuleRate:
+    rule: str = strawberry.field(description="The rule's name.")
+    rejected: int = strawberry.field(description="Orders it refused (REJECT).")
+    would_reject: int = strawberry.field(
+        description="Orders it would have refused (SHADOW): how a rule is tried before it acts."
+    )
+    rate: float = strawberry.field(
+        description="(rejected + wouldReject) over the orders validated in the sample: a rule "
+        "whose rate jumps is a rule to look at for false rejects."
+    )
+
+    @classmethod
+    def from_domain(cls, r: intake_health.RuleRate) -> IntakeRuleRate:
+        return cls(rule=r.rule, rejected=r.rejected, would_reject=r.would_reject, rate=r.rate)
+
+
+@strawberry.type(description="Failed intake messages with one status and code.")
+class IntakeFailure:
+    status: IntakeStatus = strawberry.field(description="REJECTED, DEAD or DISCARDED.")
+    code: str = strawberry.field(description="The error code, e.g. OUT_OF_STOCK, FETCH_REFUSED.")
+    count: int = strawberry.field(description="Messages.")
+    impact: float = strawberry.field(
+        description="The orders' value (each at least 1): failures are listed by it."
+    )
+
+    @classmethod
+    def from_domain(cls, f: intake_health.Failure) -> IntakeFailure:
+        return cls(
+            status=IntakeStatus(f.status.value), code=f.code, count=f.count, impact=float(f.impact)
+        )
+
+
+@strawberry.type(
+    description="One channel account's intake over a window of receipt: what came in, what "
+    "became of it, what was refused before it was kept, and how far behind it runs."
+)
+class IntakeHealth:
+    channel: SalesChannel = strawberry.field(description="The channel.")
+    account: str = strawberry.field(description="The account's code.")
+    since: datetime = strawberry.field(description="The window's start (UTC).")
+    until: datetime = strawberry.field(description="The window's end (UTC).")
+    received: int = strawberry.field(
+        description="Deliveries stored (a body holding several orders counts once)."
+    )
+    orders: int = strawberry.field(description="Messages standing for one order each.")
+    accepted: int = strawberry.field(description="Orders acted on.")
+    ignored: int = strawberry.field(description="Orders with nothing for ROPOS to do.")
+    rejected: int = strawberry.field(description="Orders a rule or the business refused.")
+    dead: int = strawberry.field(description="Orders out of tries: dead letters.")
+    discarded: int = strawberry.field(description="Orders ops gave up on.")
+    waiting: int = strawberry.field(description="Orders of the window not finished yet.")
+    duplicates: int = strawberry.field(description="Deliveries seen before (not kept again).")
+    signature_failures: int = strawberry.field(
+        description="Deliveries refused for a bad, missing or stale signature or token."
+    )
+    oversized: int = strawberry.field(description="Deliveries refused as too large.")
+    backlog_refusals: int = strawberry.field(
+        description="Deliveries refused with 429 because the account's backlog was full."
+    )
+    fetch_errors: int = strawberry.field(
+        description="Calls to the channel's API (fetching a thin webhook's order) that failed "
+        "or were refused."
+    )
+    backlog: int = strawberry.field(description="Messages waiting now, whenever received.")
+    oldest_waiting_seconds: float | None = strawberry.field(
+        description="How long the oldest waiting message has waited."
+    )
+    p50_seconds: float | None = strawberry.field(
+        description="Median time from receipt to final status."
+    )
+    p99_seconds: float | None = strawberry.field(
+        description="99th percentile of the time from receipt to final status."
+    )
+    lag_p50_seconds: float | None = strawberry.field(
+        description="Median lag of receipt behind the channel's own time of the order (its "
+        "update, else its placing)."
+    )
+    lag_p99_seconds: float | None = strawberry.field(description="99th percentile of that lag.")
+    sample: int = strawberry.field(
+        description="Messages the percentiles and rule rates were read from (the window's "
+        "newest, at most 20,000); the counts are exact."
+    )
+    reject_rates: list[IntakeRuleRate] = strawberry.field(
+        description="Per rule, what it refused and would have refused, the most refusing first."
+    )
+    failures: list[IntakeFailure] = strawberry.field(
+        description="Failed messages by status and code, the highest impact first."
+    )
+
+    @classmethod
+    def from_domain(cls, h: intake_health.IntakeHealth) -> IntakeHealth:
+        status, count = h.status, h.count
+        return cls(
+            channel=SalesChannel.of(h.channel),
+            account=h.account,
+            since=h.since,
+            until=h.until,
+            received=h.received,
+            orders=h.orders,
+            accepted=status(intake.IntakeStatus.ACCEPTED),
+            ignored=status(intake.IntakeStatus.IGNORED),
+            rejected=status(intake.IntakeStatus.REJECTED),
+            dead=status(intake.IntakeStatus.DEAD),
+            discarded=status(intake.IntakeStatus.DISCARDED),
+            waiting=status(intake.IntakeStatus.RECEIVED) + status(intake.IntakeStatus.RETRYING),
+            duplicates=count(intake.IntakeCount.DUPLICATE),
+            signature_failures=count(intake.IntakeCount.SIGNATURE_FAILURE),
+            oversized=count(intake.IntakeCount.OVERSIZED),
+            backlog_refusals=count(intake.IntakeCount.BACKLOG_FULL),
+            fetch_errors=count(intake.IntakeCount.FETCH_ERROR),
+            backlog=h.backlog,
+            oldest_waiting_seconds=h.oldest_waiting_seconds,
+            p50_seconds=h.p50_seconds,
+            p99_seconds=h.p99_seconds,
+            lag_p50_seconds=h.lag_p50_seconds,
+            lag_p99_seconds=h.lag_p99_seconds,
+            sample=h.sample,
+            reject_rates=[IntakeRuleRate.from_domain(r) for r in h.rules],
+            failures=[IntakeFailure.from_domain(f) for f in h.failures],
         )

@@ -1,6 +1,6 @@
 """Retention: the bookkeeping tables (published events, delivered webhooks and WMS movements,
 applied WMS batches, idempotency keys, reconciliation records, finished intake messages with
-their raw bodies) would grow without end; what is
+their raw bodies, the intake's per-minute counts) would grow without end; what is
 older than the retention period is deleted, in small transactions. Business records (reservations,
 their lines, payments, the stock ledger) are never deleted here."""
 
@@ -23,6 +23,7 @@ KINDS = (
     "stock_discrepancies",
     "reconciliation_runs",
     "intake_messages",
+    "intake_counts",
     "accuracy_samples",
 )
 # Stock accuracy is asked for over windows of up to 366 days: its samples stay at least that long.

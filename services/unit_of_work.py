@@ -15,12 +15,14 @@ from domain.intake import (
     ChannelOrder,
     Decision,
     HeldOrder,
+    IntakeCount,
     IntakeLane,
     IntakeMessage,
     IntakeStatus,
     OrderState,
     SalesChannel,
 )
+from domain.intake_health import Sampled, StatusCount
 from domain.pickup import Payment
 from domain.policy import ReservationPolicy
 from domain.reconciliation import Discrepancy, DiscrepancyKind, ReconciliationRun
@@ -143,8 +145,9 @@ class ChannelAccountsPort(Protocol):
     async def get(self, channel: SalesChannel, account: str) -> ChannelAccount | None: ...
     async def list(self, channel: SalesChannel | None) -> list[ChannelAccount]: ...
     async def upsert(self, account: ChannelAccount, now: datetime) -> ChannelAccount: ...
-    async def count_refusal(self, channel: SalesChannel, account: str, what: str) -> None:
-        """One more delivery refused before it was stored (`auth` or `oversized`)."""
+    async def count_refusal(self, channel: SalesChannel, account: str, what: IntakeCount) -> None:
+        """One more delivery refused before it was stored, in the account's running totals
+        (signature failures and oversized bodies; other counts have none)."""
         ...
 
 
@@ -152,6 +155,29 @@ class IntakePort(Protocol):
     async def add(self, message: IntakeMessage, body: bytes | None) -> IntakeMessage | None:
         """Store a new message; None when its (channel, account, dedupe key) is taken."""
         ...
+
+    async def count(
+        self, channel: SalesChannel, account: str, what: IntakeCount, at: datetime, n: int = 1
+    ) -> None:
+        """Add `n` to the account's count of `what` in the minute of `at` (its health)."""
+        ...
+
+    # The health of each account (source) over a window [since, until] of receipt.
+    async def status_counts(
+        self, since: datetime, until: datetime, source: tuple[SalesChannel, str] | None = None
+    ) -> dict[tuple[str, str], list[StatusCount]]: ...
+    async def deliveries(
+        self, since: datetime, until: datetime, source: tuple[SalesChannel, str] | None = None
+    ) -> dict[tuple[str, str], int]: ...
+    async def counted(
+        self, since: datetime, until: datetime, source: tuple[SalesChannel, str] | None = None
+    ) -> dict[tuple[str, str], dict[IntakeCount, int]]: ...
+    async def waiting(
+        self, source: tuple[SalesChannel, str] | None = None
+    ) -> dict[tuple[str, str], tuple[int, datetime]]: ...
+    async def sample(
+        self, source: tuple[SalesChannel, str], since: datetime, until: datetime, limit: int
+    ) -> list[Sampled]: ...
 
     async def backlog(
         self, channel: SalesChannel, account: str, since: datetime, horizon: datetime

@@ -15,12 +15,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.db.fast import Statements
 from adapters.db.queue import claim_due
-from adapters.db.tables import channel_accounts, channel_orders, insert_on_conflict, intake_messages
+from adapters.db.tables import (
+    channel_accounts,
+    channel_orders,
+    insert_on_conflict,
+    intake_counts,
+    intake_messages,
+)
 from domain.intake import (
     ChannelAccount,
     ChannelOrder,
     Decision,
     HeldOrder,
+    IntakeCount,
     IntakeLane,
     IntakeMessage,
     IntakeStatus,
@@ -32,6 +39,7 @@ from domain.intake import (
     from_json,
     to_json,
 )
+from domain.intake_health import Sampled, StatusCount
 
 WAITING = (IntakeStatus.RECEIVED.value, IntakeStatus.RETRYING.value)
 
@@ -154,11 +162,14 @@ class ChannelAccountRepository:
         assert found is not None
         return found
 
-    async def count_refusal(self, channel: SalesChannel, account: str, what: str) -> None:
+    async def count_refusal(self, channel: SalesChannel, account: str, what: IntakeCount) -> None:
+        """The account's running total of a refusal (its `authFailures`, `oversized`)."""
         column = {
-            "auth": channel_accounts.c.auth_failures,
-            "oversized": channel_accounts.c.oversized,
-        }[what]
+            IntakeCount.SIGNATURE_FAILURE: channel_accounts.c.auth_failures,
+            IntakeCount.OVERSIZED: channel_accounts.c.oversized,
+        }.get(what)
+        if column is None:
+            return
         await self.conn.execute(
             sa.update(channel_accounts)
             .where(
@@ -256,6 +267,26 @@ class IntakeRepository:
         self.conn = conn
         self.statements = statements
 
+    async def count(
+        self, channel: SalesChannel, account: str, what: IntakeCount, at: datetime, n: int = 1
+    ) -> None:
+        """Add `n` to the account's count of `what` in the minute of `at`."""
+        minute = at.replace(second=0, microsecond=0)
+        stmt = insert_on_conflict(self.conn, intake_counts).values(
+            channel=channel.value, account=account, what=what.value, minute=minute, count=n
+        )
+        await self.conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[
+                    intake_counts.c.channel,
+                    intake_counts.c.account,
+                    intake_counts.c.what,
+                    intake_counts.c.minute,
+                ],
+                set_={"count": intake_counts.c.count + stmt.excluded.count},
+            )
+        )
+
     async def add(self, message: IntakeMessage, body: bytes | None) -> IntakeMessage | None:
         params = {
             "id": message.id,
@@ -282,6 +313,124 @@ class IntakeRepository:
         }
         added = await self.statements.first(_ADD[self.conn.dialect.name], params)
         return message if added is not None else None
+
+    # --- health ---------------------------------------------------------------------------
+
+    def _window(
+        self, since: datetime, until: datetime, source: tuple[SalesChannel, str] | None
+    ) -> list[sa.ColumnElement[bool]]:
+        m = intake_messages
+        where = [m.c.received_at >= since, m.c.received_at <= until]
+        if source is not None:
+            where += [m.c.channel == source[0].value, m.c.account == source[1]]
+        return where
+
+    def _orders_only(self, since: datetime, until: datetime) -> sa.ColumnElement[bool]:
+        """Not a body that was split into one message per order (its parts count instead)."""
+        parts = intake_messages.alias("parts")
+        parents = sa.select(parts.c.parent_id).where(
+            parts.c.parent_id.is_not(None),
+            parts.c.received_at >= since,
+            parts.c.received_at <= until,
+        )
+        return intake_messages.c.id.not_in(parents)
+
+    async def status_counts(
+        self, since: datetime, until: datetime, source: tuple[SalesChannel, str] | None = None
+    ) -> dict[tuple[str, str], list[StatusCount]]:
+        """Per account, the messages received in the window that stand for one order each, by
+        status and error code, with their worth (each at least 1)."""
+        m = intake_messages
+        rows = await self.conn.execute(
+            sa.select(
+                m.c.channel,
+                m.c.account,
+                m.c.status,
+                m.c.error_code,
+                sa.func.count(),
+                sa.func.sum(sa.func.coalesce(m.c.order_value, 0) + 1),
+            )
+            .where(*self._window(since, until, source), self._orders_only(since, until))
+            .group_by(m.c.channel, m.c.account, m.c.status, m.c.error_code)
+        )
+        found: dict[tuple[str, str], list[StatusCount]] = {}
+        for channel, account, status, code, count, value in rows:
+            found.setdefault((channel, account), []).append(
+                StatusCount(IntakeStatus(status), code, int(count), Decimal(value or 0))
+            )
+        return found
+
+    async def deliveries(
+        self, since: datetime, until: datetime, source: tuple[SalesChannel, str] | None = None
+    ) -> dict[tuple[str, str], int]:
+        """Per account, the deliveries stored in the window (a split body once)."""
+        m = intake_messages
+        rows = await self.conn.execute(
+            sa.select(m.c.channel, m.c.account, sa.func.count())
+            .where(*self._window(since, until, source), m.c.parent_id.is_(None))
+            .group_by(m.c.channel, m.c.account)
+        )
+        return {(channel, account): int(n) for channel, account, n in rows}
+
+    async def counted(
+        self, since: datetime, until: datetime, source: tuple[SalesChannel, str] | None = None
+    ) -> dict[tuple[str, str], dict[IntakeCount, int]]:
+        """Per account, what was counted without a message in the window's minutes."""
+        c = intake_counts
+        query = (
+            sa.select(c.c.channel, c.c.account, c.c.what, sa.func.sum(c.c.count))
+            .where(c.c.minute >= since.replace(second=0, microsecond=0), c.c.minute <= until)
+            .group_by(c.c.channel, c.c.account, c.c.what)
+        )
+        if source is not None:
+            query = query.where(c.c.channel == source[0].value, c.c.account == source[1])
+        found: dict[tuple[str, str], dict[IntakeCount, int]] = {}
+        for channel, account, what, n in await self.conn.execute(query):
+            found.setdefault((channel, account), {})[IntakeCount(what)] = int(n)
+        return found
+
+    async def waiting(
+        self, source: tuple[SalesChannel, str] | None = None
+    ) -> dict[tuple[str, str], tuple[int, datetime]]:
+        """Per account, the messages waiting now and when the oldest of them was received."""
+        m = intake_messages
+        query = (
+            sa.select(m.c.channel, m.c.account, sa.func.count(), sa.func.min(m.c.received_at))
+            .where(_WAITING_ROWS)
+            .group_by(m.c.channel, m.c.account)
+        )
+        if source is not None:
+            query = query.where(m.c.channel == source[0].value, m.c.account == source[1])
+        found: dict[tuple[str, str], tuple[int, datetime]] = {}
+        for channel, account, n, oldest in await self.conn.execute(query):
+            if isinstance(oldest, str):  # SQLite's min() of a timestamp comes back as text
+                oldest = datetime.fromisoformat(oldest)
+            if oldest.tzinfo is None:
+                oldest = oldest.replace(tzinfo=UTC)
+            found[(channel, account)] = (int(n), oldest)
+        return found
+
+    async def sample(
+        self, source: tuple[SalesChannel, str], since: datetime, until: datetime, limit: int
+    ) -> list[Sampled]:
+        """The account's newest messages of the window that stand for one order each."""
+        m = intake_messages
+        rows = await self.conn.execute(
+            sa.select(m.c.status, m.c.received_at, m.c.finished_at, m.c.channel_at, m.c.decisions)
+            .where(*self._window(since, until, source), self._orders_only(since, until))
+            .order_by(m.c.received_at.desc())
+            .limit(limit)
+        )
+        return [
+            Sampled(
+                IntakeStatus(status),
+                received_at,
+                finished_at,
+                channel_at,
+                tuple(decision_from_json(d) for d in decisions or ()),
+            )
+            for status, received_at, finished_at, channel_at, decisions in rows
+        ]
 
     async def backlog(
         self, channel: SalesChannel, account: str, since: datetime, horizon: datetime
@@ -395,6 +544,7 @@ class IntakeRepository:
             values["order_json"] = to_json(order)
             values["external_id"] = order.external_id
             values["order_value"] = order.value()
+            values["channel_at"] = order.version_time
         if group_id is not None:
             values["reservation_group_id"] = group_id
         if status is IntakeStatus.RETRYING:  # runs again after the new deliveries of its account

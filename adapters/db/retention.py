@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters.db.tables import (
     accuracy_samples,
     idempotency_keys,
+    intake_counts,
     intake_messages,
     outbox,
     reconciliation_runs,
@@ -85,6 +86,8 @@ RULES: Mapping[str, _Rule] = {
         lambda cutoff: reconciliation_runs.c.started_at < cutoff,
     ),
     "intake_messages": (intake_messages, _intake_done),
+    # The intake's per-minute counts of what it kept no message for (its health's windows).
+    "intake_counts": (intake_counts, lambda cutoff: intake_counts.c.minute < cutoff),
     "accuracy_samples": (
         accuracy_samples,
         lambda cutoff: accuracy_samples.c.occurred_at < cutoff,

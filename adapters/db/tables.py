@@ -421,6 +421,8 @@ channel_accounts = sa.Table(
     sa.Column("enabled", sa.Boolean, nullable=False),
     sa.Column("auth_failures", sa.Integer, nullable=False, server_default="0"),
     sa.Column("oversized", sa.Integer, nullable=False, server_default="0"),
+    # How far the gap sweep has asked the channel's API for changed orders.
+    sa.Column("swept_until", UTCDateTime),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -452,6 +454,8 @@ intake_messages = sa.Table(
     sa.Column("external_id", sa.String(128)),
     sa.Column("order_value", sa.Numeric(20, 4)),
     sa.Column("reservation_group_id", sa.String(36)),
+    # The order's own time (its update, else its placing) as the channel stated it: the lag.
+    sa.Column("channel_at", UTCDateTime),
     # domain.intake.IntakeLane: 0 cancels, 1 new, 2 retries and replays (an account's turns).
     sa.Column("lane", sa.SmallInteger, nullable=False, server_default="1"),
     sa.CheckConstraint(
@@ -471,6 +475,19 @@ intake_messages = sa.Table(
         postgresql_where=sa.text("status IN ('RECEIVED', 'RETRYING')"),
         sqlite_where=sa.text("status IN ('RECEIVED', 'RETRYING')"),
     ),
+)
+
+# What the edge and the worker counted per account and minute without keeping a message for
+# it (domain.intake.IntakeCount: signature failures, duplicates, backlog refusals, fetch-back
+# errors), for the intake's health over a window.
+intake_counts = sa.Table(
+    "intake_counts",
+    metadata,
+    sa.Column("channel", sa.String(20), primary_key=True),
+    sa.Column("account", Code, primary_key=True),
+    sa.Column("what", sa.String(20), primary_key=True),
+    sa.Column("minute", UTCDateTime, primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
 )
 
 # What ROPOS did with each channel order: the reservation group it holds, and the version (the

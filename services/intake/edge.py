@@ -23,6 +23,7 @@ from domain.clock import Clock
 from domain.intake import (
     ChannelAccount,
     Decision,
+    IntakeCount,
     IntakeMessage,
     IntakeStatus,
     RuleAction,
@@ -195,9 +196,13 @@ def authenticate(
 ValueHint = Callable[[SalesChannel, object], Decimal | None]
 
 
-async def count_refusal(account: ChannelAccount, what: str, *, uow: UnitOfWorkFactory) -> None:
+async def count_refusal(
+    account: ChannelAccount, what: IntakeCount, *, uow: UnitOfWorkFactory, clock: Clock
+) -> None:
+    """Count a delivery refused before it was stored, in the account's health."""
     async with uow() as tx:
         await tx.channel_accounts.count_refusal(account.channel, account.account, what)
+        await tx.intake.count(account.channel, account.account, what, clock.now())
         await tx.commit()
 
 
@@ -252,6 +257,7 @@ async def receive(
         stored = await tx.intake.add(message, body)
         if stored is None:
             first = await tx.intake.find_delivery(account.channel, account.account, dedupe_key)
+            await tx.intake.count(account.channel, account.account, IntakeCount.DUPLICATE, now)
         await tx.commit()
     if stored is None:
         assert first is not None

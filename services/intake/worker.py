@@ -32,6 +32,7 @@ from domain.intake import (
     Decision,
     Delivery,
     FetchBack,
+    IntakeCount,
     IntakeMessage,
     IntakeStatus,
     NotAnOrder,
@@ -379,7 +380,9 @@ async def _fetch(
             error_code="FETCH_REFUSED",
             error=refused.message,
         )
-        return await _finish_early(message, outcome, uow=uow, clock=clock)
+        return await _finish_early(
+            message, outcome, uow=uow, clock=clock, count=IntakeCount.FETCH_ERROR
+        )
     note = Decision(
         "fetch.back",
         RuleAction.REPAIR,
@@ -509,13 +512,21 @@ async def _facts(tx: UnitOfWork, account: ChannelAccount, order: ChannelOrder) -
 
 
 async def _finish_early(
-    message: IntakeMessage, outcome: Outcome, *, uow: UnitOfWorkFactory, clock: Clock
+    message: IntakeMessage,
+    outcome: Outcome,
+    *,
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    count: IntakeCount | None = None,
 ) -> Outcome | None:
-    """Record an outcome reached before acting (nothing else to commit with it)."""
+    """Record an outcome reached before acting (nothing else to commit with it), and `count`
+    it in the account's health."""
     async with uow() as tx:
         current = await tx.intake.get(message.id, for_update=True)
         if current is None or current.status.final:
             return None  # another worker finished it meanwhile (our lease ran out)
+        if count is not None:
+            await tx.intake.count(message.channel, message.account, count, clock.now())
         await outcomes.finish(
             tx,
             current,
@@ -566,6 +577,10 @@ async def _failed(
             current = await tx.intake.get(message.id, for_update=True)
             if current is None or current.status.final:
                 return
+            if isinstance(error, ChannelApiUnavailable):
+                await tx.intake.count(
+                    message.channel, message.account, IntakeCount.FETCH_ERROR, now
+                )
             await outcomes.finish(
                 tx,
                 current,

@@ -105,6 +105,8 @@ CHANNEL_ORDER = """
 query { channelOrder(channel: GENERIC, account: "web-shop", externalId: "order-1") { externalId } }
 """
 VALIDATION_PROFILE = "query { validationProfile(channel: GENERIC) { rule action } }"
+INTAKE_HEALTH = 'query { intakeHealth(channel: GENERIC, account: "web-shop") { account received } }'
+INTAKE_HEALTH_BY_ACCOUNT = "query { intakeHealthByAccount { account received } }"
 UPSERT_CHANNEL_ACCOUNT = """
 mutation($input: ChannelAccountInput!) {
   upsertChannelAccount(input: $input) { channel account defaultStoreId hasSecret intakeUrl }
@@ -240,6 +242,8 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "intakeMessage":           (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
     "intakeMessages":          (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
     "channelOrder":            (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
+    "intakeHealth":            (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
+    "intakeHealthByAccount":   (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
     "validationProfile":       (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
     "upsertChannelAccount":    (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
     # ops may replay, discard and resubmit; the id names no message, so ops are told so
@@ -595,6 +599,12 @@ OPERATIONS: dict[str, Operation] = {
     "intakeMessage": Operation(INTAKE_MESSAGE, lambda w, c: {"intakeMessage": None}, nullable=True),
     "intakeMessages": Operation(INTAKE_MESSAGES, lambda w, c: {"intakeMessages": []}),
     "channelOrder": Operation(CHANNEL_ORDER, lambda w, c: {"channelOrder": None}, nullable=True),
+    "intakeHealth": Operation(
+        INTAKE_HEALTH, lambda w, c: {"intakeHealth": {"account": "web-shop", "received": 0}}
+    ),
+    "intakeHealthByAccount": Operation(
+        INTAKE_HEALTH_BY_ACCOUNT, lambda w, c: {"intakeHealthByAccount": []}
+    ),
     "validationProfile": Operation(
         VALIDATION_PROFILE,
         # The generic channel's defaults: every rule, in the order they run.

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from adapters.db.engine import Database
 from adapters.db.tables import (
     idempotency_keys,
+    intake_counts,
     intake_messages,
     outbox,
     reservations,
@@ -21,7 +22,7 @@ from adapters.db.tables import (
     wms_inbox,
     wms_outbound,
 )
-from domain.intake import IntakeMessage, IntakeStatus, SalesChannel
+from domain.intake import IntakeCount, IntakeMessage, IntakeStatus, SalesChannel
 from domain.reconciliation import Discrepancy, DiscrepancyKind, DiscrepancyStatus
 from domain.wms import parse_batch
 from services import relay, retention
@@ -204,3 +205,22 @@ async def test_finished_intake_messages_go_dead_letters_and_what_they_feed_stay(
     async with clean_db.read() as conn:
         kept = (await conn.execute(sa.select(intake_messages.c.id))).scalars().all()
     assert sorted(kept) == ["dead", "split", "split-child", "waiting"]
+
+
+async def test_the_intakes_counts_go_once_older_than_the_period(
+    uow: UnitOfWorkFactory, clock: FakeClock, clean_db: Database
+) -> None:
+    async with uow() as tx:
+        for what in (IntakeCount.DUPLICATE, IntakeCount.SIGNATURE_FAILURE):
+            await tx.intake.count(SalesChannel.GENERIC, "acme", what, clock.now(), 3)
+        await tx.commit()
+    clock.advance(29 * 86400)
+    async with uow() as tx:
+        await tx.intake.count(SalesChannel.GENERIC, "acme", IntakeCount.DUPLICATE, clock.now())
+        await tx.commit()
+    clock.advance(2 * 86400)
+
+    assert await retention.sweep(uow=uow, clock=clock, days=30) == {"intake_counts": 2}
+    async with clean_db.read() as conn:
+        kept = (await conn.execute(sa.select(intake_counts.c.what, intake_counts.c.count))).all()
+    assert [tuple(row) for row in kept] == [("duplicate", 1)]
