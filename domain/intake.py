@@ -405,13 +405,33 @@ class ChannelApiRefused(ChannelApiError):
     order): the message is dead-lettered with the channel's answer, for ops."""
 
 
+@dataclass(frozen=True, slots=True)
+class Swept:
+    """An order a channel's API lists as changed in a window, and the body to feed the intake
+    with for it: the order in a shape the channel's adapter reads, or a thin webhook naming it
+    (to fetch back), as JSON, with the topic it goes under."""
+
+    external_id: str
+    changed_at: datetime | None
+    topic: str
+    body: bytes = field(repr=False)
+
+
 class ChannelApi(Protocol):
-    """One channel's API, as the intake uses it: fetch back the order a thin webhook names."""
+    """One channel's API, as the intake uses it: fetch back the order a thin webhook names, and
+    list the orders changed in a window (the gap sweep)."""
 
     channel: SalesChannel
 
     async def fetch(self, account: ChannelAccount, wanted: FetchBack) -> Any:
         """The order as the channel's API gives it, in a shape the channel's adapter reads.
+        Raises `ChannelApiUnavailable` or `ChannelApiRefused`."""
+        ...
+
+    async def changed(
+        self, account: ChannelAccount, since: datetime, until: datetime
+    ) -> list[Swept]:
+        """Every order changed between `since` and `until`, oldest change first (all pages).
         Raises `ChannelApiUnavailable` or `ChannelApiRefused`."""
         ...
 
@@ -472,6 +492,8 @@ class ChannelAccount:
     previous_secret_until: datetime | None = None
     api_token: str | None = field(default=None, repr=False)
     auth_failures: int = 0
+    # How far the gap sweep has asked the channel's API for changed orders.
+    swept_until: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

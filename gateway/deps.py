@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from adapters.broker import Broker
 from domain.clock import Clock
+from domain.intake import ChannelApi, SalesChannel
 from domain.wms import WmsPort
 from services.intake.edge import AccountCache, BacklogGauge
 from services.queries import ReadPort
@@ -37,6 +38,8 @@ class Deps:
     # Wakes this process's intake worker, if it runs one (else another process's sweep finds
     # the work): after the edge stores a delivery, and after ops replay or resubmit.
     wake: Callable[[], None] | None = None
+    # The channels' APIs (fetch-back and the gap sweep), shared with this process's workers.
+    channel_apis: dict[SalesChannel, ChannelApi] = field(default_factory=dict)
 
     def wake_intake(self) -> None:
         if self.wake is not None:

@@ -75,6 +75,12 @@ async def running(settings: Settings, clock: Clock, *, workers: bool) -> AsyncIt
         client = wms_client(settings)
         if client is not None:
             stack.push_async_callback(client.close)
+        channels = ChannelClients(
+            timeout=settings.intake_fetch_timeout_seconds,
+            per_second=settings.intake_fetch_per_second,
+            burst=settings.intake_fetch_burst,
+        )
+        stack.push_async_callback(channels.aclose)
         relay: OutboxRelay | None = None
         intake: IntakeWorker | None = None
 
@@ -99,20 +105,19 @@ async def running(settings: Settings, clock: Clock, *, workers: bool) -> AsyncIt
             resource_radius_km=settings.resource_radius_km,
             intake_accounts=AccountCache(settings.intake_account_cache_seconds),
             wake=wake_intake,
+            channel_apis=channels.apis,
         )
         if not workers:
-            yield Runtime(db, broadcast, deps)
+            yield Runtime(db, broadcast, deps, channels=channels)
             return
-        background = build_workers(settings, uow, broadcast, clock, client)
+        background = build_workers(settings, uow, broadcast, clock, client, channels)
         relay, intake = background.relay, background.intake
         for close in background.closers:
             stack.push_async_callback(close)
         for worker in background.workers:
             worker.start()
             stack.push_async_callback(worker.stop)
-        yield Runtime(
-            db, broadcast, deps, background.wms_feed, background.intake, background.channels
-        )
+        yield Runtime(db, broadcast, deps, background.wms_feed, background.intake, channels)
 
 
 def runtime_of(request: HTTPConnection) -> Runtime:

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     intake_fetch_timeout_seconds: float = Field(10.0, gt=0, le=120)
     intake_fetch_per_second: float = Field(5.0, gt=0, le=1000)
     intake_fetch_burst: int = Field(10, ge=1, le=10_000)
+    # How often the gap sweep asks each account's API for orders changed since (0: never).
+    intake_sweep_interval_seconds: float = Field(300.0, ge=0, le=86_400)
     # How long the edge keeps a channel account (its secrets, enabled) before reading it again.
     intake_account_cache_seconds: float = Field(1.0, ge=0, le=60)
 

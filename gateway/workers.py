@@ -18,6 +18,7 @@ from domain.clock import Clock
 from domain.retry import RetryPolicy
 from domain.wms import CircuitBreaker, WmsPort
 from services import leases, relay, reservations, retention, webhooks
+from services.intake import sweep as intake_sweep
 from services.intake import worker as intake_worker
 from services.intake.worker import Apis, IntakeConfig
 from services.relay import Publisher
@@ -299,6 +300,25 @@ class WmsFeed(Worker):
             await asyncio.sleep(pause)
 
 
+def intake_sweeper(
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    apis: Apis,
+    *,
+    holder: str,
+    interval: float,
+) -> Periodic:
+    """The gap sweep: asks each account's API for the orders changed since its last sweep and
+    feeds those ROPOS has not seen. One process at a time does it (a lease)."""
+    lease = max(60.0, interval * 2)
+
+    async def sweep() -> None:
+        if await leases.take(uow, intake_sweep.LEASE, holder, clock, lease):
+            await intake_sweep.sweep_due(apis=apis, uow=uow, clock=clock)
+
+    return Periodic("intake-sweep", sweep, interval)
+
+
 def wms_inbox_retrier(
     uow: UnitOfWorkFactory, clock: Clock, *, interval: float, radius_km: float
 ) -> Periodic:
@@ -362,7 +382,6 @@ class Background:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     wms_feed: WmsFeed | None = None
     intake: IntakeWorker | None = None
-    channels: ChannelClients | None = None
 
 
 def intake_config(settings: Settings, apis: Apis | None = None) -> IntakeConfig:
@@ -385,9 +404,10 @@ def build_workers(
     publisher: Publisher,
     clock: Clock,
     client: WmsPort | None,
+    channels: ChannelClients,
 ) -> Background:
     """Every background worker a process runs, from the settings (the gateway's lifespan and
-    `ropos worker` both use this)."""
+    `ropos worker` both use this); `channels` are the process's channel API clients."""
     from adapters.pos.webhooks import HttpWebhookSender
 
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -425,13 +445,6 @@ def build_workers(
         ],
         [sender.close],
     )
-    channels = ChannelClients(
-        timeout=settings.intake_fetch_timeout_seconds,
-        per_second=settings.intake_fetch_per_second,
-        burst=settings.intake_fetch_burst,
-    )
-    background.closers.append(channels.aclose)
-    background.channels = channels
     background.intake = IntakeWorker(
         uow,
         clock,
@@ -439,6 +452,16 @@ def build_workers(
         interval=settings.intake_interval_seconds,
     )
     background.workers.append(background.intake)
+    if settings.intake_sweep_interval_seconds > 0:
+        background.workers.append(
+            intake_sweeper(
+                uow,
+                clock,
+                channels.apis,
+                holder=holder,
+                interval=settings.intake_sweep_interval_seconds,
+            )
+        )
     if settings.retention_days > 0:
         background.workers.append(
             retention_sweeper(

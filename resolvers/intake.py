@@ -16,7 +16,7 @@ from domain.errors import BadInput, NotFound
 from domain.geo import GeoPoint
 from schema import intake as types
 from schema.context import Info
-from services.intake import accounts, health, ops
+from services.intake import accounts, health, ops, sweep
 
 MessageId = Annotated[strawberry.ID, strawberry.argument(description="The intake message's id.")]
 OnlyChannel = Annotated[
@@ -188,6 +188,33 @@ async def upsert_channel_account(
         change, uow=deps.uow, clock=deps.clock, cache=deps.intake_accounts
     )
     return types.ChannelAccount.from_domain(saved)
+
+
+async def sweep_channel_account(
+    info: Info,
+    channel: Annotated[types.SalesChannel, strawberry.argument(description="The channel.")],
+    account: Annotated[str, strawberry.argument(description="The channel account's code.")],
+    since: Annotated[
+        datetime, strawberry.argument(description="Orders changed at or after this time.")
+    ],
+    until: Annotated[
+        datetime | None,
+        strawberry.argument(description="Orders changed at or before this time (default now)."),
+    ] = None,
+) -> types.IntakeSweep:
+    deps = info.context.deps
+    found = await sweep.sweep_range(
+        channel.domain,
+        account,
+        since,
+        until,
+        apis=deps.channel_apis,
+        uow=deps.uow,
+        clock=deps.clock,
+    )
+    if found.fed:
+        deps.wake_intake()
+    return types.IntakeSweep.from_domain(found)
 
 
 async def replay_intake_message(info: Info, id: MessageId) -> types.IntakeMessage:

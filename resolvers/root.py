@@ -231,6 +231,12 @@ class Mutation:
         "keeps the previous one verifying for a grace period (ops).",
         extensions=allow(HasRole(Role.OPS)),
     )
+    sweep_channel_account: intake_types.IntakeSweep = strawberry.field(
+        resolver=intake.sweep_channel_account,
+        description="Ask a channel account's API now for the orders changed in a range and "
+        "feed those ROPOS has not seen into the intake (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
     replay_intake_message: intake_types.IntakeMessage = strawberry.field(
         resolver=intake.replay_intake_message,
         description="Run an intake message again from its raw body, now (ops).",

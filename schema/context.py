@@ -3,7 +3,7 @@ and what the process wires together (`Services`, which gateway.deps.Deps provide
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -16,6 +16,7 @@ from domain.access import Actor
 from domain.catalog import Store
 from domain.clock import Clock
 from domain.errors import Unauthenticated
+from domain.intake import ChannelApi, SalesChannel
 from domain.reservations import Reservation
 from domain.wms import WmsPort
 from services.intake.edge import AccountCache
@@ -53,6 +54,8 @@ class Services(Protocol):
     def resource_radius_km(self) -> float: ...
     @property
     def intake_accounts(self) -> AccountCache: ...
+    @property
+    def channel_apis(self) -> Mapping[SalesChannel, ChannelApi]: ...
     def wake_intake(self) -> None: ...
 
 

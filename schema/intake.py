@@ -17,6 +17,7 @@ from domain import events, intake, intake_health
 from domain.intake_rules import RULES, profile
 from schema.context import Info, Loaders
 from schema.types import GeoPointInput
+from services.intake import sweep
 
 
 @strawberry.enum(description="A sales channel, by the name it has in the intake's path.")
@@ -800,4 +801,41 @@ class IntakeHealth:
             sample=h.sample,
             reject_rates=[IntakeRuleRate.from_domain(r) for r in h.rules],
             failures=[IntakeFailure.from_domain(f) for f in h.failures],
+        )
+
+
+# --- the gap sweep ------------------------------------------------------------------------------
+
+
+@strawberry.type(description="What one sweep of a channel account's API for missed orders did.")
+class IntakeSweep:
+    channel: SalesChannel = strawberry.field(description="The channel.")
+    account: str = strawberry.field(description="The account's code.")
+    since: datetime = strawberry.field(description="The window's start (UTC).")
+    until: datetime = strawberry.field(description="The window's end (UTC).")
+    found: int = strawberry.field(description="Orders the channel listed as changed in it.")
+    fed: int = strawberry.field(
+        description="Of those, fed to the intake as messages: ROPOS had not seen that change."
+    )
+    applied: int = strawberry.field(
+        description="Of those, held by ROPOS at that change already (a webhook brought them)."
+    )
+    fed_before: int = strawberry.field(description="Of those, fed by an earlier sweep.")
+    error: str | None = strawberry.field(
+        description="Why the sweep stopped early: the channel's API failed or refused (what was "
+        "fed before stays; the sweep can be run again)."
+    )
+
+    @classmethod
+    def from_domain(cls, r: sweep.SweepResult) -> IntakeSweep:
+        return cls(
+            channel=SalesChannel.of(r.channel),
+            account=r.account,
+            since=r.since,
+            until=r.until,
+            found=r.found,
+            fed=r.fed,
+            applied=r.applied,
+            fed_before=r.fed_before,
+            error=r.error,
         )

@@ -13,6 +13,15 @@ One client per channel, configured per account (`apiBaseUrl` and the write-only 
   2026-01-01 getOrder, `GET /orders/2026-01-01/orders/{orderId}` with the data sets the adapter
   reads.
 
+Each client also lists the orders changed in a window, for the gap sweep (all pages, oldest
+change first): BigCommerce `GET /v2/orders?min_date_modified=&max_date_modified=` (each as a
+thin webhook to fetch back: its products and consignments come with the fetch), Square
+SearchOrders by `updated_at` over the account's mapped locations, Amazon searchOrders by
+`lastUpdatedAfter`/`lastUpdatedBefore`, WooCommerce `GET /wp-json/wc/v3/orders?modified_after=`
+(`apiToken` is `consumer_key:consumer_secret`, sent as HTTP Basic), Shopify `GET
+/admin/api/2025-07/orders.json?updated_at_min=` (`X-Shopify-Access-Token`, cursor pages by the
+`Link` header).
+
 Every call goes through a per-account gate: at most `per_second` requests a second (a token
 bucket, `burst` at once), and none while the channel asked to wait (a 429's `Retry-After`). A
 call that would wait longer than `max_wait` seconds is not made: it fails as unavailable, with
@@ -26,17 +35,20 @@ with the channel's answer). Tokens never reach a log line or an error message.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from adapters.channels.common import as_dict, id_text, parse_timestamp
 from domain.intake import (
     ChannelAccount,
     ChannelApi,
@@ -44,6 +56,7 @@ from domain.intake import (
     ChannelApiUnavailable,
     FetchBack,
     SalesChannel,
+    Swept,
 )
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -56,6 +69,10 @@ MAX_RETRY_AFTER_SECONDS = 3600.0
 MAX_ANSWER_CHARS = 300
 BIGCOMMERCE_PAGE = 250
 BIGCOMMERCE_MAX_PAGES = 40
+# A sweep reads at most this many pages of a listing (a longer window is swept in parts).
+MAX_SWEEP_PAGES = 400
+SQUARE_LOCATIONS_PER_SEARCH = 10
+SHOPIFY_VERSION = "2025-07"
 SQUARE_VERSION = "2025-10-16"
 AMAZON_DATA = "BUYER,RECIPIENT,PROCEEDS,FULFILLMENT,CANCELLATION"
 
@@ -164,11 +181,15 @@ class _Caller:
         if not base or not account.api_token:
             raise ChannelApiRefused(
                 f"the {account.channel.value} account {account.account} has no API credentials "
-                "(apiBaseUrl and apiToken): the order cannot be fetched back"
+                "(apiBaseUrl and apiToken): its API cannot be asked"
             )
         key = (account.channel.value, account.account)
-        await self.gate.wait(key)
         url = base.rstrip("/") + path
+        if path.startswith(("http://", "https://")):  # a next page the channel linked to
+            if not path.startswith(base.rstrip("/") + "/"):
+                raise ChannelApiRefused("the channel linked to a page outside its API")
+            url = path
+        await self.gate.wait(key)
         try:
             response = await self.http.request(
                 method,
@@ -219,6 +240,49 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
+def _utc(moment: datetime, *, zone: bool = True) -> str:
+    text = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}Z" if zone else text
+
+
+def _pages() -> range:
+    return range(1, MAX_SWEEP_PAGES + 1)
+
+
+def _too_many_pages(what: str) -> ChannelApiRefused:
+    return ChannelApiRefused(
+        f"{what}: more than {MAX_SWEEP_PAGES} pages changed in the window; sweep a shorter one"
+    )
+
+
+def _number(value: object) -> object:
+    """A Decimal the answer held, back to a JSON number: as a float where that is exact, else
+    as its text (adapters read money and quantities from either)."""
+    if isinstance(value, Decimal):
+        as_float = float(value)
+        return as_float if Decimal(repr(as_float)) == value else str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _swept(external_id: object, changed_at: object, topic: str, payload: Any) -> Swept | None:
+    """One listed order, with the body the intake is fed for it."""
+    order_id = id_text(external_id)
+    if order_id is None:
+        return None
+    body = json.dumps(payload, default=_number, separators=(",", ":")).encode()
+    return Swept(order_id, parse_timestamp(changed_at), topic, body)
+
+
+def _next_link(response: httpx.Response) -> str | None:
+    """The `rel="next"` URL of a `Link` header (Shopify's cursor pages)."""
+    header: str = response.headers.get("link", "")
+    for part in header.split(","):
+        url, _, rel = part.partition(";")
+        if 'rel="next"' in rel.replace(" ", ""):
+            return url.strip().strip("<>")
+    return None
+
+
 class BigCommerceApi:
     channel = SalesChannel.BIGCOMMERCE
 
@@ -259,6 +323,37 @@ class BigCommerceApi:
             envelope["consignments"] = consignments
         return envelope
 
+    async def changed(
+        self, account: ChannelAccount, since: datetime, until: datetime
+    ) -> list[Swept]:
+        found: list[Swept] = []
+        for page in _pages():
+            params: dict[str, str | int] = {
+                "min_date_modified": _utc(since),
+                "max_date_modified": _utc(until),
+                "sort": "date_modified:asc",
+                "page": page,
+                "limit": BIGCOMMERCE_PAGE,
+            }
+            response = await self._caller.call(
+                account, "GET", "/v2/orders", self._headers(account), params=params
+            )
+            orders = _json(response, "the changed orders")
+            if orders is None:
+                return found
+            if not isinstance(orders, list):
+                raise ChannelApiRefused("GET /v2/orders gave no list")
+            for order in orders:
+                if isinstance(order, dict):
+                    scope = "store/order/updated"
+                    thin = {"scope": scope, "data": {"type": "order", "id": order.get("id")}}
+                    item = _swept(order.get("id"), order.get("date_modified"), scope, thin)
+                    if item is not None:
+                        found.append(item)
+            if len(orders) < BIGCOMMERCE_PAGE:
+                return found
+        raise _too_many_pages("GET /v2/orders")
+
 
 class SquareApi:
     channel = SalesChannel.SQUARE
@@ -284,6 +379,65 @@ class SquareApi:
             )
         return {"order": order}
 
+    async def changed(
+        self, account: ChannelAccount, since: datetime, until: datetime
+    ) -> list[Swept]:
+        locations = sorted(account.locations)
+        if not locations:
+            raise ChannelApiRefused(
+                "Square searches orders by location: map the account's Square locations "
+                "(locations) to stores first"
+            )
+        headers = {
+            "Authorization": f"Bearer {account.api_token or ''}",
+            "Square-Version": SQUARE_VERSION,
+        }
+        found: list[Swept] = []
+        for start in range(0, len(locations), SQUARE_LOCATIONS_PER_SEARCH):
+            chunk = locations[start : start + SQUARE_LOCATIONS_PER_SEARCH]
+            found += await self._search(account, headers, chunk, since, until)
+        return sorted(found, key=lambda s: (s.changed_at is None, s.changed_at, s.external_id))
+
+    async def _search(
+        self,
+        account: ChannelAccount,
+        headers: Mapping[str, str],
+        locations: list[str],
+        since: datetime,
+        until: datetime,
+    ) -> list[Swept]:
+        window = {"start_at": _utc(since), "end_at": _utc(until)}
+        query = {
+            "filter": {"date_time_filter": {"updated_at": window}},
+            "sort": {"sort_field": "UPDATED_AT", "sort_order": "ASC"},
+        }
+        found: list[Swept] = []
+        cursor: str | None = None
+        for _ in _pages():
+            body: dict[str, Any] = {"location_ids": locations, "query": query, "limit": 500}
+            if cursor:
+                body["cursor"] = cursor
+            response = await self._caller.call(
+                account,
+                "POST",
+                "/v2/orders/search",
+                {**headers, "Content-Type": "application/json"},
+                body=body,
+            )
+            answer = _json(response, "the changed orders")
+            answer = answer if isinstance(answer, dict) else {}
+            for order in answer.get("orders") or []:
+                if isinstance(order, dict):
+                    item = _swept(
+                        order.get("id"), order.get("updated_at"), "order.updated", {"order": order}
+                    )
+                    if item is not None:
+                        found.append(item)
+            cursor = answer.get("cursor") if isinstance(answer.get("cursor"), str) else None
+            if not cursor:
+                return found
+        raise _too_many_pages("POST /v2/orders/search")
+
 
 class AmazonApi:
     channel = SalesChannel.AMAZON
@@ -300,6 +454,147 @@ class AmazonApi:
         if not isinstance(body, dict) or not isinstance(body.get("order"), dict):
             raise ChannelApiRefused(f"GET {path} gave no order")
         return {"order": body["order"]}
+
+    async def changed(
+        self, account: ChannelAccount, since: datetime, until: datetime
+    ) -> list[Swept]:
+        path = "/orders/2026-01-01/orders"
+        headers = {"x-amz-access-token": account.api_token or ""}
+        window: dict[str, str | int] = {
+            "lastUpdatedAfter": _utc(since),
+            "lastUpdatedBefore": _utc(until),
+            "maxResultsPerPage": 100,
+            "includedData": AMAZON_DATA,
+        }
+        found: list[Swept] = []
+        params = window
+        for _ in _pages():
+            response = await self._caller.call(account, "GET", path, headers, params=params)
+            answer = _json(response, "the changed orders")
+            answer = answer if isinstance(answer, dict) else {}
+            for order in answer.get("orders") or []:
+                if isinstance(order, dict):
+                    item = _swept(
+                        order.get("orderId"),
+                        order.get("lastUpdatedTime"),
+                        "ORDER_CHANGE",
+                        {"order": order},
+                    )
+                    if item is not None:
+                        found.append(item)
+            token = as_dict(answer.get("pagination")).get("nextToken")
+            if not isinstance(token, str) or not token:
+                return found
+            params = {"paginationToken": token, "maxResultsPerPage": 100}
+        raise _too_many_pages(f"GET {path}")
+
+
+class WooCommerceApi:
+    """WooCommerce REST v3; `apiToken` is `consumer_key:consumer_secret` (HTTP Basic)."""
+
+    channel = SalesChannel.WOOCOMMERCE
+    PAGE = 100
+
+    def __init__(self, caller: _Caller) -> None:
+        self._caller = caller
+
+    def _headers(self, account: ChannelAccount) -> dict[str, str]:
+        token = base64.b64encode((account.api_token or "").encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+    async def fetch(self, account: ChannelAccount, wanted: FetchBack) -> Any:
+        path = f"/wp-json/wc/v3/orders/{_segment(wanted.external_id)}"
+        order = _json(
+            await self._caller.call(account, "GET", path, self._headers(account)), "the order"
+        )
+        if not isinstance(order, dict):
+            raise ChannelApiRefused(f"GET {path} gave no order")
+        return order
+
+    async def changed(
+        self, account: ChannelAccount, since: datetime, until: datetime
+    ) -> list[Swept]:
+        path = "/wp-json/wc/v3/orders"
+        found: list[Swept] = []
+        for page in _pages():
+            params: dict[str, str | int] = {
+                "modified_after": _utc(since, zone=False),
+                "modified_before": _utc(until, zone=False),
+                "dates_are_gmt": "true",
+                "orderby": "modified",
+                "order": "asc",
+                "status": "any",
+                "per_page": self.PAGE,
+                "page": page,
+            }
+            response = await self._caller.call(
+                account, "GET", path, self._headers(account), params=params
+            )
+            orders = _json(response, "the changed orders")
+            if not isinstance(orders, list):
+                raise ChannelApiRefused(f"GET {path} gave no list")
+            for order in orders:
+                if isinstance(order, dict):
+                    changed_at = order.get("date_modified_gmt") or order.get("date_modified")
+                    item = _swept(order.get("id"), changed_at, "order.updated", order)
+                    if item is not None:
+                        found.append(item)
+            if len(orders) < self.PAGE:
+                return found
+        raise _too_many_pages(f"GET {path}")
+
+
+class ShopifyApi:
+    """Shopify Admin REST; `apiToken` is the access token (`X-Shopify-Access-Token`)."""
+
+    channel = SalesChannel.SHOPIFY
+    PAGE = 250
+
+    def __init__(self, caller: _Caller) -> None:
+        self._caller = caller
+
+    def _headers(self, account: ChannelAccount) -> dict[str, str]:
+        return {"X-Shopify-Access-Token": account.api_token or ""}
+
+    async def fetch(self, account: ChannelAccount, wanted: FetchBack) -> Any:
+        path = f"/admin/api/{SHOPIFY_VERSION}/orders/{_segment(wanted.external_id)}.json"
+        body = _json(
+            await self._caller.call(account, "GET", path, self._headers(account)), "the order"
+        )
+        if not isinstance(body, dict) or not isinstance(body.get("order"), dict):
+            raise ChannelApiRefused(f"GET {path} gave no order")
+        return {"order": body["order"]}
+
+    async def changed(
+        self, account: ChannelAccount, since: datetime, until: datetime
+    ) -> list[Swept]:
+        path = f"/admin/api/{SHOPIFY_VERSION}/orders.json"
+        params: dict[str, str | int] | None = {
+            "status": "any",
+            "updated_at_min": _utc(since),
+            "updated_at_max": _utc(until),
+            "order": "updated_at asc",
+            "limit": self.PAGE,
+        }
+        found: list[Swept] = []
+        for _ in _pages():
+            response = await self._caller.call(
+                account, "GET", path, self._headers(account), params=params
+            )
+            answer = _json(response, "the changed orders")
+            answer = answer if isinstance(answer, dict) else {}
+            for order in answer.get("orders") or []:
+                if isinstance(order, dict):
+                    item = _swept(
+                        order.get("id"), order.get("updated_at"), "orders/updated", {"order": order}
+                    )
+                    if item is not None:
+                        found.append(item)
+            link = _next_link(response)
+            if link is None:
+                return found
+            path, params = link, None
+        raise _too_many_pages("GET orders.json")
 
 
 class ChannelClients:
@@ -323,6 +618,8 @@ class ChannelClients:
             BigCommerceApi(caller),
             SquareApi(caller),
             AmazonApi(caller),
+            WooCommerceApi(caller),
+            ShopifyApi(caller),
         )
         self.apis: dict[SalesChannel, ChannelApi] = {api.channel: api for api in apis}
 

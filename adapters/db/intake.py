@@ -70,6 +70,7 @@ def account_from_row(row: Any) -> ChannelAccount:
         weight=row.weight,
         enabled=row.enabled,
         auth_failures=row.auth_failures,
+        swept_until=row.swept_until,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -161,6 +162,16 @@ class ChannelAccountRepository:
         found = await self.get(account.channel, account.account)
         assert found is not None
         return found
+
+    async def mark_swept(self, channel: SalesChannel, account: str, until: datetime) -> None:
+        """The gap sweep has asked the account's API up to `until` (never moved back)."""
+        c = channel_accounts.c
+        await self.conn.execute(
+            sa.update(channel_accounts)
+            .where(c.channel == channel.value, c.account == account)
+            .where(sa.or_(c.swept_until.is_(None), c.swept_until < until))
+            .values(swept_until=until)
+        )
 
     async def count_refusal(self, channel: SalesChannel, account: str, what: IntakeCount) -> None:
         """The account's running total of a refusal (its `authFailures`, `oversized`)."""

@@ -78,6 +78,8 @@ async def running_gateway(
         "webhook_interval_seconds": 0.1,
         "webhook_max_attempts": 3,
         "intake_interval_seconds": 0.1,
+        # The gap sweep runs where a test asks for it (test_intake_sweep.py).
+        "intake_sweep_interval_seconds": 0,
         "log_json": False,
         "graphiql": True,
     }
@@ -159,3 +161,27 @@ async def gql(
         f"{api.url}/graphql", json={"query": query, "variables": variables or {}}, headers=headers
     )
     return Result(response.status_code, response.json())
+
+
+@dataclass
+class ChannelEmulator:
+    """`ropos channel-emulator` served on a free port, and its admin API."""
+
+    url: str
+    app: Starlette
+
+    async def admin(self, method: str, path: str, body: Any = None) -> Any:
+        async with httpx.AsyncClient(timeout=30) as client:
+            response = await client.request(method, f"{self.url}{path}", json=body)
+        assert response.status_code < 300, response.text
+        return response.json() if response.content else None
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def emulator() -> AsyncIterator[ChannelEmulator]:
+    """The channels' APIs (one emulator per test module that asks for it)."""
+    from adapters.channels.emulator import create_channel_emulator
+
+    app = create_channel_emulator()
+    async with serving(app) as url:
+        yield ChannelEmulator(url, app)

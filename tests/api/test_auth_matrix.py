@@ -114,6 +114,10 @@ mutation($input: ChannelAccountInput!) {
 """
 REPLAY_INTAKE_MESSAGE = 'mutation { replayIntakeMessage(id: "no-such-message") { id status } }'
 REPLAY_INTAKE_MESSAGES = "mutation { replayIntakeMessages(status: DEAD) }"
+SWEEP_CHANNEL_ACCOUNT = """
+mutation { sweepChannelAccount(channel: WOOCOMMERCE, account: "no-such-account",
+  since: "2026-03-01T00:00:00Z") { fed } }
+"""
 DISCARD_INTAKE_MESSAGE = """
 mutation { discardIntakeMessage(id: "no-such-message", reason: "a test order") { id status } }
 """
@@ -248,6 +252,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "upsertChannelAccount":    (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
     # ops may replay, discard and resubmit; the id names no message, so ops are told so
     "replayIntakeMessage":     (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    NF,   FB,   FB,    FB),
+    "sweepChannelAccount":     (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    NF,   FB,   FB,    FB),
     "replayIntakeMessages":    (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
     "discardIntakeMessage":    (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    NF,   FB,   FB,    FB),
     "resubmitIntakeMessage":   (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    NF,   FB,   FB,    FB),
@@ -633,6 +638,9 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "replayIntakeMessage": Operation(
         REPLAY_INTAKE_MESSAGE, lambda w, c: {}, effect=lambda view, caller: None
+    ),
+    "sweepChannelAccount": Operation(
+        SWEEP_CHANNEL_ACCOUNT, lambda w, c: {}, effect=lambda view, caller: None
     ),
     "replayIntakeMessages": Operation(
         REPLAY_INTAKE_MESSAGES,

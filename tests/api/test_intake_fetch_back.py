@@ -7,48 +7,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
-from starlette.applications import Starlette
 
-from adapters.channels.emulator import create_channel_emulator
 from adapters.db.engine import Database
 from domain.intake import IntakeMessage, IntakeStatus, SalesChannel
 from services.intake import ops
-from tests.api.conftest import Gateway, intake_stopped, running_gateway
+from tests.api.conftest import ChannelEmulator, Gateway, intake_stopped, running_gateway
 from tests.api.given import given_stores_with_stock
 from tests.api.test_intake_flow import SECRET, given_account, stock
-from tests.helpers import serving
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 API_TOKEN = "channel-api-token-0123456789"
 NOTIFICATION_URL = "https://ropos.example.com/intake/square/acme"
 FETCH_TIMEOUT = 1.0
-
-
-@dataclass
-class Emulator:
-    url: str
-    app: Starlette
-
-    async def admin(self, method: str, path: str, body: Any = None) -> Any:
-        async with httpx.AsyncClient(timeout=30) as client:
-            response = await client.request(method, f"{self.url}{path}", json=body)
-        assert response.status_code < 300, response.text
-        return response.json() if response.content else None
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def emulator() -> AsyncIterator[Emulator]:
-    app = create_channel_emulator()
-    async with serving(app) as url:
-        yield Emulator(url, app)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -61,7 +38,7 @@ async def gateway(database_url: str, db: Database) -> AsyncIterator[Gateway]:
 
 
 @pytest.fixture
-async def channel(api: Gateway, emulator: Emulator) -> Emulator:
+async def channel(api: Gateway, emulator: ChannelEmulator) -> ChannelEmulator:
     """The emulator with no faults and no orders; the gateway's clock at the real time (the
     emulator signs with it)."""
     api.clock.set(datetime.now(UTC).replace(microsecond=0))
@@ -78,7 +55,11 @@ async def channel(api: Gateway, emulator: Emulator) -> Emulator:
 
 
 async def given_channel(
-    http: httpx.AsyncClient, api: Gateway, emulator: Emulator, channel: SalesChannel, **change: Any
+    http: httpx.AsyncClient,
+    api: Gateway,
+    emulator: ChannelEmulator,
+    channel: SalesChannel,
+    **change: Any,
 ) -> None:
     await given_stores_with_stock(http, api, {("S001", "SKU-1"): 10, ("S002", "SKU-1"): 10})
     fields: dict[str, Any] = {
@@ -171,7 +152,7 @@ def amazon_order(order_id: str = "114-9876543-1234567") -> dict[str, Any]:
 
 
 async def send(
-    emulator: Emulator,
+    emulator: ChannelEmulator,
     api: Gateway,
     channel: SalesChannel,
     order_id: str,
@@ -205,7 +186,7 @@ async def settled(api: Gateway, message_id: str, *statuses: IntakeStatus) -> Int
     raise AssertionError(f"message {message_id} did not settle: {found}")
 
 
-async def fetches(emulator: Emulator, channel: SalesChannel) -> list[dict[str, Any]]:
+async def fetches(emulator: ChannelEmulator, channel: SalesChannel) -> list[dict[str, Any]]:
     found = await emulator.admin("GET", f"/admin/requests?channel={channel.value}&account=acme")
     return list(found)
 
@@ -214,7 +195,7 @@ async def fetches(emulator: Emulator, channel: SalesChannel) -> list[dict[str, A
 
 
 async def test_a_square_order_webhook_is_fetched_back_and_reserved(
-    http: httpx.AsyncClient, api: Gateway, channel: Emulator
+    http: httpx.AsyncClient, api: Gateway, channel: ChannelEmulator
 ) -> None:
     await given_channel(http, api, channel, SalesChannel.SQUARE)
     await channel.admin("PUT", "/admin/orders/square/acme/SQ-ORDER-1", square_order())
@@ -235,7 +216,7 @@ async def test_a_square_order_webhook_is_fetched_back_and_reserved(
 
 
 async def test_a_bigcommerce_webhook_fetches_the_order_its_products_and_consignments(
-    http: httpx.AsyncClient, api: Gateway, channel: Emulator
+    http: httpx.AsyncClient, api: Gateway, channel: ChannelEmulator
 ) -> None:
     await given_channel(http, api, channel, SalesChannel.BIGCOMMERCE)
     order_id = "9007199254740993"  # above 2**53: exact all the way
@@ -261,7 +242,7 @@ async def test_a_bigcommerce_webhook_fetches_the_order_its_products_and_consignm
 
 
 async def test_an_amazon_order_change_notification_is_fetched_back(
-    http: httpx.AsyncClient, api: Gateway, channel: Emulator
+    http: httpx.AsyncClient, api: Gateway, channel: ChannelEmulator
 ) -> None:
     await given_channel(http, api, channel, SalesChannel.AMAZON)
     await channel.admin("PUT", "/admin/orders/amazon/acme/114-9876543-1234567", amazon_order())
@@ -281,7 +262,7 @@ async def test_an_amazon_order_change_notification_is_fetched_back(
 
 
 async def test_an_api_that_is_down_is_asked_again_later_and_the_order_then_goes_through(
-    http: httpx.AsyncClient, api: Gateway, channel: Emulator
+    http: httpx.AsyncClient, api: Gateway, channel: ChannelEmulator
 ) -> None:
     await given_channel(http, api, channel, SalesChannel.SQUARE)
     await channel.admin("PUT", "/admin/orders/square/acme/SQ-ORDER-1", square_order())
@@ -304,7 +285,7 @@ async def test_an_api_that_is_down_is_asked_again_later_and_the_order_then_goes_
 
 
 async def test_a_slow_api_is_a_timeout_and_tried_again(
-    http: httpx.AsyncClient, api: Gateway, channel: Emulator
+    http: httpx.AsyncClient, api: Gateway, channel: ChannelEmulator
 ) -> None:
     await given_channel(http, api, channel, SalesChannel.SQUARE)
     await channel.admin("PUT", "/admin/orders/square/acme/SQ-ORDER-1", square_order())
@@ -323,7 +304,7 @@ async def test_a_slow_api_is_a_timeout_and_tried_again(
 
 
 async def test_a_429_is_honoured_its_retry_after_before_the_next_try(
-    http: httpx.AsyncClient, api: Gateway, channel: Emulator
+    http: httpx.AsyncClient, api: Gateway, channel: ChannelEmulator
 ) -> None:
     await given_channel(http, api, channel, SalesChannel.AMAZON)
     await channel.admin("PUT", "/admin/orders/amazon/acme/114-9876543-1234567", amazon_order())
@@ -338,7 +319,7 @@ async def test_a_429_is_honoured_its_retry_after_before_the_next_try(
 
 
 async def test_an_order_the_api_refuses_is_dead_with_the_channels_answer(
-    http: httpx.AsyncClient, api: Gateway, channel: Emulator
+    http: httpx.AsyncClient, api: Gateway, channel: ChannelEmulator
 ) -> None:
     await given_channel(http, api, channel, SalesChannel.BIGCOMMERCE)
 
@@ -360,7 +341,7 @@ async def test_an_order_the_api_refuses_is_dead_with_the_channels_answer(
 
 
 async def test_a_forbidden_answer_is_dead_at_once(
-    http: httpx.AsyncClient, api: Gateway, channel: Emulator
+    http: httpx.AsyncClient, api: Gateway, channel: ChannelEmulator
 ) -> None:
     await given_channel(http, api, channel, SalesChannel.SQUARE, api_token="not-the-token")
     await channel.admin("PUT", "/admin/orders/square/acme/SQ-ORDER-1", square_order())
@@ -378,7 +359,7 @@ async def test_a_forbidden_answer_is_dead_at_once(
 
 
 async def test_an_account_without_api_credentials_dead_letters_its_thin_webhooks(
-    http: httpx.AsyncClient, api: Gateway, channel: Emulator
+    http: httpx.AsyncClient, api: Gateway, channel: ChannelEmulator
 ) -> None:
     await given_channel(http, api, channel, SalesChannel.AMAZON, api_base_url=None, api_token=None)
     sent = await send(channel, api, SalesChannel.AMAZON, "114-9876543-1234567", "ORDER_CHANGE")
@@ -393,7 +374,7 @@ async def test_an_account_without_api_credentials_dead_letters_its_thin_webhooks
 
 
 async def test_a_fetched_order_older_than_the_one_applied_changes_nothing(
-    http: httpx.AsyncClient, api: Gateway, channel: Emulator
+    http: httpx.AsyncClient, api: Gateway, channel: ChannelEmulator
 ) -> None:
     await given_channel(http, api, channel, SalesChannel.SQUARE)
     newer = square_order(version=3, quantity="3", minute=30)
@@ -412,7 +393,7 @@ async def test_a_fetched_order_older_than_the_one_applied_changes_nothing(
 
 
 async def test_a_square_read_behind_the_webhooks_version_is_tried_again(
-    http: httpx.AsyncClient, api: Gateway, channel: Emulator
+    http: httpx.AsyncClient, api: Gateway, channel: ChannelEmulator
 ) -> None:
     await given_channel(http, api, channel, SalesChannel.SQUARE)
     await channel.admin("PUT", "/admin/orders/square/acme/SQ-ORDER-1", square_order(version=6))

@@ -3,8 +3,10 @@ and the per-account gate that paces them."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -247,4 +249,113 @@ async def test_amazon_get_order_asks_for_the_data_sets_the_adapter_reads() -> No
     assert request.headers["x-amz-access-token"] == TOKEN
     assert "FULFILLMENT" in request.url.params["includedData"]
     assert request.url.raw_path.split(b"?")[0] == b"/amazon/orders/2026-01-01/orders/ORD%2F1"
+    await api.aclose()
+
+
+# --- listing what changed (the gap sweep) ------------------------------------------------------
+
+SINCE = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+UNTIL = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+
+
+async def test_shopify_follows_its_link_header_to_the_last_page() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        if "page_info" not in request.url.params:
+            assert request.url.params["updated_at_min"] == "2026-12-01T09:00:00Z"
+            assert request.url.params["status"] == "any"
+            nxt = f"{request.url.scheme}://{request.url.host}/shopify/admin/api/2025-07/orders.json"
+            link = f'<{nxt}?limit=250&page_info=abc>; rel="next"'
+            order = {"id": 1, "updated_at": "2026-12-01T10:00:00-05:00"}
+            return httpx.Response(200, json={"orders": [order]}, headers={"Link": link})
+        return httpx.Response(200, json={"orders": [{"id": 2, "updated_at": "2026-12-01T11:00Z"}]})
+
+    api = clients(handler)
+    found = await api.apis[SalesChannel.SHOPIFY].changed(
+        account(SalesChannel.SHOPIFY), SINCE, UNTIL
+    )
+    assert [(s.external_id, s.topic) for s in found] == [
+        ("1", "orders/updated"),
+        ("2", "orders/updated"),
+    ]
+    assert found[0].changed_at == datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+    assert json.loads(found[0].body) == {
+        "order": {"id": 1, "updated_at": "2026-12-01T10:00:00-05:00"}
+    }
+    assert len(seen) == 2
+    await api.aclose()
+
+
+async def test_a_next_page_outside_the_accounts_api_is_refused() -> None:
+    link = '<https://elsewhere.example.com/steal?page_info=x>; rel="next"'
+    api = clients(lambda _: httpx.Response(200, json={"orders": []}, headers={"Link": link}))
+    with pytest.raises(ChannelApiRefused, match="outside"):
+        await api.apis[SalesChannel.SHOPIFY].changed(account(SalesChannel.SHOPIFY), SINCE, UNTIL)
+    await api.aclose()
+
+
+async def test_woocommerce_sends_its_keys_as_basic_auth_and_reads_every_page() -> None:
+    pages: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        expected = base64.b64encode(b"ck_1:cs_2").decode()
+        assert request.headers["authorization"] == f"Basic {expected}"
+        assert request.url.params["modified_after"] == "2026-12-01T09:00:00"
+        page = int(request.url.params["page"])
+        pages.append(page)
+        size = 100 if page == 1 else 7
+        rows = [
+            {"id": page * 1000 + n, "date_modified_gmt": "2026-12-01T10:00:00", "total": 1.5}
+            for n in range(size)
+        ]
+        return httpx.Response(200, json=rows)
+
+    api = clients(handler)
+    found = await api.apis[SalesChannel.WOOCOMMERCE].changed(
+        account(SalesChannel.WOOCOMMERCE, api_token="ck_1:cs_2"), SINCE, UNTIL
+    )
+    assert pages == [1, 2]
+    assert len(found) == 107
+    assert json.loads(found[0].body)["total"] == 1.5  # an exact number stays a number
+    await api.aclose()
+
+
+async def test_bigcommerce_lists_each_order_as_a_thin_webhook_to_fetch_back() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.params["page"] == "1":
+            order = {"id": 9007199254740993, "date_modified": "Tue, 01 Dec 2026 10:00:00 +0000"}
+            return httpx.Response(200, content=json.dumps([order]).encode())
+        return httpx.Response(204)
+
+    api = clients(handler)
+    (found,) = await api.apis[SalesChannel.BIGCOMMERCE].changed(
+        account(SalesChannel.BIGCOMMERCE), SINCE, UNTIL
+    )
+    assert found.external_id == "9007199254740993"
+    assert json.loads(found.body) == {
+        "scope": "store/order/updated",
+        "data": {"type": "order", "id": 9007199254740993},
+    }
+    await api.aclose()
+
+
+async def test_square_searches_ten_locations_at_a_time_and_needs_some() -> None:
+    searched: list[list[str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        searched.append(body["location_ids"])
+        return httpx.Response(200, json={})
+
+    api = clients(handler)
+    square = api.apis[SalesChannel.SQUARE]
+    locations = {f"L{n:02d}": "S001" for n in range(12)}
+    assert (
+        await square.changed(account(SalesChannel.SQUARE, locations=locations), SINCE, UNTIL) == []
+    )
+    assert [len(ids) for ids in searched] == [10, 2]
+    with pytest.raises(ChannelApiRefused, match="location"):
+        await square.changed(account(SalesChannel.SQUARE), SINCE, UNTIL)
     await api.aclose()
