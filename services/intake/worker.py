@@ -33,6 +33,7 @@ from domain.intake import (
     Delivery,
     FetchBack,
     IntakeCount,
+    IntakeLane,
     IntakeMessage,
     IntakeStatus,
     NotAnOrder,
@@ -97,8 +98,9 @@ async def process_due(
     config: IntakeConfig,
 ) -> Sweep:
     """Take a batch of the messages that are due, each once: read them one by one (CPU only,
-    their bodies came with the claim), then act on different orders concurrently, and on the
-    messages of one order in the order they were received."""
+    their bodies came with the claim), then act on different orders concurrently (the orders
+    whose first message is a cancel before the others), and on the messages of one order in the
+    order they were claimed."""
     batch = _Batch()
     async with uow() as tx:
         now = clock.now()
@@ -146,7 +148,15 @@ async def process_due(
                     config=config,
                 )
 
-    await asyncio.gather(*(one_order(reads) for reads in by_order.values()))
+    # Cancels first, all of them, then the rest: the stock a cancel releases is there for the
+    # orders claimed with it (acting on them at once would race the release).
+    groups = list(by_order.values())
+    cancels = [reads for reads in groups if reads[0].message.lane is IntakeLane.CANCEL]
+    if cancels:
+        await asyncio.gather(*(one_order(reads) for reads in cancels))
+    await asyncio.gather(
+        *(one_order(reads) for reads in groups if reads[0].message.lane is not IntakeLane.CANCEL)
+    )
     return Sweep(len(claimed), batch.made)
 
 

@@ -580,3 +580,25 @@ async def test_the_edge_keeps_what_an_order_is_worth_for_the_worker_to_take_it_b
         assert (stored.status, stored.order_value) == (IntakeStatus.RECEIVED, Decimal("20.0000"))
     done = await finished(shop, response.json()["messageId"])
     assert (done.status, done.order_value) == (IntakeStatus.ACCEPTED, Decimal("20.0000"))
+
+
+async def test_in_a_backlog_a_cancel_overtakes_the_creates_and_its_stock_serves_them(
+    http: httpx.AsyncClient, shop: Gateway
+) -> None:
+    held = await post(http, shop, generic_body(an_order("ORD-E", lines={"SKU-1": 4})))
+    assert (await finished(shop, held.json()["messageId"])).status is IntakeStatus.ACCEPTED
+    async with intake_stopped(shop):  # a backlog: two creates, then the cancel of ORD-E
+        creates = [
+            await post(http, shop, generic_body(an_order(code, lines={"SKU-1": 2})))
+            for code in ("ORD-A", "ORD-B")
+        ]
+        body = generic_body(an_order("ORD-E", event=OrderEvent.CANCEL, minute=5))
+        signed = standard_headers(SECRET, "msg-cancel", int(shop.clock.now().timestamp()), body)
+        cancel = await post(
+            http, shop, body, headers={**signed, "x-ropos-topic": "order.cancelled"}
+        )
+        assert [r.status_code for r in (*creates, cancel)] == [202, 202, 202]
+    # Only 1 unit is free until ORD-E's 4 go back: the creates can only pass after the cancel
+    done = [await finished(shop, r.json()["messageId"]) for r in (cancel, *creates)]
+    assert [m.status for m in done] == [IntakeStatus.ACCEPTED] * 3, done
+    assert await stock(http, shop, "S001", "SKU-1") == {"onHand": 5, "reserved": 4}
