@@ -11,7 +11,7 @@ from adapters.broker import Broker
 from domain.clock import Clock
 from domain.intake import ChannelApi, SalesChannel
 from domain.wms import WmsPort
-from services.intake.edge import AccountCache, BacklogGauge
+from services.intake.edge import AccountCache, BacklogGauge, EdgeCounts
 from services.queries import ReadPort
 from services.shortage import DEFAULT_RESOURCE_RADIUS_KM
 from services.unit_of_work import UnitOfWorkFactory
@@ -35,6 +35,8 @@ class Deps:
     intake_accounts: AccountCache = field(default_factory=AccountCache)
     # Each account's backlog as the edge last counted it (a full one answers 429).
     intake_backlog: BacklogGauge = field(default_factory=BacklogGauge)
+    # What the edge refused or repeated, counted in memory and written each second.
+    intake_counts: EdgeCounts = field(default_factory=EdgeCounts)
     # Wakes this process's intake worker, if it runs one (else another process's sweep finds
     # the work): after the edge stores a delivery, and after ops replay or resubmit.
     wake: Callable[[], None] | None = None

@@ -39,16 +39,7 @@ def _unavailable(error: Exception) -> JSONResponse:
 
 def _backlog_full(account: ChannelAccount, retry_after: int) -> JSONResponse:
     """The account's backlog is full: nothing stored, the channel sends again later. Only this
-    account is refused; the others' deliveries go on."""
-    log.warning(
-        "intake backlog full",
-        extra={
-            "channel": account.channel.value,
-            "account": account.account,
-            "max_backlog": account.max_backlog,
-            "retry_after": retry_after,
-        },
-    )
+    account is refused; the others' deliveries go on. (Logged in sums, by EdgeCounts.)"""
     response = _error(
         429,
         "RATE_LIMITED",
@@ -88,9 +79,7 @@ def intake_endpoint(settings: Settings) -> Any:
         except Exception as error:
             return _unavailable(error)
         if wait is not None:
-            return await _count(
-                runtime, account, IntakeCount.BACKLOG_FULL, _backlog_full(account, wait)
-            )
+            return _count(runtime, account, IntakeCount.BACKLOG_FULL, _backlog_full(account, wait))
         try:
             receipt = await edge.receive(
                 account,
@@ -104,6 +93,7 @@ def intake_endpoint(settings: Settings) -> Any:
         except Exception as error:
             return _unavailable(error)
         if receipt.answer is Answer.DUPLICATE:
+            deps.intake_counts.add(account, IntakeCount.DUPLICATE, deps.clock.now())
             return JSONResponse({"messageId": receipt.message_id, "status": "DUPLICATE"}, 200)
         if receipt.answer is Answer.MALFORMED:
             return _error(
@@ -129,13 +119,13 @@ async def _authenticated(
     if by_token:
         refused = _token_refusal(settings, request, account, runtime)
         if refused is not None:
-            return await _count(runtime, account, IntakeCount.SIGNATURE_FAILURE, refused)
+            return _count(runtime, account, IntakeCount.SIGNATURE_FAILURE, refused)
     body = await _read_body(request, settings.intake_max_bytes)
     if body is None:
         too_large = _error(
             413, "BAD_USER_INPUT", f"The body is over {settings.intake_max_bytes} bytes."
         )
-        return await _count(runtime, account, IntakeCount.OVERSIZED, too_large)
+        return _count(runtime, account, IntakeCount.OVERSIZED, too_large)
     if by_token:
         return body, None
     try:
@@ -150,7 +140,7 @@ async def _authenticated(
             },
         )
         refused = _error(401, "UNAUTHENTICATED", str(failure), reason=failure.reason)
-        return await _count(runtime, account, IntakeCount.SIGNATURE_FAILURE, refused)
+        return _count(runtime, account, IntakeCount.SIGNATURE_FAILURE, refused)
 
 
 def _token_refusal(
@@ -173,15 +163,12 @@ def _token_refusal(
     return None
 
 
-async def _count(
+def _count(
     runtime: Runtime, account: ChannelAccount, what: IntakeCount, response: Response
 ) -> Response:
-    """Count a refused delivery in the account's health; the answer stands even if the count
-    cannot be written."""
-    try:
-        await edge.count_refusal(account, what, uow=runtime.deps.uow, clock=runtime.deps.clock)
-    except Exception as error:
-        log.warning("could not count a refused delivery", extra={"error": repr(error)[:300]})
+    """Count a refused delivery in the account's health (in memory, written within a second:
+    a flood of refusals costs no database work per delivery)."""
+    runtime.deps.intake_counts.add(account, what, runtime.deps.clock.now())
     return response
 
 

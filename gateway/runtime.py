@@ -107,6 +107,8 @@ async def running(settings: Settings, clock: Clock, *, workers: bool) -> AsyncIt
             wake=wake_intake,
             channel_apis=channels.apis,
         )
+        deps.intake_counts.start(uow)
+        stack.push_async_callback(deps.intake_counts.stop)
         if not workers:
             yield Runtime(db, broadcast, deps, channels=channels)
             return

@@ -39,6 +39,7 @@ V = TypeVar("V")
 
 
 async def channel_accounts(info: Info, channel: OnlyChannel = None) -> list[types.ChannelAccount]:
+    await info.context.deps.intake_counts.flush()  # authFailures as of now
     found = await accounts.list_accounts(
         channel.domain if channel is not None else None, uow=info.context.deps.uow
     )
@@ -106,6 +107,7 @@ async def intake_health(
     until: Until = None,
 ) -> types.IntakeHealth:
     deps = info.context.deps
+    await deps.intake_counts.flush()  # this process's latest counts too
     found = await health.account_health(
         channel.domain, account, since, until, uow=deps.uow, clock=deps.clock
     )
@@ -116,6 +118,7 @@ async def intake_health_by_account(
     info: Info, since: Since = None, until: Until = None
 ) -> list[types.IntakeHealth]:
     deps = info.context.deps
+    await deps.intake_counts.flush()
     found = await health.every_account_health(since, until, uow=deps.uow, clock=deps.clock)
     return [types.IntakeHealth.from_domain(h) for h in found]
 

@@ -19,7 +19,7 @@ from domain.errors import Unauthenticated
 from domain.intake import ChannelApi, SalesChannel
 from domain.reservations import Reservation
 from domain.wms import WmsPort
-from services.intake.edge import AccountCache
+from services.intake.edge import AccountCache, EdgeCounts
 from services.queries import ReadPort
 from services.unit_of_work import UnitOfWorkFactory
 
@@ -56,6 +56,8 @@ class Services(Protocol):
     def intake_accounts(self) -> AccountCache: ...
     @property
     def channel_apis(self) -> Mapping[SalesChannel, ChannelApi]: ...
+    @property
+    def intake_counts(self) -> EdgeCounts: ...
     def wake_intake(self) -> None: ...
 
 

@@ -149,8 +149,10 @@ class ChannelAccountsPort(Protocol):
         """The gap sweep has asked the account's API up to `until` (never moved back)."""
         ...
 
-    async def count_refusal(self, channel: SalesChannel, account: str, what: IntakeCount) -> None:
-        """One more delivery refused before it was stored, in the account's running totals
+    async def count_refusal(
+        self, channel: SalesChannel, account: str, what: IntakeCount, n: int = 1
+    ) -> None:
+        """`n` more deliveries refused before they were stored, in the account's running totals
         (signature failures and oversized bodies; other counts have none)."""
         ...
 

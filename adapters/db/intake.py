@@ -173,7 +173,9 @@ class ChannelAccountRepository:
             .values(swept_until=until)
         )
 
-    async def count_refusal(self, channel: SalesChannel, account: str, what: IntakeCount) -> None:
+    async def count_refusal(
+        self, channel: SalesChannel, account: str, what: IntakeCount, n: int = 1
+    ) -> None:
         """The account's running total of a refusal (its `authFailures`, `oversized`)."""
         column = {
             IntakeCount.SIGNATURE_FAILURE: channel_accounts.c.auth_failures,
@@ -186,7 +188,7 @@ class ChannelAccountRepository:
             .where(
                 channel_accounts.c.channel == channel.value, channel_accounts.c.account == account
             )
-            .values({column: column + 1})
+            .values({column: column + n})
         )
 
 

@@ -118,6 +118,7 @@ def api(gateway: Gateway, clean_db: Database) -> Gateway:
     gateway.app.state.runtime.db.forget_cached()
     gateway.app.state.runtime.deps.intake_accounts.clear()
     gateway.app.state.runtime.deps.intake_backlog.clear()
+    gateway.app.state.runtime.deps.intake_counts.clear()
     return gateway
 
 
