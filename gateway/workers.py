@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -39,6 +40,8 @@ MAX_BACKOFF_SECONDS = 30.0
 COALESCE_SECONDS = 0.015
 # The intake worker's pause after a wake: deliveries arriving together are claimed together.
 INTAKE_COALESCE_SECONDS = 0.02
+# After a claim of several accounts' messages, claims stay short this long.
+SHARED_ROUNDS_SECONDS = 2.0
 # Short: once the broker is back, what waited in the outbox should go out within seconds.
 RELAY_MAX_BACKOFF_SECONDS = 5.0
 
@@ -209,13 +212,20 @@ class IntakeWorker(Worker):
 
     async def _loop(self) -> None:
         pause = self._interval
+        shared_until = 0.0
         while True:
             self._wake.clear()
+            # While several accounts send (lately), short rounds: each gets its turn soon. One
+            # account alone drains in full batches.
+            shared = time.monotonic() < shared_until
+            size = self._config.shared_batch_size if shared else self._config.batch_size
             try:
                 sweep = await intake_worker.process_due(
-                    uow=self._uow, clock=self._clock, config=self._config
+                    uow=self._uow, clock=self._clock, config=self._config, batch_size=size
                 )
                 pause = self._interval
+                if sweep.accounts > 1:
+                    shared_until = time.monotonic() + SHARED_ROUNDS_SECONDS
                 if sweep.taken or sweep.made:
                     continue  # more may be waiting (a split body's parts are due at once)
             except Exception:

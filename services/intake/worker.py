@@ -70,6 +70,13 @@ class IntakeConfig:
     # Orders acted on at once (each its own transaction); one order's messages go one by one.
     concurrency: int = 8
 
+    @property
+    def shared_batch_size(self) -> int:
+        """The claim's size while several accounts send: one round of `concurrency` orders, so
+        an account's next message never waits behind a long round of the others' (a backlog of
+        one account alone is drained in full batches)."""
+        return min(self.batch_size, self.concurrency)
+
 
 @dataclass(slots=True)
 class _Batch:
@@ -84,11 +91,12 @@ class _Batch:
 
 @dataclass(frozen=True, slots=True)
 class Sweep:
-    """What one process_due did: messages taken, and messages it made due (a split body's
-    parts)."""
+    """What one process_due did: messages taken, messages it made due (a split body's parts),
+    and how many accounts the taken ones were of."""
 
     taken: int
     made: int
+    accounts: int = 0
 
 
 async def process_due(
@@ -96,8 +104,10 @@ async def process_due(
     uow: UnitOfWorkFactory,
     clock: Clock,
     config: IntakeConfig,
+    batch_size: int | None = None,
 ) -> Sweep:
-    """Take a batch of the messages that are due, each once: read them one by one (CPU only,
+    """Take a batch (of `batch_size`, default the config's) of the messages that are due, each
+    once: read them one by one (CPU only,
     their bodies came with the claim), then act on different orders concurrently (the orders
     whose first message is a cancel before the others), and on the messages of one order in the
     order they were claimed."""
@@ -105,7 +115,7 @@ async def process_due(
     async with uow() as tx:
         now = clock.now()
         claimed = await tx.intake.claim_due(
-            now, now + timedelta(seconds=config.lease_seconds), config.batch_size
+            now, now + timedelta(seconds=config.lease_seconds), batch_size or config.batch_size
         )
         for account_key in {(m.channel, m.account) for m in claimed}:
             batch.accounts[account_key] = await tx.channel_accounts.get(*account_key)
@@ -157,7 +167,7 @@ async def process_due(
     await asyncio.gather(
         *(one_order(reads) for reads in groups if reads[0].message.lane is not IntakeLane.CANCEL)
     )
-    return Sweep(len(claimed), batch.made)
+    return Sweep(len(claimed), batch.made, len(batch.accounts))
 
 
 @dataclass(frozen=True, slots=True)
