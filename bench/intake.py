@@ -1182,6 +1182,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument(
+        "--spike",
+        action="store_true",
+        help="run the spike scenario instead (bench/intake_spike.py, with its own options: "
+        "python -m bench.intake_spike --help)",
+    )
+    p.add_argument(
         "--py-spy",
         metavar="DIR",
         help="record the gateway with py-spy during the first edge round, the closed-loop "
@@ -1206,6 +1212,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--spike" in argv:  # the spike scenario and its own options (--spike-rate, ...)
+        from bench import intake_spike
+
+        return intake_spike.main([a for a in argv if a != "--spike"])
     args = parse_args(argv)
     return common.run(lambda: main_async(args))
 
