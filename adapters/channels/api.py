@@ -273,6 +273,40 @@ def _swept(external_id: object, changed_at: object, topic: str, payload: Any) ->
     return Swept(order_id, parse_timestamp(changed_at), topic, body)
 
 
+def _each(orders: object, read: Callable[[dict[str, Any]], Swept | None]) -> list[Swept]:
+    """A listing's orders, read into what the sweep feeds (entries that are not orders, or that
+    name none, left out)."""
+    found = []
+    for order in orders if isinstance(orders, list) else []:
+        if isinstance(order, dict) and (item := read(order)) is not None:
+            found.append(item)
+    return found
+
+
+def _bigcommerce_thin(order: dict[str, Any]) -> Swept | None:
+    scope = "store/order/updated"
+    thin = {"scope": scope, "data": {"type": "order", "id": order.get("id")}}
+    return _swept(order.get("id"), order.get("date_modified"), scope, thin)
+
+
+def _square(order: dict[str, Any]) -> Swept | None:
+    return _swept(order.get("id"), order.get("updated_at"), "order.updated", {"order": order})
+
+
+def _amazon(order: dict[str, Any]) -> Swept | None:
+    changed = order.get("lastUpdatedTime")
+    return _swept(order.get("orderId"), changed, "ORDER_CHANGE", {"order": order})
+
+
+def _woocommerce(order: dict[str, Any]) -> Swept | None:
+    changed = order.get("date_modified_gmt") or order.get("date_modified")
+    return _swept(order.get("id"), changed, "order.updated", order)
+
+
+def _shopify(order: dict[str, Any]) -> Swept | None:
+    return _swept(order.get("id"), order.get("updated_at"), "orders/updated", {"order": order})
+
+
 def _next_link(response: httpx.Response) -> str | None:
     """The `rel="next"` URL of a `Link` header (Shopify's cursor pages)."""
     header: str = response.headers.get("link", "")
@@ -343,13 +377,7 @@ class BigCommerceApi:
                 return found
             if not isinstance(orders, list):
                 raise ChannelApiRefused("GET /v2/orders gave no list")
-            for order in orders:
-                if isinstance(order, dict):
-                    scope = "store/order/updated"
-                    thin = {"scope": scope, "data": {"type": "order", "id": order.get("id")}}
-                    item = _swept(order.get("id"), order.get("date_modified"), scope, thin)
-                    if item is not None:
-                        found.append(item)
+            found += _each(orders, _bigcommerce_thin)
             if len(orders) < BIGCOMMERCE_PAGE:
                 return found
         raise _too_many_pages("GET /v2/orders")
@@ -426,13 +454,7 @@ class SquareApi:
             )
             answer = _json(response, "the changed orders")
             answer = answer if isinstance(answer, dict) else {}
-            for order in answer.get("orders") or []:
-                if isinstance(order, dict):
-                    item = _swept(
-                        order.get("id"), order.get("updated_at"), "order.updated", {"order": order}
-                    )
-                    if item is not None:
-                        found.append(item)
+            found += _each(answer.get("orders"), _square)
             cursor = answer.get("cursor") if isinstance(answer.get("cursor"), str) else None
             if not cursor:
                 return found
@@ -472,16 +494,7 @@ class AmazonApi:
             response = await self._caller.call(account, "GET", path, headers, params=params)
             answer = _json(response, "the changed orders")
             answer = answer if isinstance(answer, dict) else {}
-            for order in answer.get("orders") or []:
-                if isinstance(order, dict):
-                    item = _swept(
-                        order.get("orderId"),
-                        order.get("lastUpdatedTime"),
-                        "ORDER_CHANGE",
-                        {"order": order},
-                    )
-                    if item is not None:
-                        found.append(item)
+            found += _each(answer.get("orders"), _amazon)
             token = as_dict(answer.get("pagination")).get("nextToken")
             if not isinstance(token, str) or not token:
                 return found
@@ -533,12 +546,7 @@ class WooCommerceApi:
             orders = _json(response, "the changed orders")
             if not isinstance(orders, list):
                 raise ChannelApiRefused(f"GET {path} gave no list")
-            for order in orders:
-                if isinstance(order, dict):
-                    changed_at = order.get("date_modified_gmt") or order.get("date_modified")
-                    item = _swept(order.get("id"), changed_at, "order.updated", order)
-                    if item is not None:
-                        found.append(item)
+            found += _each(orders, _woocommerce)
             if len(orders) < self.PAGE:
                 return found
         raise _too_many_pages(f"GET {path}")
@@ -583,13 +591,7 @@ class ShopifyApi:
             )
             answer = _json(response, "the changed orders")
             answer = answer if isinstance(answer, dict) else {}
-            for order in answer.get("orders") or []:
-                if isinstance(order, dict):
-                    item = _swept(
-                        order.get("id"), order.get("updated_at"), "orders/updated", {"order": order}
-                    )
-                    if item is not None:
-                        found.append(item)
+            found += _each(answer.get("orders"), _shopify)
             link = _next_link(response)
             if link is None:
                 return found
