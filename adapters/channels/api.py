@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import httpx
 
@@ -184,9 +184,10 @@ class _Caller:
                 "(apiBaseUrl and apiToken): its API cannot be asked"
             )
         key = (account.channel.value, account.account)
-        url = base.rstrip("/") + path
+        root = api_root(base)
+        url = root + path
         if path.startswith(("http://", "https://")):  # a next page the channel linked to
-            if not path.startswith(base.rstrip("/") + "/"):
+            if not path.startswith(root + "/"):
                 raise ChannelApiRefused("the channel linked to a page outside its API")
             url = path
         await self.gate.wait(key)
@@ -220,6 +221,18 @@ class _Caller:
         if status >= 500 or status == 408:
             raise ChannelApiUnavailable(answer, status=status)
         raise ChannelApiRefused(answer, status=status)
+
+
+def api_root(base: str) -> str:
+    """The account's API URL without its query (which carries options such as Amazon's
+    marketplaceIds) or a trailing slash: what paths are added to."""
+    parts = urlsplit(base)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def base_options(base: str | None) -> dict[str, str]:
+    """Options an account's API URL carries in its query (`?marketplaceIds=ATVPDKIKX0DER`)."""
+    return dict(parse_qsl(urlsplit(base or "").query))
 
 
 def _answer(response: httpx.Response) -> str:
@@ -482,7 +495,14 @@ class AmazonApi:
     ) -> list[Swept]:
         path = "/orders/2026-01-01/orders"
         headers = {"x-amz-access-token": account.api_token or ""}
+        marketplaces = base_options(account.api_base_url).get("marketplaceIds")
+        if not marketplaces:
+            raise ChannelApiRefused(
+                "Amazon's searchOrders needs the seller's marketplaces: give them in apiBaseUrl, "
+                "e.g. https://sellingpartnerapi-eu.amazon.com?marketplaceIds=A1PA6795UKMFR9"
+            )
         window: dict[str, str | int] = {
+            "marketplaceIds": marketplaces,
             "lastUpdatedAfter": _utc(since),
             "lastUpdatedBefore": _utc(until),
             "maxResultsPerPage": 100,
@@ -498,7 +518,11 @@ class AmazonApi:
             token = as_dict(answer.get("pagination")).get("nextToken")
             if not isinstance(token, str) or not token:
                 return found
-            params = {"paginationToken": token, "maxResultsPerPage": 100}
+            params = {
+                "paginationToken": token,
+                "maxResultsPerPage": 100,
+                "marketplaceIds": marketplaces,
+            }
         raise _too_many_pages(f"GET {path}")
 
 

@@ -359,3 +359,29 @@ async def test_square_searches_ten_locations_at_a_time_and_needs_some() -> None:
     with pytest.raises(ChannelApiRefused, match="location"):
         await square.changed(account(SalesChannel.SQUARE), SINCE, UNTIL)
     await api.aclose()
+
+
+async def test_amazon_sweeps_the_marketplaces_its_api_url_names() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if not request.url.path.endswith("/orders"):
+            return httpx.Response(200, json={"order": {"orderId": "ORD/1"}})
+        if "paginationToken" not in request.url.params:
+            order = {"orderId": "114-1", "lastUpdatedTime": "2026-12-01T10:00:00Z"}
+            return httpx.Response(200, json={"orders": [order], "pagination": {"nextToken": "t2"}})
+        return httpx.Response(200, json={"orders": [{"orderId": "114-2"}]})
+
+    api = clients(handler)
+    amazon = api.apis[SalesChannel.AMAZON]
+    base = "https://sellingpartnerapi-eu.amazon.com/?marketplaceIds=A1PA6795UKMFR9"
+    found = await amazon.changed(account(SalesChannel.AMAZON, api_base_url=base), SINCE, UNTIL)
+    assert [s.external_id for s in found] == ["114-1", "114-2"]
+    assert [r.url.path for r in seen] == ["/orders/2026-01-01/orders"] * 2
+    assert {r.url.params["marketplaceIds"] for r in seen} == {"A1PA6795UKMFR9"}
+    await amazon.fetch(account(SalesChannel.AMAZON, api_base_url=base), WANTED)
+    assert seen[-1].url.raw_path.split(b"?")[0] == b"/orders/2026-01-01/orders/ORD%2F1"
+    with pytest.raises(ChannelApiRefused, match="marketplaceIds"):
+        await amazon.changed(account(SalesChannel.AMAZON), SINCE, UNTIL)
+    await api.aclose()
