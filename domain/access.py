@@ -62,11 +62,13 @@ class Actor:
         """Staff and POS of the reservation's store run its handoff: ready, scan, payment."""
         return self.role in STORE_ROLES and reservation.store_id == self.store_id
 
+    def is_shopper_of(self, reservation: Reservation) -> bool:
+        """The customer the reservation is for: only they say they have arrived to collect it."""
+        return self.role is Role.CUSTOMER and reservation.customer_id == self.subject
+
     def sees_pickup_code(self, reservation: Reservation) -> bool:
         """The signed QR payload: the shopper who shows it and the store that scans it."""
-        return self.hands_over(reservation) or (
-            self.role is Role.CUSTOMER and reservation.customer_id == self.subject
-        )
+        return self.hands_over(reservation) or self.is_shopper_of(reservation)
 
     def can_cancel(self, reservation: Reservation) -> bool:
         # Everyone who can see a reservation may cancel it, except the WMS (it has no customer).

@@ -78,6 +78,14 @@ class ReservationReadyForPickup(ReservationEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReservationCustomerArrived(ReservationEvent):
+    """The shopper checked in at the store (`reservation.arrived_at`, `arrival_note`); the status
+    is what it was."""
+
+    type = "CUSTOMER_ARRIVED"
+
+
+@dataclass(frozen=True, kw_only=True)
 class ReservationExpiringSoon(ReservationEvent):
     type = "EXPIRING_SOON"
 
@@ -175,7 +183,15 @@ Event = ReservationEvent | StockChanged | LowStock | IntakeOutcome
 MOVES_STOCK = frozenset({"CREATED", "CANCELLED", "EXPIRED", "COLLECTED", "STOCK_SHORTAGE"})
 # What the store's POS terminals are told of.
 FOR_THE_STORE = frozenset(
-    {"READY_FOR_PICKUP", "EXPIRING_SOON", "COLLECTED", "CANCELLED", "EXPIRED", "STOCK_SHORTAGE"}
+    {
+        "READY_FOR_PICKUP",
+        "CUSTOMER_ARRIVED",
+        "EXPIRING_SOON",
+        "COLLECTED",
+        "CANCELLED",
+        "EXPIRED",
+        "STOCK_SHORTAGE",
+    }
 )
 # Events about stock rather than a reservation, published on the stock channels as they are.
 STOCK_EVENTS = frozenset({"LOW_STOCK"})

@@ -12,6 +12,7 @@ from domain.events import (
     ReservationCancelled,
     ReservationCollected,
     ReservationCreated,
+    ReservationCustomerArrived,
     ReservationEvent,
     ReservationExpired,
     ReservationExpiringSoon,
@@ -61,6 +62,7 @@ class MovementReason(StrEnum):
 
 
 STOCK_SHORTAGE = "STOCK_SHORTAGE"
+MAX_ARRIVAL_NOTE_LENGTH = 200
 
 
 def seconds_left(status: Status, expires_at: datetime, now: datetime) -> int:
@@ -68,6 +70,30 @@ def seconds_left(status: Status, expires_at: datetime, now: datetime) -> int:
     if not status.is_active:
         return 0
     return max(0, int((expires_at - now).total_seconds()))
+
+
+def seconds_waiting(
+    arrived_at: datetime | None, ended_at: datetime | None, now: datetime
+) -> int | None:
+    """Whole seconds the shopper has waited at the store since checking in, until now or until
+    the reservation ended; None when they have not checked in."""
+    if arrived_at is None:
+        return None
+    return max(0, int(((ended_at or now) - arrived_at).total_seconds()))
+
+
+def validate_arrival_note(note: str | None) -> str | None:
+    """What the shopper tells the store as they arrive (a car bay, "at the side door"): shown on
+    the store's screens as it is, so one printable line, or nothing."""
+    if note is None:
+        return None
+    note = note.strip()
+    if len(note) > MAX_ARRIVAL_NOTE_LENGTH or not note.isprintable():
+        raise errors.BadInput(
+            f"note takes at most {MAX_ARRIVAL_NOTE_LENGTH} printable characters on one line.",
+            field="note",
+        )
+    return note or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +123,8 @@ class ReservationState:
     expired_at: datetime | None
     cancel_reason: str | None
     resourced_from: str | None
+    arrived_at: datetime | None
+    arrival_note: str | None
     version: int
 
     @property
@@ -128,6 +156,9 @@ class Reservation:
     warned_for: datetime | None = None
     # The reservation whose units this one took over when that store ran short.
     resourced_from: str | None = None
+    # When the shopper said they are at the store, and what they told it.
+    arrived_at: datetime | None = None
+    arrival_note: str | None = None
     version: int = 1
     events: list[ReservationEvent] = field(default_factory=list, repr=False)
 
@@ -187,6 +218,29 @@ class Reservation:
         if pickup_window_seconds is not None:
             self.expires_at = now + timedelta(seconds=pickup_window_seconds)
         self._record(ReservationReadyForPickup, now)
+
+    def check_in(self, now: datetime, note: str | None = None) -> None:
+        """The shopper is at the store ("I'm here"), once, while the reservation is active: the
+        store is told, and the wait until the handoff starts. The status does not change."""
+        note = validate_arrival_note(note)
+        if not self.is_active:
+            raise errors.InvalidTransition(
+                f"Reservation {self.id} is {self.status}; only an active reservation is checked "
+                "in.",
+                reservationId=self.id,
+                status=str(self.status),
+            )
+        self._ensure_not_due(now, "checked in")
+        if self.arrived_at is not None:
+            raise errors.InvalidTransition(
+                f"Reservation {self.id} is checked in already (at {self.arrived_at.isoformat()}).",
+                reservationId=self.id,
+                status=str(self.status),
+            )
+        self.arrived_at = now
+        self.arrival_note = note
+        self.version += 1
+        self._record(ReservationCustomerArrived, now)
 
     def collect(self, now: datetime, *, without_ready_step: bool = False) -> None:
         """Paid and handed over. From READY_FOR_PICKUP, or from HELD where the policy allows a
@@ -322,5 +376,7 @@ class Reservation:
             expired_at=self.expired_at,
             cancel_reason=self.cancel_reason,
             resourced_from=self.resourced_from,
+            arrived_at=self.arrived_at,
+            arrival_note=self.arrival_note,
             version=self.version,
         )

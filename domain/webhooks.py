@@ -14,7 +14,7 @@ from domain.errors import BadInput
 
 # What a POS that keeps no socket open is told of (pickupEvents minus the expiry warning).
 WEBHOOK_EVENT_TYPES = frozenset(
-    {"READY_FOR_PICKUP", "COLLECTED", "CANCELLED", "EXPIRED", "STOCK_SHORTAGE"}
+    {"READY_FOR_PICKUP", "CUSTOMER_ARRIVED", "COLLECTED", "CANCELLED", "EXPIRED", "STOCK_SHORTAGE"}
 )
 
 SIGNATURE_HEADER = "X-Ropos-Signature"

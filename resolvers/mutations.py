@@ -71,6 +71,23 @@ async def mark_ready_for_pickup(
     return types.Reservation.from_domain(ready)
 
 
+async def check_in(
+    info: Info,
+    id: Annotated[strawberry.ID, strawberry.argument(description="The reservation's id.")],
+    note: Annotated[
+        str | None,
+        strawberry.argument(
+            description="For the store's staff, e.g. the car bay (at most 200 characters, one "
+            "line)."
+        ),
+    ] = None,
+) -> types.Reservation:
+    actor = info.context.require_actor()
+    deps = info.context.deps
+    arrived = await pickup.check_in(str(id), actor.subject, note, uow=deps.uow, clock=deps.clock)
+    return types.Reservation.from_domain(arrived)
+
+
 async def scan_pickup(
     info: Info,
     code: Annotated[

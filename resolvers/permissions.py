@@ -101,6 +101,25 @@ class HandsOverReservation(BasePermission):
         return True
 
 
+class ShopperOfReservation(BasePermission):
+    """The customer of the reservation named by the argument. Callers who may not see the
+    reservation get NOT_FOUND; those who may see it but are not its shopper (the store, its
+    channel, ops), FORBIDDEN."""
+
+    def __init__(self, argument: str = "id") -> None:
+        self.argument = argument
+
+    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        actor = info.context.require_actor()
+        reservation_id = str(kwargs[self.argument])
+        reservation = await info.context.loaders.reservation.load(reservation_id)
+        if reservation is None or not actor.can_view(reservation):
+            raise NotFound(f"No reservation {reservation_id}.")
+        if not actor.is_shopper_of(reservation):
+            raise Forbidden("Only the reservation's customer checks in for it.")
+        return True
+
+
 def allow(*permissions: BasePermission) -> list[FieldExtension]:
     """Field extensions that run the permissions, in order, before the resolver."""
     return [PermissionExtension(permissions=list(permissions), use_directives=False)]

@@ -26,6 +26,7 @@ from resolvers.permissions import (
     IsAuthenticated,
     SeesReservation,
     SeesStoreFigures,
+    ShopperOfReservation,
     allow,
 )
 from schema import intake as intake_types
@@ -61,7 +62,8 @@ class Query:
     )
     pickup_queue: list[types.Reservation] = strawberry.field(
         resolver=queries.pickup_queue,
-        description="Active reservations of a store, soonest to expire first.",
+        description="Active reservations of a store, soonest to expire first; arrivedAt and "
+        "waitingSeconds say whose shopper is already there.",
         extensions=allow(ActsForStore()),
     )
     webhook_deliveries: list[types.WebhookDelivery] = strawberry.field(
@@ -155,6 +157,13 @@ class Mutation:
         resolver=mutations.mark_ready_for_pickup,
         description="Picked and waiting at the store: HELD -> READY_FOR_PICKUP (its staff, POS).",
         extensions=allow(HandsOverReservation()),
+    )
+    check_in: types.Reservation = strawberry.field(
+        resolver=mutations.check_in,
+        description='The shopper is at the store ("I\'m here"), once, while the reservation is '
+        "active: its store's POS is told (CUSTOMER_ARRIVED) and the pickup queue shows the wait "
+        "(the reservation's customer).",
+        extensions=allow(ShopperOfReservation()),
     )
     scan_pickup: types.Reservation = strawberry.field(
         resolver=mutations.scan_pickup,
@@ -265,9 +274,9 @@ class Mutation:
 class Subscription:
     pickup_events: AsyncGenerator[types.PickupEvent, None] = strawberry.subscription(
         resolver=subscriptions.pickup_events,
-        description="For a store's POS terminals: a reservation became ready for pickup, is "
-        "expiring soon, was collected, cancelled or expired, or lost units to a stock shortage "
-        "(staff and POS of the store, ops).",
+        description="For a store's POS terminals: a reservation became ready for pickup, its "
+        "shopper arrived, it is expiring soon, was collected, cancelled or expired, or lost "
+        "units to a stock shortage (staff and POS of the store, ops).",
         extensions=allow(ActsForStore()),
     )
     reservation_updates: AsyncGenerator[types.ReservationEvent, None] = strawberry.subscription(

@@ -143,11 +143,25 @@ class Reservation:
         default=None,
         description="The reservation whose units this one took over when that store ran short.",
     )
+    arrived_at: datetime | None = strawberry.field(
+        default=None, description="When the shopper checked in at the store (checkIn)."
+    )
+    arrival_note: str | None = strawberry.field(
+        default=None, description="What the shopper told the store as they checked in."
+    )
 
     @strawberry.field(description="Whole seconds until expiresAt; 0 once it is over or final.")
     def seconds_remaining(self, info: Info) -> int:
         status = reservations.Status[self.status.name]
         return reservations.seconds_left(status, self.expires_at, info.context.deps.clock.now())
+
+    @strawberry.field(
+        description="Whole seconds the shopper has waited at the store since checking in (until "
+        "it was collected, cancelled or expired, once it was); null before they check in."
+    )
+    def waiting_seconds(self, info: Info) -> int | None:
+        ended = self.collected_at or self.cancelled_at or self.expired_at
+        return reservations.seconds_waiting(self.arrived_at, ended, info.context.deps.clock.now())
 
     @strawberry.field(
         description="The signed text the pickup QR code carries; for the reservation's customer "
@@ -197,6 +211,8 @@ class Reservation:
             expired_at=r.expired_at,
             cancel_reason=r.cancel_reason,
             resourced_from=strawberry.ID(r.resourced_from) if r.resourced_from else None,
+            arrived_at=r.arrived_at,
+            arrival_note=r.arrival_note,
         )
 
 
@@ -206,6 +222,11 @@ class ReservationEventType(Enum):
     CREATED = strawberry.enum_value("CREATED", description="It was made.")
     READY_FOR_PICKUP = strawberry.enum_value(
         "READY_FOR_PICKUP", description="It is picked and waiting at the store."
+    )
+    CUSTOMER_ARRIVED = strawberry.enum_value(
+        "CUSTOMER_ARRIVED",
+        description="Its shopper checked in at the store (see arrivedAt, arrivalNote); the "
+        "status is unchanged.",
     )
     EXPIRING_SOON = strawberry.enum_value(
         "EXPIRING_SOON", description="Its hold ends within the policy's warning time."

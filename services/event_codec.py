@@ -19,6 +19,7 @@ from domain.events import (
     ReservationCancelled,
     ReservationCollected,
     ReservationCreated,
+    ReservationCustomerArrived,
     ReservationEvent,
     ReservationExpired,
     ReservationExpiringSoon,
@@ -40,6 +41,7 @@ _RESERVATION_EVENTS: dict[str, type[ReservationEvent]] = {
     for kind in (
         ReservationCreated,
         ReservationReadyForPickup,
+        ReservationCustomerArrived,
         ReservationExpiringSoon,
         ReservationCollected,
         ReservationCancelled,
@@ -129,6 +131,8 @@ def encode_reservation(r: ReservationState) -> Payload:
         "expiredAt": _iso(r.expired_at),
         "cancelReason": r.cancel_reason,
         "resourcedFrom": r.resourced_from,
+        "arrivedAt": _iso(r.arrived_at),
+        "arrivalNote": r.arrival_note,
         "version": r.version,
     }
 
@@ -278,6 +282,9 @@ def decode_reservation(r: Mapping[str, Any]) -> ReservationState:
         expired_at=_when(r["expiredAt"]),
         cancel_reason=r["cancelReason"],
         resourced_from=r.get("resourcedFrom"),
+        # Events stored before the check-in existed carry neither.
+        arrived_at=_when(r.get("arrivedAt")),
+        arrival_note=r.get("arrivalNote"),
         version=r["version"],
     )
 

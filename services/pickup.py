@@ -1,4 +1,5 @@
-"""The handoff at the store: mark ready, scan the shopper's code, take payment and hand over."""
+"""The handoff at the store: mark ready, the shopper's arrival, scan the shopper's code, take
+payment and hand over."""
 
 from __future__ import annotations
 
@@ -33,6 +34,31 @@ async def mark_ready(reservation_id: str, *, uow: UnitOfWorkFactory, clock: Cloc
         await tx.outbox.add(reservation.events)
         await tx.commit()
     log.info("ready", extra={"reservation_id": reservation.id, "store_id": reservation.store_id})
+    return reservation
+
+
+async def check_in(
+    reservation_id: str,
+    customer_id: str,
+    note: str | None,
+    *,
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+) -> Reservation:
+    """The shopper is at the store ("I'm here", with an optional note for the staff), once: the
+    store's POS is told, and the arrival is kept for the pickup queue's wait and the KPIs. Another
+    customer's reservation does not exist to them."""
+    async with uow() as tx:
+        now = clock.now()
+        reservation = await tx.reservations.get(reservation_id, for_update=True)
+        if reservation is None or reservation.customer_id != customer_id:
+            raise NotFound(f"No reservation {reservation_id}.")
+        previous = reservation.version
+        reservation.check_in(now, note)
+        await tx.reservations.save(reservation, previous, now)
+        await tx.outbox.add(reservation.events)
+        await tx.commit()
+    log.info("arrived", extra={"reservation_id": reservation.id, "store_id": reservation.store_id})
     return reservation
 
 

@@ -607,6 +607,8 @@ class ReservationRepository:
                 "expired_at": reservation.expired_at,
                 "cancel_reason": reservation.cancel_reason,
                 "warned_for": reservation.warned_for,
+                "arrived_at": reservation.arrived_at,
+                "arrival_note": reservation.arrival_note,
                 "version": reservation.version,
                 "updated_at": now,
             },
@@ -668,6 +670,8 @@ _SAVE_RESERVATION = (
                 "expired_at",
                 "cancel_reason",
                 "warned_for",
+                "arrived_at",
+                "arrival_note",
                 "version",
                 "updated_at",
             )
@@ -710,6 +714,8 @@ def reservation_from_row(row: Any, lines: Iterable[Line]) -> Reservation:
         cancel_reason=row.cancel_reason,
         warned_for=row.warned_for,
         resourced_from=row.resourced_from,
+        arrived_at=row.arrived_at,
+        arrival_note=row.arrival_note,
         version=row.version,
     )
 

@@ -131,6 +131,9 @@ reservations = sa.Table(
     sa.Column("resourced_from", sa.String(36)),
     # The expiry the EXPIRING_SOON warning went out for.
     sa.Column("warned_for", UTCDateTime),
+    # When the shopper checked in at the store, and what they told it (a car bay...).
+    sa.Column("arrived_at", UTCDateTime),
+    sa.Column("arrival_note", sa.String(200)),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.CheckConstraint(

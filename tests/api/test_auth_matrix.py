@@ -55,6 +55,9 @@ CANCEL = """
 mutation($id: ID!) { cancelReservation(id: $id, reason: "changed my mind") { id status } }
 """
 MARK_READY = "mutation($id: ID!) { markReadyForPickup(id: $id) { id status } }"
+CHECK_IN = """
+mutation($id: ID!) { checkIn(id: $id, note: "bay 4") { id status arrivedAt arrivalNote } }
+"""
 SCAN = "mutation($code: String!) { scanPickup(code: $code) { id status } }"
 COMPLETE = """
 mutation($id: ID!) {
@@ -220,6 +223,8 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "reserve":                 (UN,   UN,    UN,    OK,   OK,   OK,    FB,    FB,    FB,    OK,   FB,   OK,    OK),
     "cancelReservation":       (UN,   UN,    UN,    OK,   NF,   OK,    NF,    OK,    NF,    OK,   NF,   OK,    NF),
     "markReadyForPickup":      (UN,   UN,    UN,    FB,   NF,   OK,    NF,    OK,    NF,    FB,   NF,   FB,    NF),
+    # only the shopper says they are here: the store, its channel and ops may see it, not do it
+    "checkIn":                 (UN,   UN,    UN,    OK,   NF,   FB,    NF,    FB,    NF,    FB,   NF,   FB,    NF),
     "scanPickup":              (UN,   UN,    UN,    NF,   NF,   OK,    NF,    OK,    NF,    NF,   NF,   NF,    NF),
     "completePickup":          (UN,   UN,    UN,    FB,   NF,   IT,    NF,    IT,    NF,    FB,   NF,   FB,    NF),
     "upsertStores":            (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   OK,   FB,    FB),
@@ -496,6 +501,21 @@ OPERATIONS: dict[str, Operation] = {
         lambda w, c: {"id": w.reservation_id},
         effect=_after_ready,
         tables=frozenset({"reservations", "outbox", "accuracy_samples"}),
+    ),
+    "checkIn": Operation(
+        CHECK_IN,
+        lambda w, c: {
+            "checkIn": {
+                "id": w.reservation_id,
+                "status": "HELD",
+                "arrivedAt": "2026-03-02T09:00:00+00:00",
+                "arrivalNote": "bay 4",
+            }
+        },
+        lambda w, c: {"id": w.reservation_id},
+        # Ops' view shows no arrival; the reservation's row and its event are where it shows.
+        effect=lambda view, caller: None,
+        tables=frozenset({"reservations", "outbox"}),
     ),
     "scanPickup": Operation(
         SCAN,
@@ -846,7 +866,7 @@ async def test_a_bearer_token_sent_with_another_scheme_is_unauthenticated(
 HIDDEN_FROM = [BOB, STAFF_ELSEWHERE, POS_ELSEWHERE, WMS, OTHER_CHANNEL]
 
 
-@pytest.mark.parametrize("operation", ["reservation", "cancelReservation"])
+@pytest.mark.parametrize("operation", ["reservation", "cancelReservation", "checkIn"])
 @pytest.mark.parametrize("caller", HIDDEN_FROM)
 async def test_a_reservation_one_may_not_see_looks_exactly_like_one_that_does_not_exist(
     http: httpx.AsyncClient, api: Gateway, world: World, operation: str, caller: str

@@ -1,14 +1,23 @@
-"""The handoff at the store, over real HTTP: ready, scan (QR or receipt code), payment."""
+"""The handoff at the store, over real HTTP: ready, the shopper's check-in, scan (QR or receipt
+code), payment."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.api.conftest import Gateway, gql
-from tests.api.given import DEFAULT_POLICY, given_reservation, given_stores_with_stock
+from tests.api.given import (
+    DEFAULT_POLICY,
+    assert_refused,
+    database_rows,
+    given_reservation,
+    given_stores_with_stock,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -32,6 +41,16 @@ mutation($input: ReservationPolicyInput!) {
 }
 """
 PAYMENT = {"amount": "19.90", "currency": "gbp", "method": "card", "reference": "till-1/0042"}
+CHECK_IN = """
+mutation($id: ID!, $note: String) {
+  checkIn(id: $id, note: $note) { id status arrivedAt arrivalNote waitingSeconds }
+}
+"""
+ARRIVAL = "query($id: ID!) { reservation(id: $id) { status arrivedAt arrivalNote waitingSeconds } }"
+MY_ARRIVALS = "query { myReservations { id arrivedAt arrivalNote } }"
+QUEUE = """
+query { pickupQueue(storeId: "S001") { id customerId status arrivedAt arrivalNote waitingSeconds } }
+"""
 
 
 async def given_held(http: httpx.AsyncClient, api: Gateway, quantity: int = 2) -> dict[str, Any]:
@@ -56,6 +75,14 @@ async def set_policy(http: httpx.AsyncClient, api: Gateway, **changes: Any) -> N
 
 def pos(api: Gateway, store: str = "S001") -> str:
     return api.token("pos", sub=f"till-{store}", store=store)
+
+
+def alice(api: Gateway) -> str:
+    return api.token("customer", sub="alice")
+
+
+async def queue(http: httpx.AsyncClient, api: Gateway) -> Any:
+    return (await gql(http, api, QUEUE, token=pos(api))).ok()["pickupQueue"]
 
 
 async def test_pos_marks_a_reservation_ready(http: httpx.AsyncClient, api: Gateway) -> None:
@@ -296,3 +323,193 @@ async def test_a_bad_payment_is_refused_and_changes_nothing(
     assert result.codes == ["BAD_USER_INPUT"]
     assert result.errors[0]["extensions"]["field"] == field
     assert await stock(http, api) == {"onHand": 10, "reserved": 2, "available": 8}
+
+
+# --- the shopper's arrival --------------------------------------------------------------------
+
+
+async def test_a_customer_checks_in_with_a_note_for_the_store(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
+    # Given alice's reservation, 25 minutes after she made it
+    held = await given_held(http, api)
+    api.clock.advance(1500)
+
+    # When she says she is at the store
+    variables = {"id": held["id"], "note": "  car bay 4, blue Fiat "}
+    arrived = (await gql(http, api, CHECK_IN, variables, alice(api))).ok()["checkIn"]
+
+    # Then the reservation is still HELD, with the arrival and the note; she sees it in her list
+    assert arrived == {
+        "id": held["id"],
+        "status": "HELD",
+        "arrivedAt": "2026-03-02T09:25:00+00:00",
+        "arrivalNote": "car bay 4, blue Fiat",
+        "waitingSeconds": 0,
+    }
+    mine = (await gql(http, api, MY_ARRIVALS, token=alice(api))).ok()["myReservations"]
+    assert mine == [
+        {
+            "id": held["id"],
+            "arrivedAt": "2026-03-02T09:25:00+00:00",
+            "arrivalNote": "car bay 4, blue Fiat",
+        }
+    ]
+
+
+async def test_the_pickup_queue_shows_how_long_the_shopper_has_waited(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
+    # Given alice's reservation and bob's, and alice checked in
+    held = await given_held(http, api)
+    bob = await given_reservation(
+        http,
+        api,
+        api.token("customer", sub="bob"),
+        storeId="S001",
+        lines=[{"sku": "SKU-1", "quantity": 1}],
+    )
+    (await gql(http, api, CHECK_IN, {"id": held["id"], "note": "bay 4"}, alice(api))).ok()
+
+    # When the store looks at its queue now, 3 minutes later, and after the handoff
+    at_once = await queue(http, api)
+    api.clock.advance(180)
+    later = await queue(http, api)
+    (await gql(http, api, MARK_READY, {"id": held["id"]}, pos(api))).ok()
+    api.clock.advance(60)
+    (await gql(http, api, COMPLETE, {"id": held["id"], "payment": PAYMENT}, pos(api))).ok()
+    api.clock.advance(600)
+    collected = (await gql(http, api, ARRIVAL, {"id": held["id"]}, pos(api))).ok()["reservation"]
+
+    # Then alice's entry counts the wait by the server's clock, bob's has none, and once collected
+    # the wait stays what it was at the handoff
+    arrival = {"arrivedAt": "2026-03-02T09:00:00+00:00", "arrivalNote": "bay 4"}
+    not_arrived = {"arrivedAt": None, "arrivalNote": None, "waitingSeconds": None}
+    by_id = {entry["id"]: entry for entry in at_once}
+    assert by_id[held["id"]] == {
+        "id": held["id"],
+        "customerId": "alice",
+        "status": "HELD",
+        **arrival,
+        "waitingSeconds": 0,
+    }
+    assert by_id[bob["id"]] == {
+        "id": bob["id"],
+        "customerId": "bob",
+        "status": "HELD",
+        **not_arrived,
+    }
+    assert {e["id"]: e["waitingSeconds"] for e in later} == {held["id"]: 180, bob["id"]: None}
+    assert collected == {"status": "COLLECTED", **arrival, "waitingSeconds": 240}
+
+
+async def test_checking_in_twice_is_an_invalid_transition_and_changes_nothing(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
+    held = await given_held(http, api)
+    (await gql(http, api, CHECK_IN, {"id": held["id"], "note": "bay 4"}, alice(api))).ok()
+    api.clock.advance(60)
+    rows_before = await database_rows(api.db)
+
+    again = await gql(http, api, CHECK_IN, {"id": held["id"], "note": "bay 7"}, alice(api))
+
+    assert_refused(
+        again,
+        {"code": "INVALID_TRANSITION", "reservationId": held["id"], "status": "HELD"},
+        field="checkIn",
+        message="checked in already",
+    )
+    assert await database_rows(api.db) == rows_before
+    seen = (await gql(http, api, ARRIVAL, {"id": held["id"]}, alice(api))).ok()["reservation"]
+    assert (seen["arrivedAt"], seen["arrivalNote"]) == ("2026-03-02T09:00:00+00:00", "bay 4")
+
+
+@pytest.mark.parametrize(
+    "caller",
+    [
+        pytest.param(lambda api: api.token("customer", sub="bob"), id="another-customer"),
+        pytest.param(lambda api: pos(api, "S002"), id="another-stores-pos"),
+    ],
+)
+async def test_someone_elses_reservation_is_not_found_and_nothing_changes(
+    http: httpx.AsyncClient, api: Gateway, caller: Any
+) -> None:
+    held = await given_held(http, api)
+    rows_before = await database_rows(api.db)
+
+    result = await gql(http, api, CHECK_IN, {"id": held["id"]}, caller(api))
+
+    assert_refused(result, {"code": "NOT_FOUND"}, field="checkIn")
+    assert await database_rows(api.db) == rows_before
+
+
+@pytest.mark.parametrize(
+    "caller",
+    [
+        pytest.param(lambda api: pos(api), id="its-stores-pos"),
+        pytest.param(lambda api: api.token("staff", store="S001"), id="its-stores-staff"),
+        pytest.param(lambda api: api.token("ops"), id="ops"),
+    ],
+)
+async def test_only_the_shopper_checks_in_and_the_store_cannot_do_it_for_them(
+    http: httpx.AsyncClient, api: Gateway, caller: Any
+) -> None:
+    held = await given_held(http, api)
+    rows_before = await database_rows(api.db)
+
+    result = await gql(http, api, CHECK_IN, {"id": held["id"]}, caller(api))
+
+    assert_refused(result, {"code": "FORBIDDEN"}, field="checkIn")
+    assert await database_rows(api.db) == rows_before
+
+
+async def until_expired(http: httpx.AsyncClient, api: Gateway, reservation_id: str) -> None:
+    """The sweeper has expired the reservation (it runs every 0.1 s; at most 2 s)."""
+    deadline = time.monotonic() + 2.0
+    while True:
+        seen = await gql(http, api, ARRIVAL, {"id": reservation_id}, alice(api))
+        if seen.ok()["reservation"]["status"] == "EXPIRED":
+            return
+        assert time.monotonic() < deadline, "not expired within 2 s of expiresAt"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("ending", ["CANCELLED", "COLLECTED", "EXPIRED"])
+async def test_a_reservation_that_has_ended_is_not_checked_in(
+    http: httpx.AsyncClient, api: Gateway, ending: str
+) -> None:
+    held = await given_held(http, api)
+    if ending == "CANCELLED":
+        (await gql(http, api, CANCEL, {"id": held["id"]}, alice(api))).ok()
+    elif ending == "COLLECTED":
+        (await gql(http, api, MARK_READY, {"id": held["id"]}, pos(api))).ok()
+        (await gql(http, api, COMPLETE, {"id": held["id"], "payment": PAYMENT}, pos(api))).ok()
+    else:
+        api.clock.advance(7200)
+        await until_expired(http, api, held["id"])
+    rows_before = await database_rows(api.db)
+
+    result = await gql(http, api, CHECK_IN, {"id": held["id"], "note": "bay 4"}, alice(api))
+
+    assert_refused(
+        result,
+        {"code": "INVALID_TRANSITION", "reservationId": held["id"], "status": ending},
+        field="checkIn",
+        message="only an active reservation is checked in",
+    )
+    assert await database_rows(api.db) == rows_before
+
+
+@pytest.mark.parametrize(
+    "note", ["x" * 201, "bay 4\nblue Fiat", "\u0007"], ids=["too-long", "two-lines", "control"]
+)
+async def test_a_bad_note_is_refused_and_changes_nothing(
+    http: httpx.AsyncClient, api: Gateway, note: str
+) -> None:
+    held = await given_held(http, api)
+    rows_before = await database_rows(api.db)
+
+    result = await gql(http, api, CHECK_IN, {"id": held["id"], "note": note}, alice(api))
+
+    assert_refused(result, {"code": "BAD_USER_INPUT", "field": "note"}, field="checkIn")
+    assert await database_rows(api.db) == rows_before

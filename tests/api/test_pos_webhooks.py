@@ -32,6 +32,7 @@ mutation($url: String, $secret: String) {
 }
 """
 MARK_READY = "mutation($id: ID!) { markReadyForPickup(id: $id) { id } }"
+CHECK_IN = "mutation($id: ID!, $note: String) { checkIn(id: $id, note: $note) { id } }"
 DELIVERIES = """
 query($status: WebhookDeliveryStatus!) {
   webhookDeliveries(status: $status) { id eventType status attempts lastStatusCode lastError }
@@ -162,6 +163,29 @@ async def test_a_shortage_is_posted_with_where_the_units_went(
     assert event["detail"]["sku"] == "SKU-1"
     assert event["detail"]["movedToStoreId"] == "S002"
     assert receiver.received[0]["headers"]["x-ropos-event-type"] == "STOCK_SHORTAGE"
+
+
+async def test_the_shoppers_arrival_is_posted_with_the_note(
+    http: httpx.AsyncClient, api: Gateway, receiver: Receiver
+) -> None:
+    reservation_id = await given_a_webhook_and_a_ready_reservation(http, api, receiver)
+    await receiver.wait_for(1)  # the ready event
+    api.clock.advance(300)
+
+    alice = api.token("customer", sub="alice")
+    (await gql(http, api, CHECK_IN, {"id": reservation_id, "note": "car bay 4"}, alice)).ok()
+    await receiver.wait_for(2)
+
+    call = receiver.received[1]
+    event = orjson.loads(call["body"])
+    assert (event["type"], event["sequence"]) == ("CUSTOMER_ARRIVED", 3)
+    assert call["headers"]["x-ropos-event-type"] == "CUSTOMER_ARRIVED"
+    arrived = event["reservation"]
+    assert (arrived["id"], arrived["status"]) == (reservation_id, "READY_FOR_PICKUP")
+    assert (arrived["arrivedAt"], arrived["arrivalNote"]) == (
+        "2026-03-02T09:05:00+00:00",
+        "car bay 4",
+    )
 
 
 async def test_the_held_event_is_not_posted_and_stores_without_a_webhook_get_nothing(

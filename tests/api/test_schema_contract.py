@@ -35,6 +35,7 @@ def test_the_contract_names_are_there() -> None:
     assert {
         "reserve",
         "cancelReservation",
+        "checkIn",
         "upsertStores",
         "syncStock",
         "updateReservationPolicy",
@@ -54,6 +55,9 @@ def test_the_contract_names_are_there() -> None:
         "secondsRemaining",
         "readyAt",
         "collectedAt",
+        "arrivedAt",
+        "arrivalNote",
+        "waitingSeconds",
     } <= set(reservation.fields)
     reserve_input = schema.type_map["ReserveInput"]
     assert isinstance(reserve_input, GraphQLInputObjectType)

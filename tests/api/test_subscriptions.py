@@ -67,6 +67,7 @@ COMPLETE = """
 mutation($id: ID!, $payment: PaymentInput!) { completePickup(id: $id, payment: $payment) { status } }
 """
 CANCEL = 'mutation($id: ID!) { cancelReservation(id: $id, reason: "changed my mind") { status } }'
+CHECK_IN = "mutation($id: ID!, $note: String) { checkIn(id: $id, note: $note) { arrivedAt } }"
 SYNC_STOCK = "mutation($levels: [StockLevelInput!]!) { syncStock(levels: $levels) { applied } }"
 PAYMENT = {"amount": "19.90", "currency": "GBP", "method": "card", "reference": "till-1/0042"}
 
@@ -486,6 +487,54 @@ async def test_a_shrink_below_reserved_reaches_the_pos_and_the_customer_with_whe
         "resourcedFrom": held["id"],
         "lines": [{"quantity": 3}],
     }
+
+
+async def test_the_store_and_the_shoppers_app_hear_the_shopper_arrive(
+    http: httpx.AsyncClient, api: Gateway
+) -> None:
+    # Given alice's reservation, ready, and 20 minutes later her app and the store's POS listening
+    await given_two_stores(http, api)
+    held = await reserve(http, api, "alice")
+    await mark_ready(http, api, held)
+    api.clock.advance(1200)
+    alice = api.token("customer", sub="alice")
+    arrival_fields = "id type sequence reservation { id status customerId arrivedAt arrivalNote }"
+    app_query = f"subscription($id: ID!) {{ reservationUpdates(id: $id) {{ {arrival_fields} }} }}"
+    pos_query = f"""subscription($storeId: ID!) {{
+      pickupEvents(storeId: $storeId) {{ {arrival_fields} }} }}"""
+
+    async with (
+        subscribed(api, app_query, {"id": held["id"]}, init_payload=bearer(alice)) as app,
+        subscribed(
+            api, pos_query, {"storeId": "S001"}, init_payload=bearer(pos(api)), skip=is_warm_up
+        ) as terminal,
+    ):
+        await app.next()  # the snapshot: listening
+        await until_live(terminal, ready_warm_up(http, api))
+        # When she checks in from the car park
+        note = {"id": held["id"], "note": "car bay 4"}
+        (await gql(http, api, CHECK_IN, note, alice)).ok()
+        seen_by_app = await app.next()
+        seen_by_pos = await terminal.next()
+        # Then the app stays subscribed: the handoff comes next
+        payment = {"id": held["id"], "payment": PAYMENT}
+        (await gql(http, api, COMPLETE, payment, pos(api))).ok()
+        collected = await app.next()
+        await app.ended()
+
+    # Both heard the arrival, with the note for the store; the status is what it was
+    for event in (seen_by_app, seen_by_pos):
+        assert event["type"] == "CUSTOMER_ARRIVED"
+        assert event["sequence"] == 3  # created, ready, arrived
+        assert event["reservation"] == {
+            "id": held["id"],
+            "status": "READY_FOR_PICKUP",
+            "customerId": "alice",
+            "arrivedAt": "2026-03-02T09:20:00+00:00",
+            "arrivalNote": "car bay 4",
+        }
+    assert seen_by_app["id"] == seen_by_pos["id"]
+    assert (collected["type"], collected["sequence"]) == ("COLLECTED", 4)
 
 
 # --- reservationUpdates: the customer's app -------------------------------------------------------

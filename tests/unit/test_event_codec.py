@@ -66,9 +66,34 @@ def test_a_reservation_event_goes_out_with_the_api_names_and_iso_times() -> None
             "expiredAt": None,
             "cancelReason": None,
             "resourcedFrom": None,
+            "arrivedAt": None,
+            "arrivalNote": None,
             "version": 1,
         },
     }
+
+
+def test_an_arrival_carries_when_and_the_note_for_the_store() -> None:
+    reservation = held()
+    reservation.check_in(NOW + timedelta(minutes=30), "bay 4")
+
+    payload = event_codec.encode(reservation.events[-1])
+
+    assert payload["type"] == "CUSTOMER_ARRIVED"
+    assert payload["sequence"] == 2
+    assert payload["reservation"]["status"] == "HELD"
+    assert payload["reservation"]["arrivedAt"] == "2026-03-02T09:30:00+00:00"
+    assert payload["reservation"]["arrivalNote"] == "bay 4"
+
+
+def test_an_event_stored_before_check_in_existed_reads_as_not_arrived() -> None:
+    (created,) = held().events
+    payload = event_codec.encode(created)
+    del payload["reservation"]["arrivedAt"], payload["reservation"]["arrivalNote"]
+
+    decoded = event_codec.decode(payload)
+
+    assert decoded == created
 
 
 def test_a_shortage_says_which_units_went_where() -> None:
@@ -109,6 +134,7 @@ def test_a_stock_event_carries_its_rows_as_compact_lists() -> None:
 def events_of_every_kind() -> list[Event | StockAvailable]:
     reservation = held()
     reservation.mark_ready(NOW + timedelta(minutes=5), pickup_window_seconds=600)
+    reservation.check_in(NOW + timedelta(minutes=5, seconds=30), "bay 4")
     reservation.shorten("SKU-A", 1, NOW, reason="SHORT_PICK", moved_to=None)
     reservation.cancel(NOW + timedelta(minutes=6), reason="changed my mind")
     resourced = Reservation.hold(

@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from domain import errors
-from domain.events import ReservationCancelled, ReservationCreated, ReservationExpired
+from domain.events import (
+    FOR_THE_STORE,
+    ReservationCancelled,
+    ReservationCreated,
+    ReservationCustomerArrived,
+    ReservationExpired,
+)
 from domain.reservations import (
     ACTIVE_STATUSES,
     TRANSITIONS,
@@ -15,7 +21,9 @@ from domain.reservations import (
     Reservation,
     ReservationState,
     Status,
+    seconds_waiting,
 )
+from domain.webhooks import WEBHOOK_EVENT_TYPES
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 HOLD = 7200
@@ -52,6 +60,7 @@ def in_state(
     version: int = 2,
     ready_at: datetime | None = None,
     expired_at: datetime | None = None,
+    arrived_at: datetime | None = None,
 ) -> Reservation:
     """A reservation as it would be after earlier transitions, without events of its own."""
     return Reservation(
@@ -68,6 +77,7 @@ def in_state(
         expires_at=EXPIRES,
         ready_at=ready_at,
         expired_at=expired_at,
+        arrived_at=arrived_at,
         version=version,
     )
 
@@ -80,6 +90,8 @@ def unchanged(reservation: Reservation) -> tuple[object, ...]:
         reservation.cancelled_at,
         reservation.expired_at,
         reservation.cancel_reason,
+        reservation.arrived_at,
+        reservation.arrival_note,
     )
 
 
@@ -133,6 +145,8 @@ def test_hold_records_one_created_event_with_sequence_1_and_the_snapshot() -> No
         expired_at=None,
         cancel_reason=None,
         resourced_from=None,
+        arrived_at=None,
+        arrival_note=None,
         version=1,
     )
 
@@ -335,6 +349,127 @@ def test_events_get_distinct_ids() -> None:
 
     first, second = reservation.events
     assert first.id != second.id
+
+
+# --- check in ---------------------------------------------------------------------------------
+
+ARRIVED = NOW + timedelta(minutes=40)
+
+
+def test_check_in_records_the_arrival_and_the_note_without_changing_the_status() -> None:
+    reservation = held()
+
+    reservation.check_in(ARRIVED, "  bay 4, blue Fiat  ")
+
+    assert reservation.status is Status.HELD
+    assert reservation.arrived_at == ARRIVED
+    assert reservation.arrival_note == "bay 4, blue Fiat"
+    assert reservation.version == 2
+    created, arrived = reservation.events
+    assert isinstance(arrived, ReservationCustomerArrived)
+    assert arrived.type == "CUSTOMER_ARRIVED"
+    assert arrived.sequence == 2
+    assert arrived.occurred_at == ARRIVED
+    assert arrived.reservation.status is Status.HELD
+    assert arrived.reservation.arrived_at == ARRIVED
+    assert arrived.reservation.arrival_note == "bay 4, blue Fiat"
+    assert created.reservation.arrived_at is None
+
+
+def test_check_in_while_ready_for_pickup_keeps_it_ready() -> None:
+    reservation = in_state(Status.READY_FOR_PICKUP, version=2, ready_at=NOW)
+
+    reservation.check_in(ARRIVED)
+
+    assert reservation.status is Status.READY_FOR_PICKUP
+    assert (reservation.arrived_at, reservation.arrival_note) == (ARRIVED, None)
+    (event,) = reservation.events
+    assert isinstance(event, ReservationCustomerArrived)
+    assert event.sequence == 3
+
+
+@pytest.mark.parametrize("note", [None, "", "   "])
+def test_check_in_without_a_note_records_none(note: str | None) -> None:
+    reservation = held()
+
+    reservation.check_in(ARRIVED, note)
+
+    assert reservation.arrival_note is None
+    assert reservation.events[-1].reservation.arrival_note is None
+
+
+def test_check_in_twice_is_an_invalid_transition_and_changes_nothing() -> None:
+    reservation = held()
+    reservation.check_in(ARRIVED, "bay 4")
+    before = unchanged(reservation)
+
+    with pytest.raises(errors.InvalidTransition) as raised:
+        reservation.check_in(ARRIVED + timedelta(minutes=5), "bay 7")
+
+    assert raised.value.details == {"reservationId": "R1", "status": "HELD"}
+    assert "checked in already" in raised.value.message
+    assert unchanged(reservation) == before
+
+
+@pytest.mark.parametrize("status", [Status.CANCELLED, Status.COLLECTED, Status.EXPIRED])
+def test_check_in_a_final_reservation_is_an_invalid_transition(status: Status) -> None:
+    reservation = in_state(status, version=3)
+    before = unchanged(reservation)
+
+    with pytest.raises(errors.InvalidTransition) as raised:
+        reservation.check_in(ARRIVED)
+
+    assert raised.value.details == {"reservationId": "R1", "status": str(status)}
+    assert raised.value.message == (
+        f"Reservation R1 is {status}; only an active reservation is checked in."
+    )
+    assert unchanged(reservation) == before
+
+
+def test_check_in_an_overdue_reservation_not_yet_swept_raises_reservation_expired() -> None:
+    reservation = held()
+    before = unchanged(reservation)
+
+    with pytest.raises(errors.ReservationExpired):
+        reservation.check_in(EXPIRES)
+
+    assert unchanged(reservation) == before
+
+
+@pytest.mark.parametrize(
+    "note", ["x" * 201, "bay 4\nblue Fiat", "bay\t4", "\x00"], ids=["long", "newline", "tab", "nul"]
+)
+def test_check_in_with_a_bad_note_is_bad_input_and_changes_nothing(note: str) -> None:
+    reservation = held()
+    before = unchanged(reservation)
+
+    with pytest.raises(errors.BadInput) as raised:
+        reservation.check_in(ARRIVED, note)
+
+    assert raised.value.details == {"field": "note"}
+    assert unchanged(reservation) == before
+
+
+def test_a_note_of_200_characters_is_kept_whole() -> None:
+    reservation = held()
+
+    reservation.check_in(ARRIVED, "é" * 200)
+
+    assert reservation.arrival_note == "é" * 200
+
+
+def test_the_store_and_its_webhook_hear_of_the_arrival() -> None:
+    assert "CUSTOMER_ARRIVED" in FOR_THE_STORE
+    assert "CUSTOMER_ARRIVED" in WEBHOOK_EVENT_TYPES
+
+
+def test_seconds_waiting_counts_from_the_arrival_until_now_or_the_end() -> None:
+    assert seconds_waiting(None, None, ARRIVED) is None
+    assert seconds_waiting(ARRIVED, None, ARRIVED) == 0
+    assert seconds_waiting(ARRIVED, None, ARRIVED + timedelta(seconds=90.7)) == 90
+    ended = ARRIVED + timedelta(minutes=3)
+    assert seconds_waiting(ARRIVED, ended, ARRIVED + timedelta(hours=1)) == 180
+    assert seconds_waiting(ARRIVED, None, ARRIVED - timedelta(seconds=5)) == 0
 
 
 # --- due and seconds remaining ----------------------------------------------------------------
