@@ -40,8 +40,6 @@ MAX_BACKOFF_SECONDS = 30.0
 COALESCE_SECONDS = 0.015
 # The intake worker's pause after a wake: deliveries arriving together are claimed together.
 INTAKE_COALESCE_SECONDS = 0.02
-# After a claim of several accounts' messages, claims stay short this long.
-SHARED_ROUNDS_SECONDS = 2.0
 # Short: once the broker is back, what waited in the outbox should go out within seconds.
 RELAY_MAX_BACKOFF_SECONDS = 5.0
 
@@ -212,20 +210,18 @@ class IntakeWorker(Worker):
 
     async def _loop(self) -> None:
         pause = self._interval
-        shared_until = 0.0
+        sizes = intake_worker.ClaimSize(self._config)
         while True:
             self._wake.clear()
-            # While several accounts send (lately), short rounds: each gets its turn soon. One
-            # account alone drains in full batches.
-            shared = time.monotonic() < shared_until
-            size = self._config.shared_batch_size if shared else self._config.batch_size
             try:
                 sweep = await intake_worker.process_due(
-                    uow=self._uow, clock=self._clock, config=self._config, batch_size=size
+                    uow=self._uow,
+                    clock=self._clock,
+                    config=self._config,
+                    batch_size=sizes.next(time.monotonic()),
                 )
                 pause = self._interval
-                if sweep.accounts > 1:
-                    shared_until = time.monotonic() + SHARED_ROUNDS_SECONDS
+                sizes.took(sweep, time.monotonic())
                 if sweep.taken or sweep.made:
                     continue  # more may be waiting (a split body's parts are due at once)
             except Exception:

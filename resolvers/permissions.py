@@ -7,8 +7,9 @@ from typing import Any
 from strawberry.extensions.field_extension import FieldExtension
 from strawberry.permission import BasePermission, PermissionExtension
 
-from domain.access import Role
+from domain.access import Actor, Role
 from domain.errors import Forbidden, NotFound
+from domain.reservations import Reservation
 from schema.context import Info
 
 
@@ -63,61 +64,64 @@ class SeesStoreFigures(BasePermission):
         return True
 
 
-class SeesReservation(BasePermission):
-    """The reservation named by the argument is one the caller may see: their own (customer),
-    their store's (staff, POS), their channel's, or any (ops). To anyone else it does not exist,
-    so nobody learns which ids are real."""
+class _OnReservation(BasePermission):
+    """The reservation named by the argument, for callers who may see it: to anyone else it does
+    not exist (NOT_FOUND), so nobody learns which ids are real. Those who see it but may not do
+    this to it (`may`) get FORBIDDEN."""
+
+    def __init__(self, argument: str = "id") -> None:
+        self.argument = argument
+
+    def may(self, actor: Actor, reservation: Reservation) -> bool:
+        return True
+
+    def refusal(self, reservation_id: str) -> str:
+        return f"Your token cannot do this to reservation {reservation_id}."
+
+    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        actor = info.context.require_actor()
+        reservation_id = str(kwargs[self.argument])
+        reservation = await info.context.loaders.reservation.load(reservation_id)
+        if reservation is None or not actor.can_view(reservation):
+            raise NotFound(f"No reservation {reservation_id}.")
+        if not self.may(actor, reservation):
+            raise Forbidden(self.refusal(reservation_id))
+        return True
+
+
+class SeesReservation(_OnReservation):
+    """The reservation is one the caller may see: their own (customer), their store's (staff,
+    POS), their channel's, or any (ops); with `to_cancel`, one they may also cancel."""
 
     def __init__(self, argument: str = "id", *, to_cancel: bool = False) -> None:
-        self.argument = argument
+        super().__init__(argument)
         self.to_cancel = to_cancel
 
-    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        actor = info.context.require_actor()
-        reservation_id = str(kwargs[self.argument])
-        reservation = await info.context.loaders.reservation.load(reservation_id)
-        if reservation is None or not actor.can_view(reservation):
-            raise NotFound(f"No reservation {reservation_id}.")
-        if self.to_cancel and not actor.can_cancel(reservation):
-            raise Forbidden(f"Your token cannot cancel reservation {reservation_id}.")
-        return True
+    def may(self, actor: Actor, reservation: Reservation) -> bool:
+        return not self.to_cancel or actor.can_cancel(reservation)
+
+    def refusal(self, reservation_id: str) -> str:
+        return f"Your token cannot cancel reservation {reservation_id}."
 
 
-class HandsOverReservation(BasePermission):
-    """Staff or POS of the store of the reservation named by the argument. Callers who may not see
-    the reservation get NOT_FOUND; those who may see it but not run its handoff, FORBIDDEN."""
+class HandsOverReservation(_OnReservation):
+    """Staff or POS of the reservation's store: they run its handoff."""
 
-    def __init__(self, argument: str = "id") -> None:
-        self.argument = argument
+    def may(self, actor: Actor, reservation: Reservation) -> bool:
+        return actor.hands_over(reservation)
 
-    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        actor = info.context.require_actor()
-        reservation_id = str(kwargs[self.argument])
-        reservation = await info.context.loaders.reservation.load(reservation_id)
-        if reservation is None or not actor.can_view(reservation):
-            raise NotFound(f"No reservation {reservation_id}.")
-        if not actor.hands_over(reservation):
-            raise Forbidden("Only the store's staff and POS hand over its reservations.")
-        return True
+    def refusal(self, reservation_id: str) -> str:
+        return "Only the store's staff and POS hand over its reservations."
 
 
-class ShopperOfReservation(BasePermission):
-    """The customer of the reservation named by the argument. Callers who may not see the
-    reservation get NOT_FOUND; those who may see it but are not its shopper (the store, its
-    channel, ops), FORBIDDEN."""
+class ShopperOfReservation(_OnReservation):
+    """The reservation's customer (its store, its channel and ops see it, and are refused)."""
 
-    def __init__(self, argument: str = "id") -> None:
-        self.argument = argument
+    def may(self, actor: Actor, reservation: Reservation) -> bool:
+        return actor.is_shopper_of(reservation)
 
-    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        actor = info.context.require_actor()
-        reservation_id = str(kwargs[self.argument])
-        reservation = await info.context.loaders.reservation.load(reservation_id)
-        if reservation is None or not actor.can_view(reservation):
-            raise NotFound(f"No reservation {reservation_id}.")
-        if not actor.is_shopper_of(reservation):
-            raise Forbidden("Only the reservation's customer checks in for it.")
-        return True
+    def refusal(self, reservation_id: str) -> str:
+        return "Only the reservation's customer checks in for it."
 
 
 def allow(*permissions: BasePermission) -> list[FieldExtension]:

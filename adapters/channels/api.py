@@ -330,11 +330,15 @@ def _next_link(response: httpx.Response) -> str | None:
     return None
 
 
-class BigCommerceApi:
-    channel = SalesChannel.BIGCOMMERCE
+class _Client:
+    """A channel's client: its calls go through the process's shared caller."""
 
     def __init__(self, caller: _Caller) -> None:
         self._caller = caller
+
+
+class BigCommerceApi(_Client):
+    channel = SalesChannel.BIGCOMMERCE
 
     def _headers(self, account: ChannelAccount) -> dict[str, str]:
         return {"X-Auth-Token": account.api_token or ""}
@@ -396,11 +400,8 @@ class BigCommerceApi:
         raise _too_many_pages("GET /v2/orders")
 
 
-class SquareApi:
+class SquareApi(_Client):
     channel = SalesChannel.SQUARE
-
-    def __init__(self, caller: _Caller) -> None:
-        self._caller = caller
 
     async def fetch(self, account: ChannelAccount, wanted: FetchBack) -> Any:
         path = f"/v2/orders/{_segment(wanted.external_id)}"
@@ -474,11 +475,8 @@ class SquareApi:
         raise _too_many_pages("POST /v2/orders/search")
 
 
-class AmazonApi:
+class AmazonApi(_Client):
     channel = SalesChannel.AMAZON
-
-    def __init__(self, caller: _Caller) -> None:
-        self._caller = caller
 
     async def fetch(self, account: ChannelAccount, wanted: FetchBack) -> Any:
         path = f"/orders/2026-01-01/orders/{_segment(wanted.external_id)}"
@@ -526,14 +524,11 @@ class AmazonApi:
         raise _too_many_pages(f"GET {path}")
 
 
-class WooCommerceApi:
+class WooCommerceApi(_Client):
     """WooCommerce REST v3; `apiToken` is `consumer_key:consumer_secret` (HTTP Basic)."""
 
     channel = SalesChannel.WOOCOMMERCE
     PAGE = 100
-
-    def __init__(self, caller: _Caller) -> None:
-        self._caller = caller
 
     def _headers(self, account: ChannelAccount) -> dict[str, str]:
         token = base64.b64encode((account.api_token or "").encode()).decode()
@@ -576,14 +571,11 @@ class WooCommerceApi:
         raise _too_many_pages(f"GET {path}")
 
 
-class ShopifyApi:
+class ShopifyApi(_Client):
     """Shopify Admin REST; `apiToken` is the access token (`X-Shopify-Access-Token`)."""
 
     channel = SalesChannel.SHOPIFY
     PAGE = 250
-
-    def __init__(self, caller: _Caller) -> None:
-        self._caller = caller
 
     def _headers(self, account: ChannelAccount) -> dict[str, str]:
         return {"X-Shopify-Access-Token": account.api_token or ""}

@@ -99,6 +99,26 @@ class Sweep:
     accounts: int = 0
 
 
+class ClaimSize:
+    """How many messages the next claim takes: while several accounts send (a claim held more
+    than one account's messages within the last `hold_seconds`), one short round
+    (`shared_batch_size`), so each account's next message gets its turn soon; one account alone
+    drains in full batches. Time is the caller's monotonic clock."""
+
+    def __init__(self, config: IntakeConfig, hold_seconds: float = 2.0) -> None:
+        self._config = config
+        self._hold = hold_seconds
+        self._shared_until = float("-inf")
+
+    def next(self, now: float) -> int:
+        shared = now < self._shared_until
+        return self._config.shared_batch_size if shared else self._config.batch_size
+
+    def took(self, sweep: Sweep, now: float) -> None:
+        if sweep.accounts > 1:
+            self._shared_until = now + self._hold
+
+
 async def process_due(
     *,
     uow: UnitOfWorkFactory,
