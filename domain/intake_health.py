@@ -5,7 +5,6 @@ figures are made from rows the repository reads."""
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,20 +12,13 @@ from datetime import datetime
 from decimal import Decimal
 
 from domain.intake import Decision, IntakeCount, IntakeStatus, RuleAction, SalesChannel
+from domain.kpis import percentile
 
 # Percentiles, lags and rule rates are read from at most this many of the window's newest
 # messages per account (the counts are exact whatever the window holds).
 SAMPLE_LIMIT = 20_000
 # Statuses a failure list shows: refused by a rule or the business, out of tries, given up on.
 FAILED = (IntakeStatus.REJECTED, IntakeStatus.DEAD, IntakeStatus.DISCARDED)
-
-
-def percentile(sorted_values: Sequence[float], share: float) -> float | None:
-    """The nearest-rank percentile (`share` 0.5 for p50) of values sorted ascending."""
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(share * len(sorted_values)))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
 @dataclass(frozen=True, slots=True)

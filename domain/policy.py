@@ -26,6 +26,8 @@ class ReservationPolicy:
     pickup_window_seconds: int | None = None
     # Whether the till may collect a HELD reservation directly, without the ready step.
     allow_pickup_without_ready: bool = False
+    # How soon after reserving the goods should be ready: the time-to-ready figure's target.
+    ready_target_seconds: int = 2 * 3600
 
     def __post_init__(self) -> None:
         allowed = self.allowed_hold_seconds
@@ -69,6 +71,12 @@ class ReservationPolicy:
                 f"pickupWindowSeconds must be between {MIN_HOLD_SECONDS} and {MAX_HOLD_SECONDS}, "
                 f"got {self.pickup_window_seconds}.",
                 field="pickupWindowSeconds",
+            )
+        if not MIN_HOLD_SECONDS <= self.ready_target_seconds <= MAX_HOLD_SECONDS:
+            raise BadInput(
+                f"readyTargetSeconds must be between {MIN_HOLD_SECONDS} and {MAX_HOLD_SECONDS}, "
+                f"got {self.ready_target_seconds}.",
+                field="readyTargetSeconds",
             )
         if not 0 <= self.expiry_warning_seconds < min(allowed):
             raise BadInput(

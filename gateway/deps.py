@@ -12,6 +12,7 @@ from domain.clock import Clock
 from domain.intake import ChannelApi, SalesChannel
 from domain.wms import WmsPort
 from services.intake.edge import AccountCache, BacklogGauge, EdgeCounts
+from services.kpis import AttemptCounts
 from services.queries import ReadPort
 from services.shortage import DEFAULT_RESOURCE_RADIUS_KM
 from services.unit_of_work import UnitOfWorkFactory
@@ -42,6 +43,9 @@ class Deps:
     wake: Callable[[], None] | None = None
     # The channels' APIs (fetch-back and the gap sweep), shared with this process's workers.
     channel_apis: dict[SalesChannel, ChannelApi] = field(default_factory=dict)
+    # Every reserve attempt's outcome (GraphQL and this process's intake worker), counted in
+    # memory and written each second, for the KPIs and /metrics.
+    reserve_attempts: AttemptCounts = field(default_factory=AttemptCounts)
 
     def wake_intake(self) -> None:
         if self.wake is not None:

@@ -109,10 +109,14 @@ async def running(settings: Settings, clock: Clock, *, workers: bool) -> AsyncIt
         )
         deps.intake_counts.start(uow)
         stack.push_async_callback(deps.intake_counts.stop)
+        deps.reserve_attempts.start(uow)
+        stack.push_async_callback(deps.reserve_attempts.stop)
         if not workers:
             yield Runtime(db, broadcast, deps, channels=channels)
             return
-        background = build_workers(settings, uow, broadcast, clock, client, channels)
+        background = build_workers(
+            settings, uow, broadcast, clock, client, channels, deps.reserve_attempts
+        )
         relay, intake = background.relay, background.intake
         for close in background.closers:
             stack.push_async_callback(close)

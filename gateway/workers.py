@@ -22,6 +22,7 @@ from services import leases, relay, reservations, retention, webhooks
 from services.intake import sweep as intake_sweep
 from services.intake import worker as intake_worker
 from services.intake.worker import Apis, IntakeConfig
+from services.kpis import AttemptCounts
 from services.relay import Publisher
 from services.unit_of_work import UnitOfWorkFactory
 from services.webhooks import WebhookSender
@@ -390,7 +391,9 @@ class Background:
     intake: IntakeWorker | None = None
 
 
-def intake_config(settings: Settings, apis: Apis | None = None) -> IntakeConfig:
+def intake_config(
+    settings: Settings, apis: Apis | None = None, attempts: AttemptCounts | None = None
+) -> IntakeConfig:
     from adapters.channels import ADAPTERS
 
     return IntakeConfig(
@@ -401,6 +404,7 @@ def intake_config(settings: Settings, apis: Apis | None = None) -> IntakeConfig:
         batch_size=settings.intake_batch_size,
         lease_seconds=settings.intake_lease_seconds,
         concurrency=settings.intake_concurrency,
+        attempts=attempts,
     )
 
 
@@ -411,6 +415,7 @@ def build_workers(
     clock: Clock,
     client: WmsPort | None,
     channels: ChannelClients,
+    attempts: AttemptCounts | None = None,
 ) -> Background:
     """Every background worker a process runs, from the settings (the gateway's lifespan and
     `ropos worker` both use this); `channels` are the process's channel API clients."""
@@ -454,7 +459,7 @@ def build_workers(
     background.intake = IntakeWorker(
         uow,
         clock,
-        intake_config(settings, channels.apis),
+        intake_config(settings, channels.apis, attempts),
         interval=settings.intake_interval_seconds,
     )
     background.workers.append(background.intake)

@@ -11,6 +11,7 @@ from domain.catalog import Sku, StockCount, Store
 from domain.commands import Reserve
 from domain.errors import BadInput
 from domain.geo import GeoPoint
+from domain.kpis import ReserveOutcome, ReserveSource
 from domain.pickup import Payment
 from domain.policy import ReservationPolicy
 from domain.webhooks import WebhookTarget
@@ -36,20 +37,39 @@ async def reserve(
 ) -> types.ReservationGroup:
     actor = info.context.require_actor()
     store_id = str(input.store_id) if input.store_id is not None else None
-    cmd = Reserve.build(
-        customer_id=actor.reserving_customer(
-            str(input.customer_id) if input.customer_id is not None else None, store_id
-        ),
-        lines=[(line.sku, line.quantity) for line in input.lines],
-        store_id=store_id,
-        near=GeoPoint(input.near.lat, input.near.lon) if input.near else None,
-        radius_km=input.radius_km,
-        hold_seconds=input.hold_seconds,
-        idempotency_key=input.idempotency_key,
-        channel=actor.reserving_channel(input.channel),
+    # Who may reserve for whom is settled first: a refused caller made no reserve attempt.
+    customer_id = actor.reserving_customer(
+        str(input.customer_id) if input.customer_id is not None else None, store_id
     )
+    channel = actor.reserving_channel(input.channel)
     deps = info.context.deps
-    return _group(await reservations.reserve(cmd, uow=deps.uow, clock=deps.clock))
+    try:
+        cmd = Reserve.build(
+            customer_id=customer_id,
+            lines=[(line.sku, line.quantity) for line in input.lines],
+            store_id=store_id,
+            near=GeoPoint(input.near.lat, input.near.lon) if input.near else None,
+            radius_km=input.radius_km,
+            hold_seconds=input.hold_seconds,
+            idempotency_key=input.idempotency_key,
+            channel=channel,
+        )
+        group = await reservations.reserve(cmd, uow=deps.uow, clock=deps.clock)
+    except Exception as error:
+        outcome = ReserveOutcome.of_error(error)
+        deps.reserve_attempts.add(
+            ReserveSource.GRAPHQL, outcome, deps.clock.now(), store_id=store_id, channel=channel
+        )
+        raise
+    if not group.replayed:  # a retried request is the same attempt
+        deps.reserve_attempts.add(
+            ReserveSource.GRAPHQL,
+            ReserveOutcome.RESERVED,
+            deps.clock.now(),
+            store_id=group.reservations[0].store_id if group.reservations else store_id,
+            channel=channel,
+        )
+    return _group(group)
 
 
 async def cancel_reservation(
@@ -231,6 +251,7 @@ async def update_reservation_policy(
         max_stores_per_group=input.max_stores_per_group,
         pickup_window_seconds=input.pickup_window_seconds,
         allow_pickup_without_ready=input.allow_pickup_without_ready,
+        ready_target_seconds=input.ready_target_seconds,
     )
     saved = await policy_service.update_policy(policy, uow=deps.uow, clock=deps.clock)
     return types.ReservationPolicy.from_domain(saved)

@@ -145,15 +145,11 @@ async def kpis(
     ] = None,
 ) -> types.Kpis:
     deps = info.context.deps
+    await deps.reserve_attempts.flush()  # this process's latest attempts too
     found = await kpis_service.kpis(
         str(store_id) if store_id is not None else None, since, read=deps.read, clock=deps.clock
     )
-    return types.Kpis(
-        store_id=strawberry.ID(found.store_id) if found.store_id else None,
-        since=found.since,
-        until=found.until,
-        stock_accuracy=types.StockAccuracy.from_domain(found.stock_accuracy),
-    )
+    return types.Kpis.from_domain(found)
 
 
 async def stock_discrepancies(

@@ -20,6 +20,7 @@ from domain.intake import ChannelApi, SalesChannel
 from domain.reservations import Reservation
 from domain.wms import WmsPort
 from services.intake.edge import AccountCache, EdgeCounts
+from services.kpis import AttemptCounts
 from services.queries import ReadPort
 from services.unit_of_work import UnitOfWorkFactory
 
@@ -58,6 +59,8 @@ class Services(Protocol):
     def channel_apis(self) -> Mapping[SalesChannel, ChannelApi]: ...
     @property
     def intake_counts(self) -> EdgeCounts: ...
+    @property
+    def reserve_attempts(self) -> AttemptCounts: ...
     def wake_intake(self) -> None: ...
 
 

@@ -20,6 +20,7 @@ from domain import (
     webhooks,
     wms,
 )
+from domain import kpis as kpis_rules
 from schema.context import Info
 from schema.qr import qr_svg
 from services import kpis, queries
@@ -410,6 +411,10 @@ class ReservationPolicy:
     allow_pickup_without_ready: bool = strawberry.field(
         description="Whether the till may collect a HELD reservation without the ready step."
     )
+    ready_target_seconds: int = strawberry.field(
+        description="How soon after reserving the goods should be ready (the time-to-ready "
+        "KPI's target)."
+    )
 
     @classmethod
     def from_domain(cls, p: policy.ReservationPolicy) -> ReservationPolicy:
@@ -422,6 +427,7 @@ class ReservationPolicy:
             max_stores_per_group=p.max_stores_per_group,
             pickup_window_seconds=p.pickup_window_seconds,
             allow_pickup_without_ready=p.allow_pickup_without_ready,
+            ready_target_seconds=p.ready_target_seconds,
         )
 
 
@@ -528,6 +534,11 @@ class ReservationPolicyInput:
         default=False,
         description="Allow collecting a HELD reservation without the ready step (default false).",
     )
+    ready_target_seconds: int = strawberry.field(
+        default=7200,
+        description="How soon after reserving the goods should be ready, 60 s to 30 days "
+        "(default 7200: two hours); the time-to-ready KPI's target.",
+    )
 
 
 @strawberry.input(description="The money taken at the till.")
@@ -592,12 +603,215 @@ class StockAccuracy:
         )
 
 
+@strawberry.type(
+    description="Reserve attempts (GraphQL and the order intake) and what they came to: "
+    "reserved / asked, with each cause of failure apart and technical failures never among the "
+    "business refusals."
+)
+class ReservationSuccess:
+    asked: int = strawberry.field(description="Reserve attempts (a retried request counts once).")
+    reserved: int = strawberry.field(description="Of them, reserved.")
+    out_of_stock: int = strawberry.field(description="Refused: not enough stock.")
+    limit_exceeded: int = strawberry.field(description="Refused: over a policy limit.")
+    bad_input: int = strawberry.field(
+        description="Refused: the request was wrong (unknown SKU or store, a rule of the channel "
+        "account, a bad value)."
+    )
+    technical_failures: int = strawberry.field(
+        description="Failed on our side (an error, a dead-lettered order): a fault, not a refusal."
+    )
+    business_refusals: int = strawberry.field(description="outOfStock + limitExceeded + badInput.")
+    rate: float | None = strawberry.field(description="reserved / asked; null when none.")
+    rate_where_stock_existed: float | None = strawberry.field(
+        description="reserved / (asked - outOfStock): the seed's figure, judged against target."
+    )
+    technical_failure_rate: float | None = strawberry.field(
+        description="technicalFailures / asked."
+    )
+    target: float = strawberry.field(description="The goal for rateWhereStockExisted (0.985).")
+    met: bool | None = strawberry.field(
+        description="rateWhereStockExisted >= target; null when nothing was asked."
+    )
+
+    @classmethod
+    def from_domain(cls, s: kpis_rules.ReservationSuccess) -> ReservationSuccess:
+        outcome = kpis_rules.ReserveOutcome
+        judged = s.rate_where_stock_existed
+        return cls(
+            asked=s.asked,
+            reserved=s.reserved,
+            out_of_stock=s[outcome.OUT_OF_STOCK],
+            limit_exceeded=s[outcome.LIMIT_EXCEEDED],
+            bad_input=s[outcome.BAD_INPUT],
+            technical_failures=s[outcome.TECHNICAL],
+            business_refusals=s.business_refusals,
+            rate=s.rate,
+            rate_where_stock_existed=judged,
+            technical_failure_rate=s.technical_failure_rate,
+            target=kpis_rules.SUCCESS_RATE_TARGET,
+            met=None if judged is None else judged >= kpis_rules.SUCCESS_RATE_TARGET,
+        )
+
+
+@strawberry.type(description="Durations between two moments of reservations, in seconds.")
+class DurationStats:
+    count: int = strawberry.field(description="Reservations measured.")
+    mean_seconds: float | None = strawberry.field(description="Their mean; null when none.")
+    p50_seconds: float | None = strawberry.field(description="Their median.")
+    p90_seconds: float | None = strawberry.field(description="Their 90th percentile.")
+    target_seconds: float | None = strawberry.field(description="The target, when there is one.")
+    share_within_target: float | None = strawberry.field(
+        description="The share at or under the target."
+    )
+    mean_within_target: bool | None = strawberry.field(
+        description="Whether the mean is at or under the target."
+    )
+
+    @classmethod
+    def from_domain(cls, d: kpis_rules.Durations) -> DurationStats:
+        return cls(
+            count=d.count,
+            mean_seconds=d.mean_seconds,
+            p50_seconds=d.p50_seconds,
+            p90_seconds=d.p90_seconds,
+            target_seconds=d.target_seconds,
+            share_within_target=d.share_within_target,
+            mean_within_target=d.mean_within_target,
+        )
+
+
+@strawberry.type(description="How the reservations that ended in the window ended.")
+class ReservationEndings:
+    ended: int = strawberry.field(description="Collected, cancelled or expired in the window.")
+    collected: int = strawberry.field(description="Collected.")
+    cancelled: int = strawberry.field(description="Cancelled (by the shopper, staff or channel).")
+    expired: int = strawberry.field(description="Expired.")
+    no_shows: int = strawberry.field(description="Made ready, then expired.")
+    ended_after_ready: int = strawberry.field(description="Of the ended, those made ready first.")
+    picked: int = strawberry.field(description="Reservations picked in the window.")
+    short_picked: int = strawberry.field(description="Of them, with a line not found in full.")
+    expiry_rate: float | None = strawberry.field(description="expired / ended.")
+    cancel_rate: float | None = strawberry.field(description="cancelled / ended.")
+    no_show_rate: float | None = strawberry.field(description="noShows / endedAfterReady.")
+    short_pick_rate: float | None = strawberry.field(description="shortPicked / picked.")
+
+    @classmethod
+    def from_domain(cls, e: kpis_rules.Endings) -> ReservationEndings:
+        return cls(
+            ended=e.ended,
+            collected=e.collected,
+            cancelled=e.cancelled,
+            expired=e.expired,
+            no_shows=e.expired_after_ready,
+            ended_after_ready=e.ended_after_ready,
+            picked=e.picked,
+            short_picked=e.short_picked,
+            expiry_rate=e.expiry_rate,
+            cancel_rate=e.cancel_rate,
+            no_show_rate=e.no_show_rate,
+            short_pick_rate=e.short_pick_rate,
+        )
+
+
+@strawberry.type(description="The figures of one scope (a store, a channel) over the window.")
+class KpiFigures:
+    reservation_success: ReservationSuccess = strawberry.field(description="Reserved / asked.")
+    time_to_ready: DurationStats = strawberry.field(
+        description="Reserved -> ready, of those made ready in the window."
+    )
+    pickup_wait: DurationStats = strawberry.field(
+        description="The shopper's arrival (checkIn) -> collected, of those collected in it."
+    )
+    ready_to_collected: DurationStats = strawberry.field(
+        description="Ready -> collected, of those collected in it."
+    )
+    endings: ReservationEndings = strawberry.field(description="No-shows, expiries, cancels...")
+
+    @classmethod
+    def from_domain(cls, f: kpis_rules.KpiFigures) -> KpiFigures:
+        return cls(
+            reservation_success=ReservationSuccess.from_domain(f.success),
+            time_to_ready=DurationStats.from_domain(f.time_to_ready),
+            pickup_wait=DurationStats.from_domain(f.pickup_wait),
+            ready_to_collected=DurationStats.from_domain(f.ready_to_collected),
+            endings=ReservationEndings.from_domain(f.endings),
+        )
+
+
+@strawberry.type(description="One store's figures.")
+class StoreKpis:
+    store_id: strawberry.ID = strawberry.field(description="The store's code.")
+    figures: KpiFigures = strawberry.field(description="Its figures.")
+
+
+@strawberry.type(description="One sales channel's figures.")
+class ChannelKpis:
+    channel: str | None = strawberry.field(
+        description="The channel the reservations name (the intake's: channel:account); null "
+        "for those that name none."
+    )
+    figures: KpiFigures = strawberry.field(description="Its figures.")
+
+
+@strawberry.type(description="The goals the figures are judged against.")
+class KpiTargets:
+    reservation_success_rate: float = strawberry.field(description="0.985 (where stock existed).")
+    pickup_wait_seconds: float = strawberry.field(description="Mean under 30 minutes (1800).")
+    stock_accuracy: float = strawberry.field(description="0.992, of reserved items.")
+    ready_seconds: float = strawberry.field(
+        description="The policy's readyTargetSeconds: reserved -> ready."
+    )
+
+
 @strawberry.type(description="The operational figures over a window.")
 class Kpis:
     store_id: strawberry.ID | None = strawberry.field(description="The store; null for all.")
     since: datetime = strawberry.field(description="Start of the window (UTC).")
     until: datetime = strawberry.field(description="End of the window: now (UTC).")
     stock_accuracy: StockAccuracy = strawberry.field(description="Of reserved items.")
+    reservation_success: ReservationSuccess = strawberry.field(
+        description="Reserved / asked, over every reserve attempt of the scope."
+    )
+    time_to_ready: DurationStats = strawberry.field(description="Reserved -> ready.")
+    pickup_wait: DurationStats = strawberry.field(
+        description="The shopper's arrival -> collected (the seed's goal: a mean under 30 min)."
+    )
+    ready_to_collected: DurationStats = strawberry.field(description="Ready -> collected.")
+    endings: ReservationEndings = strawberry.field(
+        description="No-show, expiry, cancel and short-pick rates."
+    )
+    per_store: list[StoreKpis] = strawberry.field(description="The same, per store.")
+    per_channel: list[ChannelKpis] = strawberry.field(description="The same, per channel.")
+    targets: KpiTargets = strawberry.field(description="The goals.")
+
+    @classmethod
+    def from_domain(cls, k: kpis.Kpis) -> Kpis:
+        overall = KpiFigures.from_domain(k.overall)
+        return cls(
+            store_id=strawberry.ID(k.store_id) if k.store_id else None,
+            since=k.since,
+            until=k.until,
+            stock_accuracy=StockAccuracy.from_domain(k.stock_accuracy),
+            reservation_success=overall.reservation_success,
+            time_to_ready=overall.time_to_ready,
+            pickup_wait=overall.pickup_wait,
+            ready_to_collected=overall.ready_to_collected,
+            endings=overall.endings,
+            per_store=[
+                StoreKpis(store_id=strawberry.ID(store), figures=KpiFigures.from_domain(f))
+                for store, f in k.per_store
+            ],
+            per_channel=[
+                ChannelKpis(channel=channel, figures=KpiFigures.from_domain(f))
+                for channel, f in k.per_channel
+            ],
+            targets=KpiTargets(
+                reservation_success_rate=kpis_rules.SUCCESS_RATE_TARGET,
+                pickup_wait_seconds=kpis_rules.PICKUP_WAIT_TARGET_SECONDS,
+                stock_accuracy=kpis_rules.STOCK_ACCURACY_TARGET,
+                ready_seconds=k.ready_target_seconds,
+            ),
+        )
 
 
 @strawberry.enum(description="Where a stock discrepancy stands.")

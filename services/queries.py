@@ -12,6 +12,7 @@ from domain.catalog import Store
 from domain.commands import validate_code
 from domain.errors import BadInput
 from domain.geo import GeoPoint, validate_radius
+from domain.kpis import KpiFacts
 from domain.policy import ReservationPolicy
 from domain.reconciliation import Discrepancy, ReconciliationRun
 from domain.reservations import Reservation
@@ -42,6 +43,9 @@ class ReadPort(Protocol):
     async def webhook_deliveries(
         self, status: str, store_id: str | None, first: int
     ) -> list[Delivery]: ...
+    async def kpi_facts(
+        self, store_id: str | None, since: datetime, until: datetime
+    ) -> KpiFacts: ...
     async def accuracy_counts(
         self, store_id: str | None, since: datetime, until: datetime
     ) -> list[AccuracyCount]: ...

@@ -1,6 +1,6 @@
 """Retention: the bookkeeping tables (published events, delivered webhooks and WMS movements,
 applied WMS batches, idempotency keys, reconciliation records, finished intake messages with
-their raw bodies, the intake's per-minute counts) would grow without end; what is
+their raw bodies, the intake's and the reserve attempts' per-minute counts) would grow without end; what is
 older than the retention period is deleted, in small transactions. Business records (reservations,
 their lines, payments, the stock ledger) are never deleted here."""
 
@@ -25,9 +25,12 @@ KINDS = (
     "intake_messages",
     "intake_counts",
     "accuracy_samples",
+    "reserve_attempts",
 )
-# Stock accuracy is asked for over windows of up to 366 days: its samples stay at least that long.
+# The KPIs are asked for over windows of up to 366 days: what they are counted from (stock
+# accuracy's samples, the reserve attempts' counts) stays at least that long.
 ACCURACY_DAYS = 367
+KPI_KINDS = ("accuracy_samples", "reserve_attempts")
 BATCH = 2_000
 
 
@@ -40,7 +43,7 @@ async def sweep(*, uow: UnitOfWorkFactory, clock: Clock, days: float) -> dict[st
     now = clock.now()
     deleted: dict[str, int] = {}
     for kind in KINDS:
-        keep = max(days, ACCURACY_DAYS) if kind == "accuracy_samples" else days
+        keep = max(days, ACCURACY_DAYS) if kind in KPI_KINDS else days
         cutoff = now - timedelta(days=keep)
         total = 0
         while True:

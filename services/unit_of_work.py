@@ -23,6 +23,7 @@ from domain.intake import (
     SalesChannel,
 )
 from domain.intake_health import Sampled, StatusCount
+from domain.kpis import ReserveOutcome, ReserveSource
 from domain.pickup import Payment
 from domain.policy import ReservationPolicy
 from domain.reconciliation import Discrepancy, DiscrepancyKind, ReconciliationRun
@@ -351,6 +352,18 @@ class AccuracyPort(Protocol):
     async def picked_skus(self, reservation_id: str) -> set[str]: ...
 
 
+class AttemptsPort(Protocol):
+    async def count(
+        self,
+        minute: datetime,
+        store_id: str | None,
+        channel: str | None,
+        source: ReserveSource,
+        outcome: ReserveOutcome,
+        n: int,
+    ) -> None: ...
+
+
 class RetentionPort(Protocol):
     async def purge(self, kind: str, cutoff: datetime, limit: int) -> int: ...
 
@@ -390,6 +403,8 @@ class UnitOfWork(Protocol):
     def reconciliation(self) -> ReconciliationPort: ...
     @property
     def accuracy(self) -> AccuracyPort: ...
+    @property
+    def attempts(self) -> AttemptsPort: ...
     @property
     def retention(self) -> RetentionPort: ...
     @property

@@ -862,6 +862,7 @@ _POLICY_FIELDS = (
     "max_stores_per_group",
     "pickup_window_seconds",
     "allow_pickup_without_ready",
+    "ready_target_seconds",
 )
 
 

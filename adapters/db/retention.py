@@ -17,6 +17,7 @@ from adapters.db.tables import (
     intake_messages,
     outbox,
     reconciliation_runs,
+    reserve_attempts,
     stock_discrepancies,
     webhook_deliveries,
     wms_inbox,
@@ -92,6 +93,7 @@ RULES: Mapping[str, _Rule] = {
         accuracy_samples,
         lambda cutoff: accuracy_samples.c.occurred_at < cutoff,
     ),
+    "reserve_attempts": (reserve_attempts, lambda cutoff: reserve_attempts.c.minute < cutoff),
 }
 
 

@@ -195,7 +195,23 @@ reservation_policy = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("pickup_window_seconds", sa.Integer),
     sa.Column("allow_pickup_without_ready", sa.Boolean, nullable=False, server_default=sa.false()),
+    # How soon after reserving the goods should be ready (the time-to-ready figure's target).
+    sa.Column("ready_target_seconds", sa.Integer, nullable=False, server_default="7200"),
     sa.CheckConstraint("id = 1", name="single_row"),
+)
+
+# Every reserve attempt (GraphQL and the intake) by minute, store, channel, where it came in and
+# what it came to (domain.kpis.ReserveOutcome): the reservation success rate's counts. '' for
+# no store (none was chosen) and no channel. Summed in memory and written each second.
+reserve_attempts = sa.Table(
+    "reserve_attempts",
+    metadata,
+    sa.Column("minute", UTCDateTime, primary_key=True),
+    sa.Column("store_id", Code, primary_key=True),
+    sa.Column("channel", Code, primary_key=True),
+    sa.Column("source", sa.String(16), primary_key=True),
+    sa.Column("outcome", sa.String(20), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
 )
 
 # The money taken at the till for a collected reservation; one per reservation.

@@ -12,6 +12,7 @@ from adapters.db.conflicts import conflict_of
 from adapters.db.engine import Database
 from adapters.db.fast import Statements
 from adapters.db.intake import ChannelAccountRepository, ChannelOrderRepository, IntakeRepository
+from adapters.db.kpis import AttemptRepository
 from adapters.db.leases import LeaseRepository
 from adapters.db.levels import LevelsRepository, LowStockRepository
 from adapters.db.reconciliation import ReconciliationRepository
@@ -77,6 +78,7 @@ class SqlUnitOfWork:
         self.leases = LeaseRepository(conn)
         self.reconciliation = ReconciliationRepository(conn)
         self.accuracy = AccuracyRepository(conn)
+        self.attempts = AttemptRepository(conn)
         self.retention = RetentionRepository(conn)
         self.channel_accounts = ChannelAccountRepository(conn)
         self.intake = IntakeRepository(conn, statements)

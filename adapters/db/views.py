@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from adapters.db import kpis as kpi_reads
 from adapters.db.caches import StoreDirectory
 from adapters.db.engine import Database
 from adapters.db.reconciliation import discrepancy_from_row, run_from_row
@@ -33,6 +34,7 @@ from adapters.db.wms_feed import queued_from_row
 from domain.accuracy import AccuracyCount
 from domain.catalog import Store
 from domain.geo import GeoPoint
+from domain.kpis import PICKUP_WAIT_TARGET_SECONDS, DurationFacts, KpiFacts
 from domain.policy import ReservationPolicy
 from domain.reconciliation import Discrepancy, ReconciliationRun
 from domain.reservations import ACTIVE_STATUSES, Reservation
@@ -159,6 +161,27 @@ class Views:
             status=status,
             store_id=store_id,
         )
+
+    async def kpi_facts(self, store_id: str | None, since: datetime, until: datetime) -> KpiFacts:
+        r = reservations.c
+        ready_target = (await self.policy()).ready_target_seconds
+        async with self.db.read() as conn:
+
+            async def facts(
+                start: sa.Column[Any], end: sa.Column[Any], target: float | None
+            ) -> DurationFacts:
+                cells, sample = await kpi_reads.durations(
+                    conn, start, end, since, until, store_id=store_id, target_seconds=target
+                )
+                return DurationFacts(tuple(cells), tuple(sample))
+
+            return KpiFacts(
+                attempts=tuple(await kpi_reads.attempt_counts(conn, store_id, since, until)),
+                time_to_ready=await facts(r.created_at, r.ready_at, ready_target),
+                pickup_wait=await facts(r.arrived_at, r.collected_at, PICKUP_WAIT_TARGET_SECONDS),
+                ready_to_collected=await facts(r.ready_at, r.collected_at, None),
+                endings=await kpi_reads.endings(conn, since, until, store_id=store_id),
+            )
 
     async def accuracy_counts(
         self, store_id: str | None, since: datetime, until: datetime

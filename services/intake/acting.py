@@ -35,6 +35,7 @@ from domain.intake import (
     intake_customer_id,
 )
 from domain.intake_rules import Verdict
+from domain.kpis import ReserveOutcome
 from domain.reservations import MovementReason, Reservation
 from services.intake import outcomes
 from services.reservations import StockTaken, finish, reserve_in
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 4
 CANCEL_REASON = "Cancelled by the sales channel"
+ALREADY_RESERVED = "order.already_reserved"
 AMEND_REASON = "Amended by the sales channel"
 
 
@@ -55,6 +57,26 @@ class Outcome:
     error_code: str | None = None
     error: str | None = None
     group_id: str | None = None
+    # Where the order's reserve was tried (the store that serves it, or the one named), if any.
+    store_id: str | None = None
+
+    @property
+    def reserve_outcome(self) -> ReserveOutcome | None:
+        """What the order's reserve attempt came to, for the KPIs; None when the message asked
+        for no reserve (a cancel, an order not for pickup, a stale or unchanged update, one
+        reserved before)."""
+        order = self.order
+        if order is None or order.event is OrderEvent.CANCEL or order.cancelled:
+            return None
+        if not order.pickup.requested:
+            return None
+        if self.status is IntakeStatus.REJECTED:
+            return ReserveOutcome.of_code(self.error_code)
+        if self.status is IntakeStatus.ACCEPTED and not any(
+            d.rule == ALREADY_RESERVED for d in self.decisions
+        ):
+            return ReserveOutcome.RESERVED
+        return None
 
 
 class _Refused(Exception):
@@ -115,6 +137,8 @@ class _Plan:
     radius_km: float
     check: Check
     use_default_store: bool = False
+    # The store the last reserve was tried at, or that serves it.
+    store_id: str | None = None
     # What acting itself decided (a fallback store, a replayed reservation): kept across tries.
     notes: tuple[Decision, ...] = ()
     # The order as the rules left it, and their decisions: set by each try.
@@ -136,6 +160,7 @@ class _Plan:
             error_code=error_code,
             error=error,
             group_id=group_id,
+            store_id=self.store_id or (self.order or self.received).pickup.store_id,
         )
 
     @property
@@ -329,6 +354,7 @@ async def _reserve(tx: UnitOfWork, plan: _Plan, now: datetime, *, idempotent: bo
     near = order.customer_location if store_id is None else None
     if store_id is None and (near is None or plan.use_default_store):
         store_id, near = plan.account.default_store_id, None
+    plan.store_id = store_id
     if store_id is None and near is None:
         raise _Refused(
             plan.outcome(
@@ -370,11 +396,12 @@ async def _reserve(tx: UnitOfWork, plan: _Plan, now: datetime, *, idempotent: bo
         if error.code in ("BAD_USER_INPUT", "LIMIT_EXCEEDED"):
             raise _Refused(_refusal(plan, error)) from None
         raise
+    plan.store_id = group.reservations[0].store_id if group.reservations else store_id
     if group.replayed:
         plan.notes = (
             *plan.notes,
             Decision(
-                "order.already_reserved",
+                ALREADY_RESERVED,
                 RuleAction.WARN,
                 "This order was reserved before; the same reservation stands.",
             ),

@@ -6,8 +6,6 @@ checked to be JSON (a body that is not is stored as REJECTED, MALFORMED, so ops 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import logging
 import re
@@ -35,7 +33,8 @@ from domain.intake import (
     lane_of,
 )
 from domain.intake_auth import AuthFailure, Verified, verify
-from services.unit_of_work import UnitOfWorkFactory
+from services.tallies import Tally
+from services.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -199,68 +198,29 @@ def authenticate(
 ValueHint = Callable[[SalesChannel, object], Decimal | None]
 
 
-class EdgeCounts:
+class EdgeCounts(Tally[tuple[SalesChannel, str, IntakeCount, datetime]]):
     """What the edge refused or repeated without keeping a message (signature failures, bodies
-    too large, duplicates, 429s), counted in memory and written at most every
-    `interval_seconds`, one upsert per (account, what, minute) with the sum. A flood of 429s or
-    forged deliveries must not queue on one row's lock, or hold the pool the worker needs. What
-    could not be written is kept for the next write (up to MAX_KEYS keys); what is pending when
-    the process stops is written then."""
+    too large, duplicates, 429s), summed per (account, what, minute) in memory and written each
+    interval (services.tallies): a flood of 429s or forged deliveries must not queue on one
+    row's lock, or hold the pool the worker needs."""
 
-    MAX_KEYS = 10_000
-
-    def __init__(self, interval_seconds: float = 1.0) -> None:
-        self.interval = interval_seconds
-        self._pending: Counter[tuple[SalesChannel, str, IntakeCount, datetime]] = Counter()
-        self._task: asyncio.Task[None] | None = None
-        self._uow: UnitOfWorkFactory | None = None
+    WHAT = "intake counts"
 
     def add(self, account: ChannelAccount, what: IntakeCount, at: datetime, n: int = 1) -> None:
-        key = (account.channel, account.account, what, at.replace(second=0, microsecond=0))
-        if key in self._pending or len(self._pending) < self.MAX_KEYS:
-            self._pending[key] += n
+        self.add_key(
+            (account.channel, account.account, what, at.replace(second=0, microsecond=0)), n
+        )
 
-    def clear(self) -> None:
-        """Forget what is pending (the tests reset the database under a running gateway)."""
-        self._pending.clear()
+    async def write(
+        self,
+        tx: UnitOfWork,
+        items: list[tuple[tuple[SalesChannel, str, IntakeCount, datetime], int]],
+    ) -> None:
+        for (channel, account, what, minute), n in items:
+            await tx.channel_accounts.count_refusal(channel, account, what, n)
+            await tx.intake.count(channel, account, what, minute, n)
 
-    def start(self, uow: UnitOfWorkFactory) -> None:
-        """Write what is counted every interval from now on (in the running loop)."""
-        self._uow = uow
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop())
-
-    async def stop(self) -> None:
-        """Stop the writes and write what is still pending."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self.flush()
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await self.flush()
-
-    async def flush(self) -> None:
-        """Write what is pending now (the health query does, to read its own process's counts)."""
-        if not self._pending or self._uow is None:
-            return
-        taken, self._pending = self._pending, Counter()
-        try:
-            async with self._uow() as tx:
-                for (channel, account, what, minute), n in sorted(taken.items()):
-                    await tx.channel_accounts.count_refusal(channel, account, what, n)
-                    await tx.intake.count(channel, account, what, minute, n)
-                await tx.commit()
-        except Exception as error:
-            log.warning("intake counts not written yet", extra={"error": repr(error)[:300]})
-            for key, n in taken.items():
-                if key in self._pending or len(self._pending) < self.MAX_KEYS:
-                    self._pending[key] += n
-            return
+    def written(self, taken: Counter[tuple[SalesChannel, str, IntakeCount, datetime]]) -> None:
         refused = Counter[str]()
         for (channel, account, what, _), n in taken.items():
             if what is not IntakeCount.DUPLICATE:

@@ -11,10 +11,11 @@ stock, over a limit) ends it REJECTED with that code: counted apart from failure
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
@@ -37,14 +38,17 @@ from domain.intake import (
     IntakeMessage,
     IntakeStatus,
     NotAnOrder,
+    OrderEvent,
     PayloadRefused,
     RuleAction,
     SalesChannel,
 )
 from domain.intake_rules import AccountFacts, Verdict, profile, validate
+from domain.kpis import ReserveOutcome, ReserveSource
 from domain.retry import RetryPolicy
 from services.intake import outcomes
 from services.intake.acting import Outcome, act
+from services.kpis import AttemptCounts
 from services.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -69,6 +73,8 @@ class IntakeConfig:
     lease_seconds: float = LEASE_SECONDS
     # Orders acted on at once (each its own transaction); one order's messages go one by one.
     concurrency: int = 8
+    # Where each pickup order's reserve attempt is counted with its outcome (the KPIs).
+    attempts: AttemptCounts | None = None
 
     @property
     def shared_batch_size(self) -> int:
@@ -176,6 +182,14 @@ async def process_due(
                     uow=uow,
                     clock=clock,
                     config=config,
+                    dead=functools.partial(
+                        _count_attempt,
+                        read,
+                        ReserveOutcome.TECHNICAL,
+                        read.order.pickup.store_id,
+                        config,
+                        clock,
+                    ),
                 )
 
     # Cancels first, all of them, then the rest: the stock a cancel releases is there for the
@@ -227,13 +241,16 @@ async def _guarded(
     uow: UnitOfWorkFactory,
     clock: Clock,
     config: IntakeConfig,
+    dead: Callable[[], None] | None = None,
 ) -> T | None:
-    """Run one step of a message; a technical failure is recorded (retry, or dead), never
-    hidden as a business refusal."""
+    """Run one step of a message; a technical failure is recorded (retry, or dead: then `dead`
+    is called), never hidden as a business refusal."""
     try:
         result = await step
     except Exception as error:
-        await _failed(message, error, uow=uow, clock=clock, config=config)
+        status = await _failed(message, error, uow=uow, clock=clock, config=config)
+        if status is IntakeStatus.DEAD and dead is not None:
+            dead()
         return None
     if isinstance(result, Outcome):
         _log_outcome(message, result)
@@ -298,7 +315,7 @@ async def _act(
         facts = await _facts(tx, account, received)
         return validate(received, facts, profile(account.channel, account.rules), clock.now())
 
-    return await act(
+    outcome = await act(
         read.message,
         read.order,
         read.decisions,
@@ -307,6 +324,29 @@ async def _act(
         uow=uow,
         clock=clock,
         radius_km=config.radius_km,
+    )
+    if outcome is not None and outcome.reserve_outcome is not None:
+        _count_attempt(read, outcome.reserve_outcome, outcome.store_id, config, clock)
+    return outcome
+
+
+def _count_attempt(
+    read: _Read,
+    outcome: ReserveOutcome,
+    store_id: str | None,
+    config: IntakeConfig,
+    clock: Clock,
+) -> None:
+    """Count the order's reserve attempt (the KPIs), once it came to a final outcome."""
+    order = read.order
+    if config.attempts is None or not order.pickup.requested or order.event is OrderEvent.CANCEL:
+        return
+    config.attempts.add(
+        ReserveSource.INTAKE,
+        outcome,
+        clock.now(),
+        store_id=store_id,
+        channel=f"{order.channel.value}:{order.account}"[:64],
     )
 
 
@@ -588,7 +628,9 @@ async def _failed(
     uow: UnitOfWorkFactory,
     clock: Clock,
     config: IntakeConfig,
-) -> None:
+) -> IntakeStatus | None:
+    """Record a technical failure: RETRYING, or DEAD when the tries are used up (the status
+    recorded; None when none could be)."""
     now = clock.now()
     next_attempt = config.retry.next_attempt(message.attempts, now)
     status = IntakeStatus.DEAD if next_attempt is None else IntakeStatus.RETRYING
@@ -616,7 +658,7 @@ async def _failed(
         async with uow() as tx:
             current = await tx.intake.get(message.id, for_update=True)
             if current is None or current.status.final:
-                return
+                return None
             if isinstance(error, ChannelApiUnavailable):
                 await tx.intake.count(
                     message.channel, message.account, IntakeCount.FETCH_ERROR, now
@@ -635,3 +677,5 @@ async def _failed(
     except Exception:
         # The database itself is gone: the lease runs out and the message is taken again.
         log.exception("could not record an intake failure", extra={"message_id": message.id})
+        return None
+    return status

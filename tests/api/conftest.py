@@ -119,6 +119,7 @@ def api(gateway: Gateway, clean_db: Database) -> Gateway:
     gateway.app.state.runtime.deps.intake_accounts.clear()
     gateway.app.state.runtime.deps.intake_backlog.clear()
     gateway.app.state.runtime.deps.intake_counts.clear()
+    gateway.app.state.runtime.deps.reserve_attempts.clear()
     return gateway
 
 

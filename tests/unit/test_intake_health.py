@@ -13,9 +13,9 @@ from domain.intake_health import (
     StatusCount,
     failures,
     health,
-    percentile,
     rule_rates,
 )
+from domain.kpis import percentile
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
