@@ -110,7 +110,7 @@ UV_COMPILE = (
 )
 LOCKS = {
     "requirements.lock": "",
-    "requirements-dev.lock": " --extra test --extra dev -c requirements.lock",
+    "requirements-dev.lock": " --extra test --extra sim --extra dev -c requirements.lock",
 }
 REFRESH = "# Refresh both locks with `python3 dev.py lock` (uv from .venv); for this one it runs:\n"
 
