@@ -124,6 +124,15 @@ def _ropos_command() -> list[str]:
     return [sys.executable, "-m", "gateway.cli"]
 
 
+_RATE_LIMITS = (
+    "ROPOS_RATE_LIMIT_GRAPHQL_PER_SECOND",
+    "ROPOS_RATE_LIMIT_GRAPHQL_SERVICE_PER_SECOND",
+    "ROPOS_RATE_LIMIT_GRAPHQL_ANONYMOUS_PER_SECOND",
+    "ROPOS_RATE_LIMIT_INTAKE_PER_SECOND",
+    "ROPOS_RATE_LIMIT_WMS_PER_SECOND",
+)
+
+
 class GatewayProcess:
     """`ropos serve` on a free loopback port, in its own process, until stop()."""
 
@@ -158,6 +167,10 @@ class GatewayProcess:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(ROPOS_DATABASE_URL=self.database_url, ROPOS_ENV="dev", ROPOS_LOG_LEVEL="WARNING")
+        # The benchmarks measure what one process can take, through one address and a few token
+        # subjects: the rate limits are off unless the environment sets them (0: off).
+        for limit in _RATE_LIMITS:
+            env.setdefault(limit, "0")
         if self.pool_size is not None:  # else the gateway's own defaults, as shipped
             env.update(
                 ROPOS_DB_POOL_SIZE=str(self.pool_size), ROPOS_DB_MAX_OVERFLOW=str(self.max_overflow)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from domain.errors import BadInput, Forbidden
 
 if TYPE_CHECKING:
-    from domain.reservations import Reservation
+    from domain.reservations import Reservation, ReservationState
 
 
 class Role(StrEnum):
@@ -22,6 +22,8 @@ class Role(StrEnum):
 
 
 STORE_ROLES = frozenset({Role.STAFF, Role.POS})
+# What stands for a customer's id where the caller may not see it (`Actor.sees_customer`).
+MASKED_CUSTOMER_ID = "***"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,17 +60,32 @@ class Actor:
             case _:
                 return False
 
-    def hands_over(self, reservation: Reservation) -> bool:
+    def hands_over(self, reservation: Reservation | ReservationState) -> bool:
         """Staff and POS of the reservation's store run its handoff: ready, scan, payment."""
         return self.role in STORE_ROLES and reservation.store_id == self.store_id
 
-    def is_shopper_of(self, reservation: Reservation) -> bool:
+    def is_shopper_of(self, reservation: Reservation | ReservationState) -> bool:
         """The customer the reservation is for: only they say they have arrived to collect it."""
         return self.role is Role.CUSTOMER and reservation.customer_id == self.subject
 
-    def sees_pickup_code(self, reservation: Reservation) -> bool:
+    def sees_pickup_code(self, reservation: Reservation | ReservationState) -> bool:
         """The signed QR payload: the shopper who shows it and the store that scans it."""
         return self.hands_over(reservation) or self.is_shopper_of(reservation)
+
+    def sees_customer(self, reservation: Reservation | ReservationState) -> bool:
+        """Who the reservation is for: the customer themselves, the channel it came through
+        (its customer), ops. Not the store's staff and POS: the handoff needs the reservation,
+        its lines, its code and the shopper's arrival, not who they are (they get
+        MASKED_CUSTOMER_ID); nor anyone else."""
+        match self.role:
+            case Role.CUSTOMER:
+                return reservation.customer_id == self.subject
+            case Role.OPS:
+                return True
+            case Role.CHANNEL:
+                return reservation.channel == self.channel
+            case _:
+                return False
 
     def can_cancel(self, reservation: Reservation) -> bool:
         # Everyone who can see a reservation may cancel it, except the WMS (it has no customer).

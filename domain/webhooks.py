@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from urllib.parse import urlsplit
 
+from domain.access import MASKED_CUSTOMER_ID
 from domain.errors import BadInput
 
 # What a POS that keeps no socket open is told of (pickupEvents minus the expiry warning).
@@ -33,6 +35,15 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
     the shared secret and rejects old timestamps, so a captured request cannot be replayed."""
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"sha256={mac.hexdigest()}"
+
+
+def for_the_pos(payload: Mapping[str, object]) -> dict[str, object]:
+    """The event as a store's POS is sent it: its reservation without the customer's id, as
+    the POS sees it over GraphQL (domain.access.Actor.sees_customer)."""
+    reservation = payload.get("reservation")
+    if not isinstance(reservation, Mapping) or "customerId" not in reservation:
+        return dict(payload)
+    return {**payload, "reservation": {**reservation, "customerId": MASKED_CUSTOMER_ID}}
 
 
 @dataclass(frozen=True, slots=True)

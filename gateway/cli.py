@@ -48,6 +48,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
         ws_ping_timeout=20,
         # Events are a few hundred bytes; per-socket compressors cost ~40 KB each.
         ws_per_message_deflate=False,
+        # One WebSocket message at most this big (the app checks it too): a larger frame is
+        # refused by the server before it is buffered whole.
+        ws_max_size=settings.graphql_max_bytes,
         timeout_graceful_shutdown=10,
     )
 
@@ -199,6 +202,7 @@ def cmd_token(args: argparse.Namespace) -> None:
                 store_id=args.store,
                 channel=args.channel,
                 ttl_seconds=args.ttl,
+                kid=args.kid,
             )
         )
     except DomainError as error:
@@ -280,6 +284,9 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--channel", help="the channel (channel role)")
     token.add_argument(
         "--ttl", type=int, help="lifetime in seconds (default ROPOS_TOKEN_TTL_SECONDS)"
+    )
+    token.add_argument(
+        "--kid", help="the key to sign with (default ROPOS_JWT_SIGNING_KID, or the only key)"
     )
     token.set_defaults(func=cmd_token)
 

@@ -17,6 +17,7 @@ from domain.errors import BadInput, DomainError
 from domain.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 from domain.wms import BatchStatus, parse_batch
 from gateway.auth import actor_from_header
+from gateway.rate_limits import limits_of
 from gateway.runtime import runtime_of
 from gateway.settings import Settings
 from services.wms import inbox
@@ -72,6 +73,10 @@ def stock_levels_endpoint(settings: Settings) -> Any:
         """POST /wms/stock-levels: a batch of absolute counts or deltas, stored before it is
         acknowledged. 200 applied (or a replay of a batch already applied), 202 stored and to
         be applied shortly, 4xx refused with a code and nothing applied."""
+        # The address's rate limit first: over it, neither the token nor the body is looked at.
+        limited = await limits_of(request).wms(request)
+        if limited is not None:
+            return limited
         deps = runtime_of(request).deps
         signed = SIGNATURE_HEADER in request.headers
         if not signed:

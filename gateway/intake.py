@@ -20,6 +20,7 @@ from domain.access import Role
 from domain.intake import ChannelAccount, IntakeCount
 from domain.intake_auth import AuthFailure, Verified
 from gateway.auth import actor_from_header
+from gateway.rate_limits import limits_of
 from gateway.runtime import Runtime, runtime_of
 from gateway.settings import Settings
 from services.intake import edge
@@ -54,6 +55,10 @@ def _backlog_full(account: ChannelAccount, retry_after: int) -> JSONResponse:
 
 def intake_endpoint(settings: Settings) -> Any:
     async def post_intake(request: Request) -> Response:
+        # The account path's rate limit first: over it, nothing is looked up, read or stored.
+        limited = await limits_of(request).intake(request)
+        if limited is not None:
+            return limited
         runtime = runtime_of(request)
         deps = runtime.deps
         channel_name = request.path_params["channel"]

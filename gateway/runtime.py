@@ -16,9 +16,11 @@ from adapters.channels.api import ChannelClients
 from adapters.db.engine import Database
 from adapters.db.uow import SqlUnitOfWork
 from adapters.db.views import Views
+from adapters.rate_limits import make_rate_limiter
 from domain.clock import Clock
 from gateway import migrate
 from gateway.deps import Deps
+from gateway.rate_limits import EdgeLimits
 from gateway.settings import Settings
 from gateway.workers import IntakeWorker, OutboxRelay, WmsFeed, build_workers, wms_client
 from services.intake.edge import AccountCache
@@ -39,6 +41,8 @@ class Runtime:
     intake: IntakeWorker | None = None
     # The channel API clients its intake worker fetches thin webhooks' orders with.
     channels: ChannelClients | None = None
+    # The rate limits of the edges (GraphQL, the webhooks), counted in memory or Redis.
+    rate_limits: EdgeLimits | None = None
 
 
 def database(settings: Settings) -> Database:
@@ -81,6 +85,10 @@ async def running(settings: Settings, clock: Clock, *, workers: bool) -> AsyncIt
             burst=settings.intake_fetch_burst,
         )
         stack.push_async_callback(channels.aclose)
+        # Counted where the broker is: in this process on memory://, in the same Redis (on a
+        # connection pool of its own) on redis://, so every replica shares each caller's budget.
+        rate_limits = EdgeLimits(settings, make_rate_limiter(settings.broker_url, clock), clock)
+        stack.push_async_callback(rate_limits.close)
         relay: OutboxRelay | None = None
         intake: IntakeWorker | None = None
 
@@ -112,7 +120,7 @@ async def running(settings: Settings, clock: Clock, *, workers: bool) -> AsyncIt
         deps.reserve_attempts.start(uow)
         stack.push_async_callback(deps.reserve_attempts.stop)
         if not workers:
-            yield Runtime(db, broadcast, deps, channels=channels)
+            yield Runtime(db, broadcast, deps, channels=channels, rate_limits=rate_limits)
             return
         background = build_workers(
             settings, uow, broadcast, clock, client, channels, deps.reserve_attempts
@@ -123,7 +131,15 @@ async def running(settings: Settings, clock: Clock, *, workers: bool) -> AsyncIt
         for worker in background.workers:
             worker.start()
             stack.push_async_callback(worker.stop)
-        yield Runtime(db, broadcast, deps, background.wms_feed, background.intake, channels)
+        yield Runtime(
+            db,
+            broadcast,
+            deps,
+            background.wms_feed,
+            background.intake,
+            channels,
+            rate_limits=rate_limits,
+        )
 
 
 def runtime_of(request: HTTPConnection) -> Runtime:

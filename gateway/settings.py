@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Literal
+import ipaddress
+import json
+from functools import cached_property
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Accepted only while ROPOS_ENV=dev, so a laptop needs no set-up; production refuses to start on it.
 DEV_JWT_SECRET = "ropos-dev-secret-not-for-production-use-0123456789"
 MIN_SECRET_LENGTH = 32
+# The kid of ROPOS_JWT_SECRET when it is the only key (no ROPOS_JWT_KEYS); a token without a kid
+# (issued before kids existed) is checked against the key of this kid.
+DEFAULT_KID = "default"
 
 
 class Settings(BaseSettings):
@@ -22,6 +29,14 @@ class Settings(BaseSettings):
     broker_url: str = "memory://"
     jwt_secret: SecretStr | None = None
     jwt_issuer: str = "ropos"
+    # Tokens: the audience they are issued for and must name (`aud`); the signing keys by kid,
+    # as a JSON object {"kid": "secret"} (ROPOS_JWT_KEYS; none: ROPOS_JWT_SECRET under the kid
+    # "default"), and the kid new tokens are signed with (ROPOS_JWT_SIGNING_KID; may be left out
+    # when there is one key). Rotating: add the new key, sign with it, drop the old one once the
+    # tokens it signed have expired.
+    jwt_audience: str = Field("ropos", min_length=1)
+    jwt_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
+    jwt_signing_kid: str | None = None
     # Signs pickup QR codes; by default derived from the JWT secret.
     qr_secret: SecretStr | None = None
     token_ttl_seconds: int = Field(24 * 3600, ge=60)
@@ -97,15 +112,132 @@ class Settings(BaseSettings):
     max_tokens: int = Field(2_000, ge=100)
     graphiql: bool | None = None
     allowed_origins: list[str] = Field(default_factory=list)
+    # Edges: introspection (None: on in dev, off in prod), the largest GraphQL request body over
+    # HTTP and the largest WebSocket message (413 / close 1009 above it, before it is parsed), and
+    # the longest query text (checked before it is parsed).
+    introspection: bool | None = None
+    graphql_max_bytes: int = Field(256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_query_chars: int = Field(20_000, ge=100, le=1024 * 1024)
+
+    # --- rate limits per caller (gateway/rate_limits.py; README "Rate limits") ---------------
+    # Requests per second once the burst is spent, and the burst, per caller and edge. GraphQL
+    # (HTTP requests, WebSocket connection_init and subscribe messages): per verified token
+    # subject of a customer or staff member; per subject of the service roles (ops, pos, wms,
+    # channel: systems that poll or act for many people); per client address without a valid
+    # token. POST /intake/{channel}/{account}: per account path. POST /wms/stock-levels: per
+    # client address. A per-second figure of 0 turns that limit off. Counted in Redis when the
+    # broker is redis:// (every replica shares them), in memory on memory://.
+    rate_limit_graphql_per_second: float = Field(20.0, ge=0, le=100_000)
+    rate_limit_graphql_burst: int = Field(200, ge=1, le=1_000_000)
+    rate_limit_graphql_service_per_second: float = Field(200.0, ge=0, le=100_000)
+    rate_limit_graphql_service_burst: int = Field(1_000, ge=1, le=1_000_000)
+    rate_limit_graphql_anonymous_per_second: float = Field(10.0, ge=0, le=100_000)
+    rate_limit_graphql_anonymous_burst: int = Field(100, ge=1, le=1_000_000)
+    rate_limit_intake_per_second: float = Field(200.0, ge=0, le=100_000)
+    rate_limit_intake_burst: int = Field(2_000, ge=1, le=1_000_000)
+    rate_limit_wms_per_second: float = Field(50.0, ge=0, le=100_000)
+    rate_limit_wms_burst: int = Field(500, ge=1, le=1_000_000)
+    # The reverse proxies in front, as a JSON list of addresses or networks (["10.0.0.0/8"]).
+    # Only a request from one of them is keyed by X-Forwarded-For: by its right-most entry that
+    # is not a trusted proxy. Empty: the peer's address, and X-Forwarded-For is ignored.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"ROPOS_TRUSTED_PROXIES: {proxy!r} is not an address or a network like "
+                    "10.0.0.0/8"
+                ) from None
+        return [proxy.strip() for proxy in proxies]
+
+    # --- end of rate limits ------------------------------------------------------------------
+
+    # --- /metrics (gateway/metrics.py; README "Metrics") -------------------------------------
+    # Open by default: Prometheus scrapes it from inside the network. With a metrics token, a
+    # scrape must send `Authorization: Bearer <it>` (an ops token does too); with require-ops,
+    # an ops token (or the metrics token, when one is set). An empty variable is no token.
+    metrics_token: SecretStr | None = None
+    metrics_require_ops: bool = False
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _no_empty_metrics_token(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("ROPOS_METRICS_TOKEN must be at least 16 characters")
+        return value
+
+    # --- end of /metrics ---------------------------------------------------------------------
 
     log_level: str = "INFO"
     log_json: bool = True
 
-    @field_validator("wms_url", "wms_token", "wms_inbound_secret", mode="before")
+    @field_validator("wms_url", "wms_token", "wms_inbound_secret", "jwt_signing_kid", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         # An empty variable (docker compose's `${X:-}`) means "not set".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("jwt_keys", mode="before")
+    @classmethod
+    def _keys_from_json(cls, value: object) -> object:
+        # Read here rather than by pydantic-settings, so that an empty variable means none and a
+        # malformed one is a settings error that says what is wrong.
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return {}
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError(
+                'ROPOS_JWT_KEYS must be a JSON object {"kid": "secret", ...}'
+            ) from None
+
+    @field_validator("jwt_keys")
+    @classmethod
+    def _kids_are_names(cls, keys: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for kid in keys:
+            if not 1 <= len(kid) <= 64 or not kid.isprintable() or kid.strip() != kid:
+                raise ValueError(
+                    f"ROPOS_JWT_KEYS: kid {kid!r} must be 1 to 64 printable characters"
+                )
+        return keys
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins_are_origins(cls, origins: list[str]) -> list[str]:
+        # As browsers send them (scheme://host[:port], lower case, no path): CORS compares the
+        # Origin header with these as text.
+        normalized = []
+        for origin in origins:
+            parts = urlsplit(origin.strip())
+            if origin.strip() == "*":
+                normalized.append("*")
+                continue
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.netloc
+                or parts.path not in ("", "/")
+                or parts.query
+                or parts.fragment
+                or "@" in parts.netloc
+            ):
+                raise ValueError(
+                    f"ROPOS_ALLOWED_ORIGINS: {origin!r} is not an origin like "
+                    "https://shop.example.com (scheme, host, optional port)"
+                )
+            normalized.append(f"{parts.scheme}://{parts.netloc.lower()}")
+        return normalized
 
     @field_validator("wms_inbound_secret")
     @classmethod
@@ -115,26 +247,87 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _a_key_to_sign_with(self) -> Settings:
+        # In every environment: tokens could be neither issued nor told apart otherwise.
+        if self.jwt_keys and self.jwt_signing_kid is None and len(self.jwt_keys) > 1:
+            raise ValueError(
+                "ROPOS_JWT_KEYS holds several keys: name the one new tokens are signed with "
+                "in ROPOS_JWT_SIGNING_KID"
+            )
+        if (
+            self.jwt_signing_kid is not None
+            and self.jwt_signing_kid not in self.jwt_verification_keys
+        ):
+            raise ValueError(
+                f"ROPOS_JWT_SIGNING_KID {self.jwt_signing_kid!r} is not among the keys "
+                f"({', '.join(sorted(self.jwt_verification_keys))})"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _production_needs_a_secret(self) -> Settings:
         if self.env == "prod":
-            secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
-            if len(secret) < MIN_SECRET_LENGTH or secret == DEV_JWT_SECRET:
+            if not self.jwt_keys:
+                secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+                if _weak(secret):
+                    raise ValueError(
+                        f"ROPOS_ENV=prod needs ROPOS_JWT_SECRET (or ROPOS_JWT_KEYS): a secret of "
+                        f"at least {MIN_SECRET_LENGTH} characters that is not the development one"
+                    )
+            weak = sorted(
+                kid for kid, key in self.jwt_keys.items() if _weak(key.get_secret_value())
+            )
+            if weak:
                 raise ValueError(
-                    f"ROPOS_ENV=prod needs ROPOS_JWT_SECRET: a secret of at least "
-                    f"{MIN_SECRET_LENGTH} characters that is not the development one"
+                    f"ROPOS_ENV=prod: ROPOS_JWT_KEYS {', '.join(map(repr, weak))} must be at "
+                    f"least {MIN_SECRET_LENGTH} characters and not the development secret"
+                )
+            if self.jwt_keys and self.qr_secret is None and self.jwt_secret is None:
+                # The QR key must outlive the rotation of the token keys: a shopper's code stays
+                # valid for as long as their reservation.
+                raise ValueError(
+                    "ROPOS_ENV=prod with ROPOS_JWT_KEYS needs ROPOS_QR_SECRET (or ROPOS_JWT_SECRET "
+                    "to derive it from) so that pickup QR codes survive a key rotation"
                 )
         return self
 
+    @cached_property
+    def jwt_verification_keys(self) -> dict[str, str]:
+        """Every key a token may be signed with, by kid."""
+        if self.jwt_keys:
+            return {kid: key.get_secret_value() for kid, key in self.jwt_keys.items()}
+        secret = self.jwt_secret.get_secret_value() if self.jwt_secret else DEV_JWT_SECRET
+        return {DEFAULT_KID: secret}
+
+    @cached_property
+    def signing_kid(self) -> str:
+        """The kid new tokens are signed with."""
+        if self.jwt_signing_kid is not None:
+            return self.jwt_signing_kid
+        return next(iter(self.jwt_verification_keys))
+
     @property
     def jwt_key(self) -> str:
-        return self.jwt_secret.get_secret_value() if self.jwt_secret else DEV_JWT_SECRET
+        """The key new tokens are signed with."""
+        return self.jwt_verification_keys[self.signing_kid]
 
     @property
     def qr_key(self) -> bytes:
+        # Derived from ROPOS_JWT_SECRET, never from ROPOS_JWT_KEYS: rotating the token keys must
+        # not turn the QR codes of reservations already made into forgeries.
         if self.qr_secret is not None:
             return self.qr_secret.get_secret_value().encode()
-        return hmac.new(self.jwt_key.encode(), b"ropos pickup qr codes", hashlib.sha256).digest()
+        seed = self.jwt_secret.get_secret_value() if self.jwt_secret else DEV_JWT_SECRET
+        return hmac.new(seed.encode(), b"ropos pickup qr codes", hashlib.sha256).digest()
 
     @property
     def graphiql_enabled(self) -> bool:
         return self.env == "dev" if self.graphiql is None else self.graphiql
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self.env == "dev" if self.introspection is None else self.introspection
+
+
+def _weak(secret: str) -> bool:
+    return len(secret) < MIN_SECRET_LENGTH or secret == DEV_JWT_SECRET

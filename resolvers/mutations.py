@@ -25,7 +25,7 @@ from services.wms import feed, reconciliation
 def _group(group: reservations.ReservationGroup) -> types.ReservationGroup:
     return types.ReservationGroup(
         id=strawberry.ID(group.id),
-        customer_id=strawberry.ID(group.customer_id),
+        customer=group.customer_id,
         reservations=[types.Reservation.from_domain(r) for r in group.reservations],
         replayed=group.replayed,
     )

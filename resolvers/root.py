@@ -3,11 +3,11 @@ permissions; and `build_schema`, which makes the Schema with its limits and cach
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     MaxAliasesLimiter,
     ParserCache,
@@ -297,6 +297,25 @@ class Subscription:
     )
 
 
+class BoundedParserCache(ParserCache):
+    """The parser cache, for query texts of at most `max_chars` characters: a longer one is
+    refused before it is parsed (or hashed for the cache). The token limit bounds what parsing
+    costs; this bounds the text itself, the bytes a client makes us hold and scan."""
+
+    def __init__(self, max_chars: int, maxsize: int) -> None:
+        super().__init__(maxsize=maxsize)
+        self.max_chars = max_chars
+
+    def on_parse(self) -> Iterator[None]:
+        query = self.execution_context.query or ""
+        if len(query) > self.max_chars:
+            raise GraphQLError(
+                f"The query is {len(query)} characters long; at most {self.max_chars} are "
+                "accepted (ROPOS_MAX_QUERY_CHARS)."
+            )
+        yield from super().on_parse()
+
+
 class RoposSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -310,23 +329,31 @@ def build_schema(
     max_depth: int = 10,
     max_aliases: int = 15,
     max_tokens: int = 2_000,
+    max_query_chars: int = 20_000,
+    introspection: bool = True,
     plain_completion: bool = True,
+    schema_class: type[RoposSchema] = RoposSchema,
 ) -> RoposSchema:
     """The schema. `plain_completion`: complete plain sub-selections by plan (schema.plain),
     unless off, or unless this graphql-core or strawberry lacks what the plan needs (then with a
-    warning, on graphql-core's own path)."""
+    warning, on graphql-core's own path). `introspection` off: `__schema` and `__type` are
+    refused at validation (`__typename` stays: clients need it). `schema_class`: a subclass,
+    such as the gateway's that counts what it runs (gateway/metrics.py)."""
     # The limit rules are made once: the validation cache is keyed by the rule classes, and the
     # limiters make new classes each time they are built, which would make every request a miss.
     limits = [
         *QueryDepthLimiter(max_depth=max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
     ]
+    if not introspection:
+        # One more rule of the same fixed class: the validation cache still hits.
+        limits.append(NoSchemaIntrospectionCustomRule)
     extensions: list[Any] = [
         lambda: OperationRules(max_tokens, limits),
-        lambda: ParserCache(maxsize=256),
+        lambda: BoundedParserCache(max_query_chars, maxsize=256),
         lambda: ValidationCache(maxsize=256),
     ]
-    return RoposSchema(
+    return schema_class(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

@@ -21,6 +21,7 @@ from domain import (
     wms,
 )
 from domain import kpis as kpis_rules
+from domain.access import MASKED_CUSTOMER_ID
 from schema.context import Info
 from schema.qr import qr_svg
 from services import kpis, queries
@@ -125,7 +126,6 @@ class Reservation:
     id: strawberry.ID = strawberry.field(description="The reservation's id.")
     code: str = strawberry.field(description="Short pickup code for the receipt and the till.")
     group_id: strawberry.ID = strawberry.field(description="The reserve call that created it.")
-    customer_id: strawberry.ID = strawberry.field(description="Whose reservation it is.")
     store_id: strawberry.ID = strawberry.field(description="Where it is held and collected.")
     channel: str | None = strawberry.field(description="The sales channel it came through.")
     status: ReservationStatus = strawberry.field(description="Where it is in its lifecycle.")
@@ -150,6 +150,18 @@ class Reservation:
     arrival_note: str | None = strawberry.field(
         default=None, description="What the shopper told the store as they checked in."
     )
+    # What it was made from: who may see what of it is decided on this (domain.access).
+    source: strawberry.Private[reservations.Reservation | reservations.ReservationState]
+
+    @strawberry.field(
+        description="Whose reservation it is: for the customer, the channel it came through and "
+        'ops; "***" for the store\'s staff and POS (the handoff does not need it).'
+    )
+    def customer_id(self, info: Info) -> strawberry.ID:
+        actor = info.context.actor
+        if actor is not None and actor.sees_customer(self.source):
+            return strawberry.ID(self.source.customer_id)
+        return strawberry.ID(MASKED_CUSTOMER_ID)
 
     @strawberry.field(description="Whole seconds until expiresAt; 0 once it is over or final.")
     def seconds_remaining(self, info: Info) -> int:
@@ -181,7 +193,7 @@ class Reservation:
 
     def _qr_payload(self, info: Info) -> str | None:
         actor = info.context.actor
-        if actor is None or not actor.sees_pickup_code(self):  # type: ignore[arg-type]
+        if actor is None or not actor.sees_pickup_code(self.source):
             return None
         return pickup.qr_payload(str(self.id), self.code, info.context.deps.qr_key)
 
@@ -198,7 +210,6 @@ class Reservation:
             id=strawberry.ID(r.id),
             code=r.code,
             group_id=strawberry.ID(r.group_id),
-            customer_id=strawberry.ID(r.customer_id),
             store_id=strawberry.ID(r.store_id),
             channel=r.channel,
             status=ReservationStatus(r.status.value),
@@ -214,6 +225,7 @@ class Reservation:
             resourced_from=strawberry.ID(r.resourced_from) if r.resourced_from else None,
             arrived_at=r.arrived_at,
             arrival_note=r.arrival_note,
+            source=r,
         )
 
 
@@ -379,13 +391,23 @@ class StoreWebhook:
 @strawberry.type(description="What one reserve call created: one reservation per store.")
 class ReservationGroup:
     id: strawberry.ID = strawberry.field(description="The group's id.")
-    customer_id: strawberry.ID = strawberry.field(description="Whose reservations they are.")
     reservations: list[Reservation] = strawberry.field(
         description="One per store; more than one when the order was split."
     )
     replayed: bool = strawberry.field(
         description="True when this answers a repeated idempotencyKey: nothing new was locked."
     )
+    customer: strawberry.Private[str]
+
+    @strawberry.field(
+        description='Whose reservations they are, as each of them shows it ("***" for the '
+        "store's staff)."
+    )
+    def customer_id(self, info: Info) -> strawberry.ID:
+        actor = info.context.actor
+        if actor is not None and any(actor.sees_customer(r.source) for r in self.reservations):
+            return strawberry.ID(self.customer)
+        return strawberry.ID(MASKED_CUSTOMER_ID)
 
 
 @strawberry.type(description="The rules for holds and per-customer limits.")

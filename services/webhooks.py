@@ -23,6 +23,7 @@ from domain.webhooks import (
     Delivery,
     DeliveryStatus,
     WebhookTarget,
+    for_the_pos,
     signature,
 )
 from services.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -55,7 +56,7 @@ async def enqueue(tx: UnitOfWork, events: Sequence[PendingEvent], now: datetime)
             event_type=e.type,
             store_id=e.store_id,
             url=targets[e.store_id].url,
-            payload=e.payload,
+            payload=for_the_pos(e.payload),
             status=DeliveryStatus.PENDING,
             attempts=0,
             next_attempt_at=now,
@@ -150,9 +151,11 @@ async def _record(
         status_code=status_code,
         error=error,
     )
+    reservation = delivery.payload.get("reservation")
     extra = {
         "delivery_id": delivery.id,
         "event_id": delivery.event_id,
+        "reservation_id": reservation.get("id") if isinstance(reservation, dict) else None,
         "store_id": delivery.store_id,
         "attempts": delivery.attempts,
         "status_code": status_code,

@@ -119,6 +119,8 @@ def api(gateway: Gateway, clean_db: Database) -> Gateway:
     gateway.app.state.runtime.deps.intake_accounts.clear()
     gateway.app.state.runtime.deps.intake_backlog.clear()
     gateway.app.state.runtime.deps.intake_counts.clear()
+    # Each test starts with full rate-limit buckets (the clock is set back; counts are not).
+    gateway.app.state.runtime.rate_limits.store.clear()
     gateway.app.state.runtime.deps.reserve_attempts.clear()
     return gateway
 

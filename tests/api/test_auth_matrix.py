@@ -14,6 +14,7 @@ import jwt
 import pytest
 import pytest_asyncio
 
+from domain.access import MASKED_CUSTOMER_ID
 from domain.intake import SalesChannel
 from domain.intake_rules import profile
 from tests.api.conftest import Gateway, gql
@@ -314,6 +315,12 @@ CORRECTED_ORDER = {
 }
 
 
+def _seen_as(caller: str, customer: str) -> str:
+    """A reservation's customerId as the caller sees it: masked for the store's staff and POS."""
+    store_callers = (STAFF, STAFF_ELSEWHERE, POS, POS_ELSEWHERE)
+    return MASKED_CUSTOMER_ID if caller in store_callers else customer
+
+
 def _reserve_input(world: World, caller: str) -> dict[str, Any]:
     if caller in (ALICE, BOB):
         return {"input": RESERVE_ONE}
@@ -324,7 +331,7 @@ def _reserved(world: World, caller: str) -> dict[str, Any]:
     customer, channel = RESERVED_FOR[caller]
     line = {"sku": "SKU-1", "quantity": 1}
     reservation = {
-        "customerId": customer,
+        "customerId": _seen_as(caller, customer),
         "storeId": "S001",
         "channel": channel,
         "status": "HELD",
@@ -459,7 +466,7 @@ OPERATIONS: dict[str, Operation] = {
         lambda w, c: {
             "reservation": {
                 "id": w.reservation_id,
-                "customerId": "alice",
+                "customerId": _seen_as(c, "alice"),
                 "storeId": "S001",
                 "channel": "web",
                 "status": "HELD",
@@ -482,7 +489,9 @@ OPERATIONS: dict[str, Operation] = {
     "pickupQueue": Operation(
         PICKUP_QUEUE,
         lambda w, c: {
-            "pickupQueue": [{"id": w.reservation_id, "customerId": "alice", "status": "HELD"}]
+            "pickupQueue": [
+                {"id": w.reservation_id, "customerId": _seen_as(c, "alice"), "status": "HELD"}
+            ]
         },
     ),
     "reserve": Operation(
@@ -800,12 +809,15 @@ def _forged(api: Gateway, *, key: str | None = None, **claims: Any) -> str:
         "sub": "mallory",
         "role": "ops",
         "iss": api.settings.jwt_issuer,
+        "aud": api.settings.jwt_audience,
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(hours=1)).timestamp()),
     }
     base.update(claims)
     present = {k: v for k, v in base.items() if v is not None}
-    return jwt.encode(present, key or api.settings.jwt_key, algorithm="HS256")
+    # Everything else as the gateway would issue it, so that each token has only its own defect.
+    kid = {"kid": api.settings.signing_kid}
+    return jwt.encode(present, key or api.settings.jwt_key, algorithm="HS256", headers=kid)
 
 
 UNTRUSTED_TOKENS = [
@@ -814,6 +826,8 @@ UNTRUSTED_TOKENS = [
         id="signed-with-another-secret",
     ),
     pytest.param(lambda api: _forged(api, iss="someone-else"), id="another-issuer"),
+    pytest.param(lambda api: _forged(api, aud="someone-else"), id="another-audience"),
+    pytest.param(lambda api: _forged(api, aud=None), id="no-audience"),
     pytest.param(lambda api: _forged(api, role="admin"), id="unknown-role"),
     pytest.param(lambda api: _forged(api, role="staff"), id="staff-without-a-store"),
     pytest.param(lambda api: _forged(api, role="channel"), id="channel-without-a-channel"),
