@@ -23,6 +23,10 @@ from adapters.db.tables import (
     wms_inbox,
     wms_outbound,
 )
+from domain.intake import IntakeStatus
+from domain.reconciliation import DiscrepancyStatus
+from domain.webhooks import DeliveryStatus
+from domain.wms import BatchStatus, MovementStatus
 
 _Rule = tuple[sa.Table, Callable[[datetime], Any]]
 
@@ -35,10 +39,12 @@ def _intake_done(cutoff: datetime) -> Any:
     child reads its order from its parent's body)."""
     waiting = sa.exists().where(
         (_child.c.parent_id == intake_messages.c.id)
-        & _child.c.status.in_(["RECEIVED", "RETRYING", "DEAD"])
+        & _child.c.status.in_([IntakeStatus.RECEIVED, IntakeStatus.RETRYING, IntakeStatus.DEAD])
     )
     return (
-        intake_messages.c.status.in_(["ACCEPTED", "IGNORED", "REJECTED", "DISCARDED"])
+        intake_messages.c.status.in_(
+            [s for s in IntakeStatus if s.final and s is not IntakeStatus.DEAD]
+        )
         & (intake_messages.c.finished_at < cutoff)
         & ~waiting
     )
@@ -55,14 +61,15 @@ RULES: Mapping[str, _Rule] = {
     "webhook_deliveries": (
         webhook_deliveries,
         lambda cutoff: (
-            (webhook_deliveries.c.status == "DELIVERED")
+            (webhook_deliveries.c.status == DeliveryStatus.DELIVERED)
             & (webhook_deliveries.c.delivered_at < cutoff)
         ),
     ),
     "wms_outbound": (
         wms_outbound,
         lambda cutoff: (
-            (wms_outbound.c.status == "DELIVERED") & (wms_outbound.c.delivered_at < cutoff)
+            (wms_outbound.c.status == MovementStatus.DELIVERED)
+            & (wms_outbound.c.delivered_at < cutoff)
         ),
     ),
     # Stock batches applied or rejected (their levels are in the ledger; a batch still waiting
@@ -70,7 +77,8 @@ RULES: Mapping[str, _Rule] = {
     "wms_inbox": (
         wms_inbox,
         lambda cutoff: (
-            wms_inbox.c.status.in_(["APPLIED", "REJECTED"]) & (wms_inbox.c.finished_at < cutoff)
+            wms_inbox.c.status.in_([BatchStatus.APPLIED, BatchStatus.REJECTED])
+            & (wms_inbox.c.finished_at < cutoff)
         ),
     ),
     # A retry of a reserve this long after its first try is a new request.
@@ -79,7 +87,8 @@ RULES: Mapping[str, _Rule] = {
     "stock_discrepancies": (
         stock_discrepancies,
         lambda cutoff: (
-            (stock_discrepancies.c.status != "OPEN") & (stock_discrepancies.c.detected_at < cutoff)
+            (stock_discrepancies.c.status != DiscrepancyStatus.OPEN)
+            & (stock_discrepancies.c.detected_at < cutoff)
         ),
     ),
     "reconciliation_runs": (
