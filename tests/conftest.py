@@ -9,6 +9,7 @@ them), a fresh migrated database per run, a clean one per test, a controlled clo
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Generator
@@ -139,6 +140,7 @@ async def reset(db: Database) -> None:
             # a table TRUNCATE has already locked: PostgreSQL picks one of the two to fail.
             if "deadlock" not in str(error) or attempt == 4:
                 raise
+            await asyncio.sleep(0.2 * (attempt + 1))  # let the other transaction finish
     db.forget_cached()
 
 

@@ -110,19 +110,33 @@ async def gateway(database_url: str, db: Database) -> AsyncIterator[Gateway]:
         yield running
 
 
-@pytest.fixture
-def api(gateway: Gateway, clean_db: Database) -> Gateway:
-    """The running gateway, with an empty database and its clock at START."""
-    gateway.clock.set(START)
-    # The database was reset under the running server: forget what it had cached.
-    gateway.app.state.runtime.db.forget_cached()
-    gateway.app.state.runtime.deps.intake_accounts.clear()
-    gateway.app.state.runtime.deps.intake_backlog.clear()
-    gateway.app.state.runtime.deps.intake_counts.clear()
+def _forget_the_last_test(gateway: Gateway) -> None:
+    runtime = gateway.app.state.runtime
+    # The database is reset under the running server: forget what it had cached.
+    runtime.db.forget_cached()
+    runtime.deps.intake_accounts.clear()
+    runtime.deps.intake_backlog.clear()
+    # Counts not written yet would be written into the next test's database (and their upserts
+    # would contend with its reset's TRUNCATE).
+    runtime.deps.intake_counts.clear()
+    runtime.deps.reserve_attempts.clear()
     # Each test starts with full rate-limit buckets (the clock is set back; counts are not).
-    gateway.app.state.runtime.rate_limits.store.clear()
-    gateway.app.state.runtime.deps.reserve_attempts.clear()
+    runtime.rate_limits.store.clear()
+
+
+@pytest.fixture
+def gateway_between_tests(gateway: Gateway) -> Gateway:
+    """The running gateway with the last test's unwritten counts dropped, before the reset."""
+    _forget_the_last_test(gateway)
     return gateway
+
+
+@pytest.fixture
+def api(gateway_between_tests: Gateway, clean_db: Database) -> Gateway:
+    """The running gateway, with an empty database and its clock at START."""
+    gateway_between_tests.clock.set(START)
+    _forget_the_last_test(gateway_between_tests)
+    return gateway_between_tests
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
