@@ -75,7 +75,9 @@ def serve(extra: list[str]) -> None:
         print(f"  {' '.join(args):32} {token.stdout.strip()}")
     host = extra[extra.index("--host") + 1] if "--host" in extra[:-1] else "127.0.0.1"
     port = extra[extra.index("--port") + 1] if "--port" in extra[:-1] else "8000"
-    say(f"GraphiQL at http://{host}:{port}/graphql (Ctrl+C stops)")
+    say(
+        f"GraphiQL at http://{host}:{port}/graphql, the consoles at /shop, /pos, /ops (Ctrl+C stops)"
+    )
     os.execv(str(ropos), [str(ropos), "serve", *extra])
 
 

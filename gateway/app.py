@@ -27,6 +27,7 @@ from adapters.broker import redact
 from domain.clock import Clock, SystemClock
 from domain.pickup import qr_payload
 from gateway.auth import actor_from_header
+from gateway.consoles import console_routes
 from gateway.inbound import stock_levels_endpoint
 from gateway.intake import intake_endpoint
 from gateway.logs import REQUEST_ID_HEADER, RequestIdMiddleware
@@ -295,6 +296,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             Route("/intake/{channel}/{account}", intake_endpoint(settings), methods=["POST"]),
             Route("/graphql", LimitedHttp(graphql), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            *console_routes(),  # /shop, /pos, /ops: clients of the public API only
         ],
         lifespan=lifespan,
     )
