@@ -31,9 +31,11 @@ COPY . .
 # A regular (not editable) install of ROPOS alone (--no-deps: they are all installed above): the
 # packages, including migrations/versions/*.py and migrations/script.py.mako as package data, are
 # copied into the venv's site-packages, so the source tree is not needed at run time. The check
-# runs isolated (-I: not from /src) and fails the build if the installed package has no migrations.
+# runs isolated (-I: not from /src) and fails the build if the installed package has no migrations
+# or no consoles (their templates and static files are package data too).
 RUN /opt/venv/bin/pip install --no-deps --no-build-isolation . \
- && /opt/venv/bin/python -I -c "from gateway.migrate import head_revision as h; assert h(), 'no migrations shipped'"
+ && /opt/venv/bin/python -I -c "from gateway.migrate import head_revision as h; assert h(), 'no migrations shipped'" \
+ && /opt/venv/bin/python -I -c "from gateway.consoles import STATIC_DIR as s; assert (s / 'vendor/MANIFEST.json').is_file() and (s.parent / 'templates/base.html').is_file(), 'no consoles shipped'"
 
 # --- final: the venv only, run as a non-root user ------------------------------------------------
 FROM ${PYTHON_IMAGE}
