@@ -1,5 +1,5 @@
 """The `ropos` command: serve, worker, wms-emulator, channel-emulator, wms-baseline, migrate, seed,
-check, token, export-schema."""
+check, token, export-schema, simulate."""
 
 from __future__ import annotations
 
@@ -220,6 +220,57 @@ def cmd_export_schema(args: argparse.Namespace) -> None:
         print(f"wrote {args.output}")
 
 
+def cmd_simulate(args: argparse.Namespace) -> None:
+    import time
+
+    from gateway import logs, simulate_report
+    from gateway.seed import LONDON_STORES
+    from gateway.simulate import Outcome, simulate
+    from services.simulation import Parameters
+
+    if not 1 <= args.stores <= len(LONDON_STORES):
+        sys.exit(f"ropos simulate: --stores is 1 to {len(LONDON_STORES)} (the demo chain's)")
+    try:
+        params = Parameters(
+            seed=args.seed, stores=args.stores, shoppers=args.shoppers, hours=args.hours
+        )
+    except ValueError as error:
+        sys.exit(f"ropos simulate: {error}")
+    plot = None if args.plot == "-" else args.plot
+    _check_simulate_outputs(plot, args.json)
+    # The services' own log lines (a shortage resolved, a hold expired) are the day's noise here.
+    logs.configure(args.log_level, json_lines=False)
+    print(simulate_report.header(params), flush=True)
+    done: list[Outcome] = []
+
+    async def run() -> None:
+        done.append(await simulate(params, database_url=args.database_url))
+
+    started = time.monotonic()
+    _run_loop(run())
+    took = time.monotonic() - started
+    outcome = done[0]
+    if plot is not None:
+        simulate_report.plot(outcome, Path(plot))
+    if args.json:
+        Path(args.json).write_text(simulate_report.json_text(outcome))
+    print(simulate_report.text(outcome, took, plot))
+
+
+def _check_simulate_outputs(plot: str | None, json_path: str | None) -> None:
+    """Refuse, before a run of minutes, what could only fail at its end."""
+    import importlib.util
+
+    if plot is not None and importlib.util.find_spec("matplotlib") is None:
+        sys.exit(
+            "ropos simulate: the plot needs matplotlib (pip install 'ropos[sim]'), "
+            "or --plot - for none"
+        )
+    for option, path in (("--plot", plot), ("--json", json_path)):
+        if path is not None and not Path(path).resolve().parent.is_dir():
+            sys.exit(f"ropos simulate: {option} {path}: its folder does not exist")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ropos", description="ROPOS: reserve online, pick up in store."
@@ -293,6 +344,24 @@ def parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export-schema", help="write the GraphQL SDL")
     export.add_argument("--output", default="schema/schema.graphql")
     export.set_defaults(func=cmd_export_schema)
+
+    sim = sub.add_parser(
+        "simulate",
+        help="a day of a chain in accelerated time, through the real services: the KPIs beside "
+        "the targets, and a plot",
+    )
+    sim.add_argument("--seed", type=int, default=1, help="the same seed gives the same day")
+    sim.add_argument("--stores", type=int, default=25, help="the first N demo stores (1 to 28)")
+    sim.add_argument("--shoppers", type=int, default=3000, help="shoppers over the day")
+    sim.add_argument("--hours", type=float, default=14.0, help="opening hours from 08:00")
+    sim.add_argument(
+        "--database-url",
+        help="an empty database to run on (e.g. PostgreSQL); default: a temporary SQLite file",
+    )
+    sim.add_argument("--plot", default="simulation.png", help="the PNG to write ('-': none)")
+    sim.add_argument("--json", help="also write the KPIs, hour by hour too, as JSON here")
+    sim.add_argument("--log-level", default="ERROR", help="of the services' logs (default ERROR)")
+    sim.set_defaults(func=cmd_simulate)
     return p
 
 
