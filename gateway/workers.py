@@ -119,12 +119,15 @@ def webhook_deliverer(
     *,
     interval: float,
     max_attempts: int,
+    timeout: float,
 ) -> Periodic:
-    """Sends what is due to the stores' POS webhooks, retrying with backoff."""
+    """Sends what is due to the stores' POS webhooks, retrying with backoff. What a process that
+    died mid-batch had claimed is sent again once its lease (from the request `timeout`) ends."""
+    lease = webhooks.lease_seconds(timeout)
 
     async def deliver() -> None:
         while await webhooks.deliver_due(
-            uow=uow, sender=sender, clock=clock, max_attempts=max_attempts
+            uow=uow, sender=sender, clock=clock, max_attempts=max_attempts, lease=lease
         ):
             pass
 
@@ -446,6 +449,7 @@ def build_workers(
                 clock,
                 interval=settings.webhook_interval_seconds,
                 max_attempts=settings.webhook_max_attempts,
+                timeout=settings.webhook_timeout_seconds,
             ),
             wms_inbox_retrier(
                 uow,

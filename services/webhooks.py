@@ -30,9 +30,22 @@ from services.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
-# A claimed delivery is not due again for this long: time enough for one request to finish.
-LEASE_SECONDS = 60
 PARALLEL_REQUESTS = 20
+BATCH_SIZE = 100
+
+
+def lease_seconds(timeout_seconds: float, batch_size: int = BATCH_SIZE) -> float:
+    """How long a claimed delivery is not due again: time for its whole batch to be sent,
+    PARALLEL_REQUESTS at a time, each request given twice the sender's timeout (connecting and
+    answering are timed apart), and a margin. Any longer only delays what a process that died
+    mid-batch left claimed; any shorter, and another replica could claim a batch still being
+    sent and send it twice."""
+    rounds = -(-batch_size // PARALLEL_REQUESTS)
+    return rounds * 2 * timeout_seconds + 5
+
+
+# The lease for the default 5 s timeout.
+LEASE_SECONDS = lease_seconds(5.0)
 NO_WEBHOOK = "the store no longer has a webhook"
 
 
@@ -75,15 +88,15 @@ async def deliver_due(
     sender: WebhookSender,
     clock: Clock,
     max_attempts: int,
-    batch_size: int = 100,
+    batch_size: int = BATCH_SIZE,
+    lease: float = LEASE_SECONDS,
 ) -> int:
     """Try every delivery that is due, each once. Requests go out between two short transactions
-    (claim, then record), never inside one. Returns how many were tried."""
+    (claim, then record), never inside one; `lease` is lease_seconds() of the sender's timeout.
+    Returns how many were tried."""
     async with uow() as tx:
         now = clock.now()
-        claimed = await tx.webhooks.claim_due(
-            now, now + timedelta(seconds=LEASE_SECONDS), batch_size
-        )
+        claimed = await tx.webhooks.claim_due(now, now + timedelta(seconds=lease), batch_size)
         await tx.commit()
     if not claimed:
         return 0

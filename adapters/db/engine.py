@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
@@ -42,12 +43,14 @@ class Database:
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         options: dict[str, Any] = {"echo": echo, "json_serializer": _json_text}
         if not self.is_sqlite:
-            # No pre-ping: it costs three round trips per checkout. A connection the server has
-            # dropped fails its first statement, and SQLAlchemy then discards the whole pool.
+            # No pre-ping: it costs three round trips per checkout. _drop_closed_connections does
+            # without any: a connection the server has closed is known closed to asyncpg.
             options.update(
                 pool_size=pool_size, max_overflow=max_overflow, pool_timeout=30, pool_recycle=1800
             )
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        if not self.is_sqlite:
+            _drop_closed_connections(self.engine)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self.policy_cache = PolicyCache(policy_cache_seconds)
         self.store_directory = StoreDirectory(store_cache_seconds)
@@ -137,6 +140,23 @@ class Database:
 
 def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+def _drop_closed_connections(engine: AsyncEngine) -> None:
+    """A pooled connection the server closed (a restart, a failover) is replaced at checkout,
+    never handed out. SQLAlchemy discards the pool when one of its own statements fails on a dead
+    connection, but a unit of work begins its transaction straight on asyncpg (adapters/db/fast.py),
+    whose errors it never sees: without this, a dead connection fails the request it is handed to
+    (tests/integration/test_service_restarts.py restarts PostgreSQL unseen and shows it). asyncpg
+    knows a connection is closed as soon as the server's end of the socket is: no round trip is
+    needed to find out."""
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if driver is not None and driver.is_closed():
+            # The pool invalidates it and checks out another (a new one if need be).
+            raise DisconnectionError("the server closed this pooled connection")
 
 
 def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
