@@ -20,9 +20,20 @@ class Store:
     lat: float
     lon: float
     timezone: str
+    # One line of postal address, for the shopper going there (None: not given).
+    address: str | None = None
 
     @classmethod
-    def build(cls, *, id: str, name: str, lat: float, lon: float, timezone: str) -> Store:
+    def build(
+        cls,
+        *,
+        id: str,
+        name: str,
+        lat: float,
+        lon: float,
+        timezone: str,
+        address: str | None = None,
+    ) -> Store:
         try:
             GeoPoint(lat, lon)
         except BadInput as error:
@@ -37,7 +48,31 @@ class Store:
                 f"Store {id}: {timezone!r} is not an IANA time zone (e.g. Europe/London).",
                 field="timezone",
             ) from None
-        return cls(validate_code(id, "id"), name, float(lat), float(lon), timezone)
+        return cls(
+            validate_code(id, "id"),
+            name,
+            float(lat),
+            float(lon),
+            timezone,
+            validate_address(id, address),
+        )
+
+
+MAX_ADDRESS_LENGTH = 200
+
+
+def validate_address(store_id: str, address: str | None) -> str | None:
+    """A store's postal address on one line, trimmed; empty means none."""
+    if address is None:
+        return None
+    address = address.strip()
+    if len(address) > MAX_ADDRESS_LENGTH or not address.isprintable():
+        raise BadInput(
+            f"Store {store_id}: address must be one line of at most {MAX_ADDRESS_LENGTH} "
+            "printable characters.",
+            field="address",
+        )
+    return address or None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,17 @@ def validate_code(value: str, field: str) -> str:
     return cleaned
 
 
+MAX_REASON_LENGTH = 500
+
+
+def validate_discard_reason(reason: str) -> str:
+    """Why ops gave up on a dead letter: 1 to 500 characters, trimmed."""
+    cleaned = reason.strip()
+    if not 0 < len(cleaned) <= MAX_REASON_LENGTH:
+        raise BadInput(f"Give a reason of 1 to {MAX_REASON_LENGTH} characters.", field="reason")
+    return cleaned
+
+
 @dataclass(frozen=True, slots=True)
 class Reserve:
     customer_id: str

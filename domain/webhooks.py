@@ -28,6 +28,24 @@ class DeliveryStatus(StrEnum):
     PENDING = "PENDING"
     DELIVERED = "DELIVERED"
     DEAD = "DEAD"
+    DISCARDED = "DISCARDED"  # dead, and ops gave up on it (who, why and when are kept)
+
+
+# How much a dead delivery matters, by its event: a shopper is waiting on the first two (told
+# to come, or at the counter), the store acts on a shortage, the rest only tidy the POS's list.
+IMPACT_OF_EVENT: Mapping[str, int] = {
+    "CUSTOMER_ARRIVED": 100,
+    "READY_FOR_PICKUP": 80,
+    "STOCK_SHORTAGE": 40,
+    "CANCELLED": 10,
+    "EXPIRED": 10,
+    "COLLECTED": 5,
+}
+DEFAULT_EVENT_IMPACT = 1
+
+
+def hours_waited(since: datetime, now: datetime) -> float:
+    return max(0.0, (now - since).total_seconds()) / 3600
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:
@@ -80,3 +98,13 @@ class Delivery:
     last_status_code: int | None = None
     last_error: str | None = None
     delivered_at: datetime | None = None
+    discarded_at: datetime | None = None
+    discarded_by: str | None = None
+    discard_reason: str | None = None
+
+    def impact(self, now: datetime) -> float:
+        """How much a dead letter matters: its event's weight (IMPACT_OF_EVENT) times one plus
+        the hours since it was queued, as the intake ranks its dead letters (the older, the
+        more it matters, so old small ones do not starve)."""
+        weight = IMPACT_OF_EVENT.get(self.event_type, DEFAULT_EVENT_IMPACT)
+        return weight * (1 + hours_waited(self.created_at, now))

@@ -286,6 +286,19 @@ class MovementStatus(StrEnum):
     PENDING = "PENDING"  # not delivered yet; tried when due
     DELIVERED = "DELIVERED"  # the WMS took it (or had it already)
     DEAD = "DEAD"  # refused for good, or out of attempts: ops may replay it
+    DISCARDED = "DISCARDED"  # dead, and ops gave up on it: reconciliation puts the WMS right
+
+
+# How much a dead movement matters per unit, by kind: one that leaves the WMS counting units
+# as free that are not (a lock, a sale, a short pick) risks selling them twice elsewhere; a
+# reconciliation's figure either way; a release only keeps free units off sale a while longer.
+IMPACT_OF_KIND: Mapping[MovementKind, int] = {
+    MovementKind.LOCK: 3,
+    MovementKind.CONSUME: 3,
+    MovementKind.SHORT_PICK: 3,
+    MovementKind.SET_RESERVED: 2,
+    MovementKind.RELEASE: 1,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,3 +311,14 @@ class Queued:
     status: MovementStatus
     last_error: str | None
     delivered_at: datetime | None
+    discarded_at: datetime | None = None
+    discarded_by: str | None = None
+    discard_reason: str | None = None
+
+    def impact(self, now: datetime) -> float:
+        """How much a dead letter matters: its units (at least 1) times its kind's weight
+        (IMPACT_OF_KIND), times one plus the hours since it happened, as the intake ranks its
+        dead letters."""
+        m = self.movement
+        hours = max(0.0, (now - m.occurred_at).total_seconds()) / 3600
+        return max(1, abs(m.quantity)) * IMPACT_OF_KIND[m.kind] * (1 + hours)

@@ -12,34 +12,52 @@ from services import stock
 from services.unit_of_work import UnitOfWorkFactory
 
 LONDON_STORES = [
-    ("S001", "Oxford Circus", 51.5152, -0.1419),
-    ("S002", "Covent Garden", 51.5117, -0.1240),
-    ("S003", "Camden Town", 51.5390, -0.1426),
-    ("S004", "Angel Islington", 51.5322, -0.1058),
-    ("S005", "Shoreditch", 51.5265, -0.0787),
-    ("S006", "Canary Wharf", 51.5054, -0.0235),
-    ("S007", "Stratford", 51.5416, -0.0033),
-    ("S008", "Greenwich", 51.4826, -0.0077),
-    ("S009", "Brixton", 51.4613, -0.1156),
-    ("S010", "Clapham Junction", 51.4642, -0.1703),
-    ("S011", "Wimbledon", 51.4214, -0.2064),
-    ("S012", "Richmond", 51.4613, -0.3037),
-    ("S013", "Hammersmith", 51.4927, -0.2236),
-    ("S014", "White City", 51.5072, -0.2215),
-    ("S015", "Kensington High Street", 51.5010, -0.1925),
-    ("S016", "King's Road Chelsea", 51.4875, -0.1687),
-    ("S017", "Victoria", 51.4965, -0.1447),
-    ("S018", "London Bridge", 51.5045, -0.0865),
-    ("S019", "Bank", 51.5133, -0.0890),
-    ("S020", "Croydon", 51.3762, -0.0982),
-    ("S021", "Ealing Broadway", 51.5149, -0.3017),
-    ("S022", "Wembley", 51.5560, -0.2796),
-    ("S023", "Finchley Road", 51.5472, -0.1804),
-    ("S024", "Walthamstow", 51.5830, -0.0197),
-    ("S025", "Kingston upon Thames", 51.4123, -0.3007),
-    ("S026", "Bromley", 51.4039, 0.0198),
-    ("S027", "Ilford", 51.5590, 0.0741),
-    ("S028", "Harrow", 51.5806, -0.3420),
+    ("S001", "Oxford Circus", 51.5152, -0.1419, "240 Oxford Street, London W1C 1DE"),
+    ("S002", "Covent Garden", 51.5117, -0.1240, "14 Long Acre, London WC2E 9LH"),
+    ("S003", "Camden Town", 51.5390, -0.1426, "205 Camden High Street, London NW1 7BU"),
+    ("S004", "Angel Islington", 51.5322, -0.1058, "21 Upper Street, London N1 0PQ"),
+    ("S005", "Shoreditch", 51.5265, -0.0787, "112 Shoreditch High Street, London E1 6JN"),
+    ("S006", "Canary Wharf", 51.5054, -0.0235, "Cabot Place, Canary Wharf, London E14 4QT"),
+    (
+        "S007",
+        "Stratford",
+        51.5416,
+        -0.0033,
+        "Westfield Stratford City, Montfichet Road, London E20 1EJ",
+    ),
+    ("S008", "Greenwich", 51.4826, -0.0077, "12 Nelson Road, London SE10 9JB"),
+    ("S009", "Brixton", 51.4613, -0.1156, "440 Brixton Road, London SW9 8EJ"),
+    ("S010", "Clapham Junction", 51.4642, -0.1703, "32 St John's Road, London SW11 1PW"),
+    ("S011", "Wimbledon", 51.4214, -0.2064, "16 The Broadway, London SW19 1RF"),
+    ("S012", "Richmond", 51.4613, -0.3037, "45 George Street, Richmond TW9 1HJ"),
+    ("S013", "Hammersmith", 51.4927, -0.2236, "51 King Street, London W6 9HW"),
+    ("S014", "White City", 51.5072, -0.2215, "Westfield London, Ariel Way, London W12 7GF"),
+    (
+        "S015",
+        "Kensington High Street",
+        51.5010,
+        -0.1925,
+        "104 Kensington High Street, London W8 4SG",
+    ),
+    ("S016", "King's Road Chelsea", 51.4875, -0.1687, "125 King's Road, London SW3 4PW"),
+    ("S017", "Victoria", 51.4965, -0.1447, "38 Victoria Street, London SW1H 0NW"),
+    ("S018", "London Bridge", 51.5045, -0.0865, "18 Borough High Street, London SE1 9QG"),
+    ("S019", "Bank", 51.5133, -0.0890, "10 Cheapside, London EC2V 6AN"),
+    ("S020", "Croydon", 51.3762, -0.0982, "45 North End, Croydon CR0 1TY"),
+    ("S021", "Ealing Broadway", 51.5149, -0.3017, "60 The Broadway, London W5 5JN"),
+    ("S022", "Wembley", 51.5560, -0.2796, "Wembley Park Boulevard, Wembley HA9 0QL"),
+    ("S023", "Finchley Road", 51.5472, -0.1804, "O2 Centre, 255 Finchley Road, London NW3 6LU"),
+    ("S024", "Walthamstow", 51.5830, -0.0197, "230 High Street, London E17 7JH"),
+    (
+        "S025",
+        "Kingston upon Thames",
+        51.4123,
+        -0.3007,
+        "8 Clarence Street, Kingston upon Thames KT1 1NY",
+    ),
+    ("S026", "Bromley", 51.4039, 0.0198, "95 High Street, Bromley BR1 1JX"),
+    ("S027", "Ilford", 51.5590, 0.0741, "148 High Road, Ilford IG1 1LR"),
+    ("S028", "Harrow", 51.5806, -0.3420, "310 Station Road, Harrow HA1 2DX"),
 ]
 
 PRODUCTS = [
@@ -82,8 +100,15 @@ VARIANTS = [
 
 def demo_stores() -> list[Store]:
     return [
-        Store.build(id=i, name=f"ROPOS {name}", lat=lat, lon=lon, timezone="Europe/London")
-        for i, name, lat, lon in LONDON_STORES
+        Store.build(
+            id=i,
+            name=f"ROPOS {name}",
+            lat=lat,
+            lon=lon,
+            timezone="Europe/London",
+            address=address,
+        )
+        for i, name, lat, lon, address in LONDON_STORES
     ]
 
 

@@ -179,7 +179,23 @@ async def replay_webhook_delivery(
 ) -> types.WebhookDelivery:
     deps = info.context.deps
     replayed = await webhooks.replay(str(id), uow=deps.uow, clock=deps.clock)
-    return types.WebhookDelivery.from_domain(replayed)
+    return types.WebhookDelivery.from_domain(replayed, deps.clock.now())
+
+
+DiscardReason = Annotated[
+    str, strawberry.argument(description="Why it is given up on (1 to 500 characters).")
+]
+
+
+async def discard_webhook_delivery(
+    info: Info,
+    id: Annotated[strawberry.ID, strawberry.argument(description="The dead delivery's id.")],
+    reason: DiscardReason,
+) -> types.WebhookDelivery:
+    deps = info.context.deps
+    actor = info.context.require_actor().subject
+    discarded = await webhooks.discard(str(id), reason, actor, uow=deps.uow, clock=deps.clock)
+    return types.WebhookDelivery.from_domain(discarded, deps.clock.now())
 
 
 async def upsert_stores(
@@ -189,11 +205,19 @@ async def upsert_stores(
     deps = info.context.deps
     saved = await stock.upsert_stores(
         [
-            Store.build(id=str(s.id), name=s.name, lat=s.lat, lon=s.lon, timezone=s.timezone)
+            Store.build(
+                id=str(s.id),
+                name=s.name,
+                lat=s.lat,
+                lon=s.lon,
+                timezone=s.timezone,
+                address=None if s.address is strawberry.UNSET else s.address,
+            )
             for s in stores
         ],
         uow=deps.uow,
         clock=deps.clock,
+        keep_address={str(s.id).strip() for s in stores if s.address is strawberry.UNSET},
     )
     return [types.Store.from_domain(s) for s in saved]
 
@@ -320,7 +344,18 @@ async def replay_wms_movement(
 ) -> types.WmsMovement:
     deps = info.context.deps
     replayed = await feed.replay_movement(str(id), uow=deps.uow, clock=deps.clock)
-    return types.WmsMovement.from_domain(replayed)
+    return types.WmsMovement.from_domain(replayed, deps.clock.now())
+
+
+async def discard_wms_movement(
+    info: Info,
+    id: Annotated[strawberry.ID, strawberry.argument(description="The dead movement's id.")],
+    reason: DiscardReason,
+) -> types.WmsMovement:
+    deps = info.context.deps
+    actor = info.context.require_actor().subject
+    discarded = await feed.discard_movement(str(id), reason, actor, uow=deps.uow, clock=deps.clock)
+    return types.WmsMovement.from_domain(discarded, deps.clock.now())
 
 
 async def set_low_stock_thresholds(

@@ -125,13 +125,19 @@ async def webhook_deliveries(
     ] = types.WebhookDeliveryStatus.DEAD,
     store_id: OnlyStore = None,
     first: FirstOf50 = None,
+    order_by: Annotated[
+        types.WebhookDeliveryOrder,
+        strawberry.argument(description="Newest first, or most impact first."),
+    ] = types.WebhookDeliveryOrder.CREATED_AT_DESC,
 ) -> list[types.WebhookDelivery]:
+    now = info.context.deps.clock.now()
     found = await info.context.deps.read.webhook_deliveries(
         status.name,
         str(store_id) if store_id is not None else None,
         queries.validate_first(first, default=50),
+        by_impact_at=now if order_by is types.WebhookDeliveryOrder.IMPACT_DESC else None,
     )
-    return [types.WebhookDelivery.from_domain(d) for d in found]
+    return [types.WebhookDelivery.from_domain(d, now) for d in found]
 
 
 async def kpis(
@@ -177,13 +183,19 @@ async def wms_movements(
     ] = types.WmsMovementStatus.DEAD,
     store_id: OnlyStore = None,
     first: FirstOf50 = None,
+    order_by: Annotated[
+        types.WmsMovementOrder,
+        strawberry.argument(description="Newest first, or most impact first."),
+    ] = types.WmsMovementOrder.CREATED_AT_DESC,
 ) -> list[types.WmsMovement]:
+    now = info.context.deps.clock.now()
     found = await info.context.deps.read.wms_movements(
         status.name if status is not None else None,
         str(store_id) if store_id is not None else None,
         queries.validate_first(first, default=50),
+        by_impact_at=now if order_by is types.WmsMovementOrder.IMPACT_DESC else None,
     )
-    return [types.WmsMovement.from_domain(q) for q in found]
+    return [types.WmsMovement.from_domain(q, now) for q in found]
 
 
 async def reconciliation_runs(

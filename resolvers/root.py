@@ -68,7 +68,8 @@ class Query:
     )
     webhook_deliveries: list[types.WebhookDelivery] = strawberry.field(
         resolver=queries.webhook_deliveries,
-        description="POS webhook deliveries, newest first; by default the dead letters (ops).",
+        description="POS webhook deliveries, newest or most impact first; by default the dead "
+        "letters (ops).",
         extensions=allow(HasRole(Role.OPS)),
     )
     reservation_policy: types.ReservationPolicy = strawberry.field(
@@ -93,8 +94,8 @@ class Query:
     )
     wms_movements: list[types.WmsMovement] = strawberry.field(
         resolver=queries.wms_movements,
-        description="Movements on their way to the WMS, newest first; by default the dead "
-        "letters (ops).",
+        description="Movements on their way to the WMS, newest or most impact first; by default "
+        "the dead letters (ops).",
         extensions=allow(HasRole(Role.OPS)),
     )
     channel_accounts: list[intake_types.ChannelAccount] = strawberry.field(
@@ -187,6 +188,11 @@ class Mutation:
         description="Send a dead-lettered webhook delivery again, now (ops).",
         extensions=allow(HasRole(Role.OPS)),
     )
+    discard_webhook_delivery: types.WebhookDelivery = strawberry.field(
+        resolver=mutations.discard_webhook_delivery,
+        description="Give up on a dead-lettered webhook delivery, with the reason (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
     upsert_stores: list[types.Store] = strawberry.field(
         resolver=mutations.upsert_stores,
         description="Add or update stores (ops, WMS).",
@@ -221,6 +227,12 @@ class Mutation:
     replay_wms_movement: types.WmsMovement = strawberry.field(
         resolver=mutations.replay_wms_movement,
         description="Send a dead WMS movement again, as the newest of its row (ops).",
+        extensions=allow(HasRole(Role.OPS)),
+    )
+    discard_wms_movement: types.WmsMovement = strawberry.field(
+        resolver=mutations.discard_wms_movement,
+        description="Give up on a dead WMS movement, with the reason: it is never sent, and "
+        "reconciliation compares its row (ops).",
         extensions=allow(HasRole(Role.OPS)),
     )
     set_low_stock_thresholds: int = strawberry.field(

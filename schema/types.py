@@ -47,6 +47,11 @@ class Store:
     lat: float = strawberry.field(description="Latitude, WGS 84.")
     lon: float = strawberry.field(description="Longitude, WGS 84.")
     timezone: str = strawberry.field(description="IANA time zone, e.g. Europe/London.")
+    address: str | None = strawberry.field(
+        default=None,
+        description="One line of postal address, e.g. 1 Oxford Street, London W1D 1AN; null when "
+        "not given.",
+    )
     distance_km: float | None = strawberry.field(
         default=None, description="Distance from the point searched for, when there was one."
     )
@@ -59,6 +64,7 @@ class Store:
             lat=store.lat,
             lon=store.lon,
             timezone=store.timezone,
+            address=store.address,
             distance_km=None if distance_km is None else round(distance_km, 3),
         )
 
@@ -345,7 +351,20 @@ class WebhookDeliveryStatus(Enum):
     PENDING = strawberry.enum_value("PENDING", description="Not delivered yet; will be tried.")
     DELIVERED = strawberry.enum_value("DELIVERED", description="The POS answered 2xx.")
     DEAD = strawberry.enum_value(
-        "DEAD", description="Given up after too many tries; ops may replay it."
+        "DEAD", description="Given up after too many tries; ops may replay or discard it."
+    )
+    DISCARDED = strawberry.enum_value(
+        "DISCARDED", description="Dead, and ops gave up on it: never sent again."
+    )
+
+
+@strawberry.enum(description="How a list of webhook deliveries is ordered.")
+class WebhookDeliveryOrder(Enum):
+    CREATED_AT_DESC = strawberry.enum_value("CREATED_AT_DESC", description="Newest first.")
+    IMPACT_DESC = strawberry.enum_value(
+        "IMPACT_DESC",
+        description="Most impact first: the event's weight (a shopper waiting on "
+        "CUSTOMER_ARRIVED or READY_FOR_PICKUP weighs most) by time waited.",
     )
 
 
@@ -363,9 +382,17 @@ class WebhookDelivery:
     created_at: datetime = strawberry.field(description="When it was queued.")
     next_attempt_at: datetime = strawberry.field(description="When it is next tried, if pending.")
     delivered_at: datetime | None = strawberry.field(description="When the POS accepted it.")
+    impact: float = strawberry.field(
+        description="How much it matters: its event's weight (CUSTOMER_ARRIVED 100, "
+        "READY_FOR_PICKUP 80, STOCK_SHORTAGE 40, CANCELLED and EXPIRED 10, COLLECTED 5) times one "
+        "plus the hours since it was queued (ranks dead letters)."
+    )
+    discarded_at: datetime | None = strawberry.field(description="When ops gave up on it.")
+    discarded_by: str | None = strawberry.field(description="Who gave up on it.")
+    discard_reason: str | None = strawberry.field(description="Why they gave up on it.")
 
     @classmethod
-    def from_domain(cls, d: webhooks.Delivery) -> WebhookDelivery:
+    def from_domain(cls, d: webhooks.Delivery, now: datetime) -> WebhookDelivery:
         return cls(
             id=strawberry.ID(d.id),
             event_id=strawberry.ID(d.event_id),
@@ -379,6 +406,10 @@ class WebhookDelivery:
             created_at=d.created_at,
             next_attempt_at=d.next_attempt_at,
             delivered_at=d.delivered_at,
+            impact=d.impact(now),
+            discarded_at=d.discarded_at,
+            discarded_by=d.discarded_by,
+            discard_reason=d.discard_reason,
         )
 
 
@@ -516,6 +547,11 @@ class StoreInput:
     lat: float = strawberry.field(description="Latitude.")
     lon: float = strawberry.field(description="Longitude.")
     timezone: str = strawberry.field(description="IANA time zone.")
+    address: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="One line of postal address, at most 200 printable characters; null or "
+        "empty clears it; when not given, the store keeps the one it has.",
+    )
 
 
 @strawberry.input(description="A SKU to add or update.")
@@ -913,7 +949,22 @@ class WmsMovementStatus(Enum):
     PENDING = strawberry.enum_value("PENDING", description="Not delivered yet; will be tried.")
     DELIVERED = strawberry.enum_value("DELIVERED", description="The WMS took it.")
     DEAD = strawberry.enum_value(
-        "DEAD", description="Refused by the WMS, or out of attempts: replay it to try again."
+        "DEAD",
+        description="Refused by the WMS, or out of attempts: replay it to try again, or discard "
+        "it.",
+    )
+    DISCARDED = strawberry.enum_value(
+        "DISCARDED",
+        description="Dead, and ops gave up on it: never sent; reconciliation compares its row.",
+    )
+
+
+@strawberry.enum(description="How a list of WMS movements is ordered.")
+class WmsMovementOrder(Enum):
+    CREATED_AT_DESC = strawberry.enum_value("CREATED_AT_DESC", description="Newest first.")
+    IMPACT_DESC = strawberry.enum_value(
+        "IMPACT_DESC",
+        description="Most impact first: units by the kind's weight by time waited.",
     )
 
 
@@ -932,9 +983,17 @@ class WmsMovement:
     next_attempt_at: datetime = strawberry.field(description="When it is tried next.")
     last_error: str | None = strawberry.field(description="Why the last attempt failed.")
     delivered_at: datetime | None = strawberry.field(description="When the WMS took it.")
+    impact: float = strawberry.field(
+        description="How much it matters: its units (at least 1) times its kind's weight (LOCK, "
+        "CONSUME and SHORT_PICK 3, SET_RESERVED 2, RELEASE 1), times one plus the hours since it "
+        "happened (ranks dead letters)."
+    )
+    discarded_at: datetime | None = strawberry.field(description="When ops gave up on it.")
+    discarded_by: str | None = strawberry.field(description="Who gave up on it.")
+    discard_reason: str | None = strawberry.field(description="Why they gave up on it.")
 
     @classmethod
-    def from_domain(cls, q: wms.Queued) -> WmsMovement:
+    def from_domain(cls, q: wms.Queued, now: datetime) -> WmsMovement:
         m = q.movement
         return cls(
             id=strawberry.ID(m.id),
@@ -950,6 +1009,10 @@ class WmsMovement:
             next_attempt_at=q.next_attempt_at,
             last_error=q.last_error,
             delivered_at=q.delivered_at,
+            impact=q.impact(now),
+            discarded_at=q.discarded_at,
+            discarded_by=q.discarded_by,
+            discard_reason=q.discard_reason,
         )
 
 

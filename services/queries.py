@@ -41,7 +41,7 @@ class ReadPort(Protocol):
     async def pickup_queue(self, store_id: str, first: int) -> list[Reservation]: ...
     async def policy(self) -> ReservationPolicy: ...
     async def webhook_deliveries(
-        self, status: str, store_id: str | None, first: int
+        self, status: str, store_id: str | None, first: int, *, by_impact_at: datetime | None = None
     ) -> list[Delivery]: ...
     async def kpi_facts(
         self, store_id: str | None, since: datetime, until: datetime
@@ -53,7 +53,12 @@ class ReadPort(Protocol):
         self, status: str | None, store_id: str | None, first: int
     ) -> list[Discrepancy]: ...
     async def wms_movements(
-        self, status: str | None, store_id: str | None, first: int
+        self,
+        status: str | None,
+        store_id: str | None,
+        first: int,
+        *,
+        by_impact_at: datetime | None = None,
     ) -> list[Queued]: ...
     async def reconciliation_runs(self, first: int) -> list[ReconciliationRun]: ...
 

@@ -4,8 +4,8 @@ operator's) merged into the stock rows, and low-stock thresholds."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from domain import events
@@ -43,20 +43,33 @@ def _cap(items: Sequence[object], limit: int, what: str) -> None:
 
 
 async def upsert_stores(
-    new: Sequence[Store], *, uow: UnitOfWorkFactory, clock: Clock
+    new: Sequence[Store],
+    *,
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    keep_address: Collection[str] = (),
 ) -> list[Store]:
+    """Add or replace stores; those in `keep_address` keep the address they have (a new one
+    has none), the others take theirs. Returns the stores as saved."""
     _cap(new, MAX_STORES_PER_CALL, "stores")
     _no_duplicates([s.id for s in new], "store")
     async with uow() as tx:
-        await tx.catalog.upsert_stores(
-            [
-                {"id": s.id, "name": s.name, "lat": s.lat, "lon": s.lon, "timezone": s.timezone}
-                for s in new
-            ],
-            clock.now(),
-        )
+        rows: list[dict[str, object]] = []
+        for s in new:
+            row: dict[str, object] = {
+                "id": s.id,
+                "name": s.name,
+                "lat": s.lat,
+                "lon": s.lon,
+                "timezone": s.timezone,
+            }
+            if s.id not in keep_address:
+                row["address"] = s.address
+            rows.append(row)
+        await tx.catalog.upsert_stores(rows, clock.now())
+        kept = await tx.catalog.addresses(s.id for s in new if s.id in keep_address)
         await tx.commit()
-    return list(new)
+    return [replace(s, address=kept[s.id]) if s.id in kept else s for s in new]
 
 
 async def upsert_skus(new: Sequence[Sku], *, uow: UnitOfWorkFactory, clock: Clock) -> list[Sku]:

@@ -13,6 +13,7 @@ from typing import Protocol
 import orjson
 
 from domain.clock import Clock
+from domain.commands import validate_discard_reason
 from domain.errors import InvalidTransition, NotFound
 from domain.events import PendingEvent
 from domain.retry import retry_delay
@@ -194,6 +195,31 @@ async def replay(delivery_id: str, *, uow: UnitOfWorkFactory, clock: Clock) -> D
             )
         await tx.commit()
     return replayed
+
+
+async def discard(
+    delivery_id: str, reason: str, actor: str, *, uow: UnitOfWorkFactory, clock: Clock
+) -> Delivery:
+    """Give up on a dead-lettered delivery, with the reason ops give; it is never sent again."""
+    reason = validate_discard_reason(reason)
+    async with uow() as tx:
+        discarded = await tx.webhooks.discard(
+            delivery_id, actor=actor, reason=reason, now=clock.now()
+        )
+        if discarded is None:
+            found = await tx.webhooks.get(delivery_id)
+            if found is None:
+                raise NotFound(f"No webhook delivery {delivery_id}.")
+            raise InvalidTransition(
+                f"Webhook delivery {delivery_id} is {found.status}; only dead ones are discarded.",
+                status=str(found.status),
+            )
+        await tx.commit()
+    log.info(
+        "webhook discarded",
+        extra={"delivery_id": delivery_id, "store_id": discarded.store_id, "actor": actor},
+    )
+    return discarded
 
 
 async def set_store_webhook(

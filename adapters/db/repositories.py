@@ -816,11 +816,33 @@ class CatalogRepository:
             index_elements=[stores.c.id],
             set_={c: stmt.excluded[c] for c in ("name", "lat", "lon", "timezone", "updated_at")},
         )
-        await self.conn.execute(
-            stmt, [{**row, "created_at": now, "updated_at": now} for row in rows]
-        )
+        # A row without "address" keeps the store's address (a new store then has none).
+        keep = [row for row in rows if "address" not in row]
+        replace = [row for row in rows if "address" in row]
+        if keep:
+            await self.conn.execute(
+                stmt, [{**row, "created_at": now, "updated_at": now} for row in keep]
+            )
+        if replace:
+            stmt = insert_on_conflict(self.conn, stores)
+            columns = ("name", "lat", "lon", "timezone", "address", "updated_at")
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[stores.c.id], set_={c: stmt.excluded[c] for c in columns}
+            )
+            await self.conn.execute(
+                stmt, [{**row, "created_at": now, "updated_at": now} for row in replace]
+            )
         if self.directory is not None and self.after_commit is not None:
             self.after_commit.append(self.directory.clear)
+
+    async def addresses(self, store_ids: Iterable[str]) -> dict[str, str | None]:
+        wanted = sorted(set(store_ids))
+        if not wanted:
+            return {}
+        rows = await self.conn.execute(
+            sa.select(stores.c.id, stores.c.address).where(stores.c.id.in_(wanted))
+        )
+        return {row.id: row.address for row in rows}
 
     async def upsert_skus(
         self, rows: Sequence[Mapping[str, Any]], now: datetime, *, overwrite: bool = True
@@ -1015,6 +1037,9 @@ def delivery_from_row(row: Any) -> Delivery:
         last_status_code=row.last_status_code,
         last_error=row.last_error,
         delivered_at=row.delivered_at,
+        discarded_at=row.discarded_at,
+        discarded_by=row.discarded_by,
+        discard_reason=row.discard_reason,
     )
 
 
@@ -1131,6 +1156,28 @@ class WebhookRepository:
                     webhook_deliveries.c.status == DeliveryStatus.DEAD.value,
                 )
                 .values(status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now)
+                .returning(*webhook_deliveries.c)
+            )
+        ).first()
+        return delivery_from_row(row) if row else None
+
+    async def discard(
+        self, delivery_id: str, *, actor: str, reason: str, now: datetime
+    ) -> Delivery | None:
+        """A dead delivery given up on, with who did it, why and when; None if it is not dead."""
+        row = (
+            await self.conn.execute(
+                sa.update(webhook_deliveries)
+                .where(
+                    webhook_deliveries.c.id == delivery_id,
+                    webhook_deliveries.c.status == DeliveryStatus.DEAD.value,
+                )
+                .values(
+                    status=DeliveryStatus.DISCARDED.value,
+                    discarded_at=now,
+                    discarded_by=actor[:200],
+                    discard_reason=reason[:500],
+                )
                 .returning(*webhook_deliveries.c)
             )
         ).first()

@@ -57,19 +57,32 @@ RULES: Mapping[str, _Rule] = {
         outbox,
         lambda cutoff: outbox.c.published_at.is_not(None) & (outbox.c.published_at < cutoff),
     ),
-    # Delivered webhooks and WMS movements (dead and pending ones stay until someone acts).
+    # Delivered and discarded webhooks and WMS movements (dead and pending ones stay until
+    # someone acts).
     "webhook_deliveries": (
         webhook_deliveries,
         lambda cutoff: (
-            (webhook_deliveries.c.status == DeliveryStatus.DELIVERED)
-            & (webhook_deliveries.c.delivered_at < cutoff)
+            (
+                (webhook_deliveries.c.status == DeliveryStatus.DELIVERED)
+                & (webhook_deliveries.c.delivered_at < cutoff)
+            )
+            | (
+                (webhook_deliveries.c.status == DeliveryStatus.DISCARDED)
+                & (webhook_deliveries.c.discarded_at < cutoff)
+            )
         ),
     ),
     "wms_outbound": (
         wms_outbound,
         lambda cutoff: (
-            (wms_outbound.c.status == MovementStatus.DELIVERED)
-            & (wms_outbound.c.delivered_at < cutoff)
+            (
+                (wms_outbound.c.status == MovementStatus.DELIVERED)
+                & (wms_outbound.c.delivered_at < cutoff)
+            )
+            | (
+                (wms_outbound.c.status == MovementStatus.DISCARDED)
+                & (wms_outbound.c.discarded_at < cutoff)
+            )
         ),
     ),
     # Stock batches applied or rejected (their levels are in the ledger; a batch still waiting

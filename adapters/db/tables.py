@@ -62,6 +62,8 @@ stores = sa.Table(
     # and the secret their HMAC signature is made with.
     sa.Column("webhook_url", sa.String(500)),
     sa.Column("webhook_secret", sa.String(200)),
+    # One line of postal address, shown to the shopper collecting there.
+    sa.Column("address", sa.String(200)),
     sa.CheckConstraint("lat >= -90 AND lat <= 90", name="lat_range"),
     sa.CheckConstraint("lon >= -180 AND lon <= 180", name="lon_range"),
     sa.Index("ix_stores_lat_lon", "lat", "lon"),
@@ -286,7 +288,13 @@ webhook_deliveries = sa.Table(
     sa.Column("last_error", sa.String(500)),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("delivered_at", UTCDateTime),
-    sa.CheckConstraint("status IN ('PENDING', 'DELIVERED', 'DEAD')", name="status_known"),
+    # Who gave up on a dead one, why and when (status DISCARDED).
+    sa.Column("discarded_at", UTCDateTime),
+    sa.Column("discarded_by", sa.String(200)),
+    sa.Column("discard_reason", sa.String(500)),
+    sa.CheckConstraint(
+        "status IN ('PENDING', 'DELIVERED', 'DEAD', 'DISCARDED')", name="status_known"
+    ),
     sa.UniqueConstraint("event_id", "store_id"),
     sa.Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
 )
@@ -332,7 +340,13 @@ wms_outbound = sa.Table(
     sa.Column("last_error", sa.String(500)),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("delivered_at", UTCDateTime),
-    sa.CheckConstraint("status IN ('PENDING', 'DELIVERED', 'DEAD')", name="status_known"),
+    # Who gave up on a dead one, why and when (status DISCARDED).
+    sa.Column("discarded_at", UTCDateTime),
+    sa.Column("discarded_by", sa.String(200)),
+    sa.Column("discard_reason", sa.String(500)),
+    sa.CheckConstraint(
+        "status IN ('PENDING', 'DELIVERED', 'DEAD', 'DISCARDED')", name="status_known"
+    ),
     sa.UniqueConstraint("store_id", "sku", "sequence"),
     sa.Index(
         "ix_wms_outbound_status_store_id_sku_sequence", "status", "store_id", "sku", "sequence"

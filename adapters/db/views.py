@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from adapters.db import kpis as kpi_reads
 from adapters.db.caches import StoreDirectory
 from adapters.db.engine import Database
+from adapters.db.impact import delivery_impact, movement_impact
 from adapters.db.reconciliation import discrepancy_from_row, run_from_row
 from adapters.db.repositories import (
     STOCK_LEVELS,
@@ -44,7 +46,14 @@ from domain.wms import Queued
 
 T = TypeVar("T")
 _ACTIVE = sorted(str(s) for s in ACTIVE_STATUSES)
-_STORE_COLUMNS = (stores.c.id, stores.c.name, stores.c.lat, stores.c.lon, stores.c.timezone)
+_STORE_COLUMNS = (
+    stores.c.id,
+    stores.c.name,
+    stores.c.lat,
+    stores.c.lon,
+    stores.c.timezone,
+    stores.c.address,
+)
 
 
 _ALL_STORES = sa.select(*_STORE_COLUMNS)
@@ -70,7 +79,7 @@ STOCK_LEVELS_PG = (
 
 
 def _store(row: Any) -> Store:
-    return Store(row.id, row.name, row.lat, row.lon, row.timezone)
+    return Store(row.id, row.name, row.lat, row.lon, row.timezone, row.address)
 
 
 class Views:
@@ -151,13 +160,15 @@ class Views:
         )
 
     async def webhook_deliveries(
-        self, status: str, store_id: str | None, first: int
+        self, status: str, store_id: str | None, first: int, *, by_impact_at: datetime | None = None
     ) -> list[Delivery]:
+        """Newest first; with by_impact_at, the most impact (Delivery.impact) at that time first."""
         return await self._newest(
             webhook_deliveries,
             webhook_deliveries.c.created_at,
             delivery_from_row,
             first,
+            rank=None if by_impact_at is None else partial(delivery_impact, by_impact_at),
             status=status,
             store_id=store_id,
         )
@@ -214,13 +225,20 @@ class Views:
         )
 
     async def wms_movements(
-        self, status: str | None, store_id: str | None, first: int
+        self,
+        status: str | None,
+        store_id: str | None,
+        first: int,
+        *,
+        by_impact_at: datetime | None = None,
     ) -> list[Queued]:
+        """Newest first; with by_impact_at, the most impact (Queued.impact) at that time first."""
         return await self._newest(
             wms_outbound,
             wms_outbound.c.created_at,
             queued_from_row,
             first,
+            rank=None if by_impact_at is None else partial(movement_impact, by_impact_at),
             status=status,
             store_id=store_id,
         )
@@ -231,16 +249,21 @@ class Views:
         newest: sa.Column[Any],
         convert: Callable[[Any], T],
         first: int,
+        rank: Callable[[str], sa.ColumnElement[Any]] | None = None,
         **equal: str | None,
     ) -> list[T]:
-        """The newest `first` rows of an ops list, filtered on the columns given a value."""
+        """The newest `first` rows of an ops list, filtered on the columns given a value; with
+        `rank` (an expression for the dialect), the highest ranked first, then the oldest."""
         query = sa.select(table)
         for column, value in equal.items():
             if value is not None:
                 query = query.where(table.c[column] == value)
-        query = query.order_by(newest.desc(), table.c.id).limit(first)
         async with self.db.read() as conn:
-            return [convert(row) for row in await conn.execute(query)]
+            if rank is None:
+                query = query.order_by(newest.desc(), table.c.id)
+            else:
+                query = query.order_by(rank(conn.dialect.name).desc(), newest, table.c.id)
+            return [convert(row) for row in await conn.execute(query.limit(first))]
 
     async def reconciliation_runs(self, first: int) -> list[ReconciliationRun]:
         query = (

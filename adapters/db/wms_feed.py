@@ -45,6 +45,9 @@ def queued_from_row(row: Any) -> Queued:
         MovementStatus(row.status),
         row.last_error,
         row.delivered_at,
+        row.discarded_at,
+        row.discarded_by,
+        row.discard_reason,
     )
 
 
@@ -254,6 +257,22 @@ class WmsFeedRepository:
             query = query.with_for_update()
         row = (await self.conn.execute(query)).first()
         return queued_from_row(row) if row else None
+
+    async def discard(self, movement_id: str, *, actor: str, reason: str, now: datetime) -> None:
+        """A dead movement given up on, with who did it, why and when."""
+        await self.conn.execute(
+            sa.update(wms_outbound)
+            .where(
+                wms_outbound.c.id == movement_id,
+                wms_outbound.c.status == MovementStatus.DEAD.value,
+            )
+            .values(
+                status=MovementStatus.DISCARDED.value,
+                discarded_at=now,
+                discarded_by=actor[:200],
+                discard_reason=reason[:500],
+            )
+        )
 
     async def requeue(self, movement_id: str, sequence: int, now: datetime) -> None:
         """A dead movement goes round again, as the newest of its (store, SKU)."""

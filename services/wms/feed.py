@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain.clock import Clock
+from domain.commands import validate_discard_reason
 from domain.errors import InvalidTransition, NotFound
 from domain.retry import retry_delay
 from domain.wms import (
@@ -222,3 +223,30 @@ async def replay_movement(movement_id: str, *, uow: UnitOfWorkFactory, clock: Cl
         replayed = await tx.wms_feed.get(movement_id)
     assert replayed is not None
     return replayed
+
+
+async def discard_movement(
+    movement_id: str, reason: str, actor: str, *, uow: UnitOfWorkFactory, clock: Clock
+) -> Queued:
+    """Give up on a dead movement, with the reason ops give: it is never sent, and the next
+    reconciliation compares its row as any other (reserved: ROPOS's figure is sent; on hand:
+    the WMS's count is taken)."""
+    reason = validate_discard_reason(reason)
+    async with uow() as tx:
+        found = await tx.wms_feed.get(movement_id, for_update=True)
+        if found is None:
+            raise NotFound(f"No WMS movement {movement_id}.")
+        if found.status is not MovementStatus.DEAD:
+            raise InvalidTransition(
+                f"WMS movement {movement_id} is {found.status}; only dead ones are discarded.",
+                status=str(found.status),
+            )
+        await tx.wms_feed.discard(movement_id, actor=actor, reason=reason, now=clock.now())
+        discarded = await tx.wms_feed.get(movement_id)
+        await tx.commit()
+    log.info(
+        "wms movement discarded",
+        extra={"movement_id": movement_id, "store_id": found.movement.store_id, "actor": actor},
+    )
+    assert discarded is not None
+    return discarded

@@ -72,6 +72,9 @@ mutation { setStoreWebhook(storeId: "S001", url: "https://pos.example.com/hooks"
                            secret: "a-secret-of-the-s001-pos") { storeId url } }
 """
 REPLAY_WEBHOOK = 'mutation { replayWebhookDelivery(id: "no-such-delivery") { id status } }'
+DISCARD_WEBHOOK = """
+mutation { discardWebhookDelivery(id: "no-such-delivery", reason: "POS replaced") { id status } }
+"""
 UPSERT_STORES = "mutation($stores: [StoreInput!]!) { upsertStores(stores: $stores) { id name } }"
 UPSERT_SKUS = "mutation($skus: [SkuInput!]!) { upsertSkus(skus: $skus) { code name } }"
 SYNC_STOCK = "mutation($levels: [StockLevelInput!]!) { syncStock(levels: $levels) { applied } }"
@@ -98,6 +101,9 @@ RESOLVE_DISCREPANCY = """
 mutation { resolveStockDiscrepancy(id: "no-such-discrepancy", note: "counted again") { id status } }
 """
 REPLAY_WMS_MOVEMENT = 'mutation { replayWmsMovement(id: "no-such-movement") { id status } }'
+DISCARD_WMS_MOVEMENT = """
+mutation { discardWmsMovement(id: "no-such-movement", reason: "WMS has it") { id status } }
+"""
 SET_THRESHOLDS = """
 mutation { setLowStockThresholds(thresholds: [{storeId: "S001", sku: "SKU-1", threshold: 3}]) }
 """
@@ -234,8 +240,9 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "updateReservationPolicy": (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
     "webhookDeliveries":       (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
     "setStoreWebhook":         (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
-    # ops may replay; the id names no delivery, so ops are told it does not exist
+    # ops may replay and discard; the id names no delivery, so ops are told it does not exist
     "replayWebhookDelivery":   (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    NF,   FB,   FB,    FB),
+    "discardWebhookDelivery":  (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    NF,   FB,   FB,    FB),
     "kpis":                    (UN,   UN,    UN,    FB,   FB,   OK,    FB,    OK,    FB,    OK,   FB,   FB,    FB),
     "stockDiscrepancies":      (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
     "reconciliationRuns":      (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
@@ -246,6 +253,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
     # ops may resolve and replay; the ids name nothing, so ops are told they do not exist
     "resolveStockDiscrepancy": (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    NF,   FB,   FB,    FB),
     "replayWmsMovement":       (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    NF,   FB,   FB,    FB),
+    "discardWmsMovement":      (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    NF,   FB,   FB,    FB),
     "setLowStockThresholds":   (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   OK,   FB,    FB),
     # the order intake is ops' alone; the world has no channel account and no intake message
     "channelAccounts":         (UN,   UN,    UN,    FB,   FB,   FB,    FB,    FB,    FB,    OK,   FB,   FB,    FB),
@@ -552,6 +560,9 @@ OPERATIONS: dict[str, Operation] = {
     "replayWebhookDelivery": Operation(
         REPLAY_WEBHOOK, lambda w, c: {}, effect=lambda view, caller: None
     ),
+    "discardWebhookDelivery": Operation(
+        DISCARD_WEBHOOK, lambda w, c: {}, effect=lambda view, caller: None
+    ),
     "upsertStores": Operation(
         UPSERT_STORES,
         lambda w, c: {"upsertStores": [{"id": "S003", "name": "Canary Wharf"}]},
@@ -621,6 +632,9 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "replayWmsMovement": Operation(
         REPLAY_WMS_MOVEMENT, lambda w, c: {}, effect=lambda view, caller: None
+    ),
+    "discardWmsMovement": Operation(
+        DISCARD_WMS_MOVEMENT, lambda w, c: {}, effect=lambda view, caller: None
     ),
     "setLowStockThresholds": Operation(
         SET_THRESHOLDS,

@@ -60,14 +60,14 @@ query {
 }`;
 const DEAD_WEBHOOKS = `
 query {
-  webhookDeliveries(status: DEAD, first: 50) {
-    id eventType storeId url attempts lastStatusCode lastError createdAt
+  webhookDeliveries(status: DEAD, orderBy: IMPACT_DESC, first: 50) {
+    id eventType storeId url attempts lastStatusCode lastError createdAt impact
   }
 }`;
 const DEAD_MOVEMENTS = `
 query {
-  wmsMovements(status: DEAD, first: 50) {
-    id storeId sku type quantity attempts lastError occurredAt
+  wmsMovements(status: DEAD, orderBy: IMPACT_DESC, first: 50) {
+    id storeId sku type quantity attempts lastError occurredAt impact
   }
 }`;
 const REPLAY_INTAKE = "mutation($id: ID!) { replayIntakeMessage(id: $id) { id status } }";
@@ -75,6 +75,10 @@ const DISCARD_INTAKE = `
 mutation($id: ID!, $reason: String!) { discardIntakeMessage(id: $id, reason: $reason) { id status } }`;
 const REPLAY_WEBHOOK = "mutation($id: ID!) { replayWebhookDelivery(id: $id) { id status } }";
 const REPLAY_MOVEMENT = "mutation($id: ID!) { replayWmsMovement(id: $id) { id status } }";
+const DISCARD_WEBHOOK = `
+mutation($id: ID!, $reason: String!) { discardWebhookDelivery(id: $id, reason: $reason) { id status } }`;
+const DISCARD_MOVEMENT = `
+mutation($id: ID!, $reason: String!) { discardWmsMovement(id: $id, reason: $reason) { id status } }`;
 const DISCREPANCIES = `
 query {
   stockDiscrepancies(status: OPEN, first: 50) {
@@ -364,6 +368,20 @@ function IntakeHealth({ token }) {
 
 const tries = (n) => `${n} ${n === 1 ? "try" : "tries"}`;
 
+/** A reason field and its Discard button: nothing is sent until a reason is given. */
+function Discard({ id, label, reasons, setReasons, onDiscard }) {
+  const reason = reasons[id] || "";
+  return html`
+    <div class="field">
+      <label for=${id}>Reason to discard</label>
+      <input id=${id} value=${reason} maxlength="500"
+        onInput=${(e) => setReasons({ ...reasons, [id]: e.currentTarget.value })} />
+    </div>
+    <button type="button" class="danger" disabled=${!reason.trim()} aria-label=${label}
+      onClick=${() => onDiscard(reason.trim())}>Discard</button>
+  `;
+}
+
 function DeadLetters({ token }) {
   const intake = useQuery(token, DEAD_INTAKE);
   const webhooks = useQuery(token, DEAD_WEBHOOKS);
@@ -388,9 +406,10 @@ function DeadLetters({ token }) {
   };
 
   const messages = intake.data ? intake.data.intakeMessages : [];
-  // Oldest first: the longest a store's POS or the WMS has gone without hearing of it.
-  const deliveries = webhooks.data ? [...webhooks.data.webhookDeliveries].reverse() : [];
-  const dead = movements.data ? [...movements.data.wmsMovements].reverse() : [];
+  // Most impact first, as the API ranks them: a shopper waiting on the store's POS, the units
+  // the WMS counts wrong, weighted by how long each has waited.
+  const deliveries = webhooks.data ? webhooks.data.webhookDeliveries : [];
+  const dead = movements.data ? movements.data.wmsMovements : [];
   return html`
     <${Section} id="dead-letters" title="Dead letters" onRefresh=${reloadAll}>
       <${Problem} text=${problem || intake.error || webhooks.error || movements.error} />
@@ -418,27 +437,37 @@ function DeadLetters({ token }) {
           </li>`,
         )}
       </ul>
-      <h3 id="dead-webhooks">POS webhook deliveries (${deliveries.length}), oldest first</h3>
+      <h3 id="dead-webhooks">POS webhook deliveries (${deliveries.length}), most impact first</h3>
       ${deliveries.length === 0 && html`<p class="muted">None.</p>`}
       <ul class="plain-list" aria-labelledby="dead-webhooks" data-testid="dead-webhooks">
         ${deliveries.map(
           (d) => html`<li class="queue-item">
-            <p><strong>${d.eventType}</strong> for store ${d.storeId} · ${tries(d.attempts)} · queued ${dateTimeText(d.createdAt)}</p>
+            <p><strong>${d.eventType}</strong> for store ${d.storeId} · impact ${d.impact.toFixed(1)} · ${tries(d.attempts)} · queued ${dateTimeText(d.createdAt)}</p>
             <p>${d.url} · ${d.lastError || (d.lastStatusCode ? `HTTP ${d.lastStatusCode}` : "no answer")}</p>
-            <button type="button" onClick=${() => run(REPLAY_WEBHOOK, { id: d.id }, `Webhook delivery ${d.id} replayed`)}
-              aria-label=${`Replay the ${d.eventType} delivery to store ${d.storeId}`}>Replay</button>
+            <div class="row">
+              <button type="button" onClick=${() => run(REPLAY_WEBHOOK, { id: d.id }, `Webhook delivery ${d.id} replayed`)}
+                aria-label=${`Replay the ${d.eventType} delivery to store ${d.storeId}`}>Replay</button>
+              <${Discard} id=${`reason-webhook-${d.id}`} reasons=${reasons} setReasons=${setReasons}
+                label=${`Discard the ${d.eventType} delivery to store ${d.storeId}`}
+                onDiscard=${(reason) => run(DISCARD_WEBHOOK, { id: d.id, reason }, `Webhook delivery ${d.id} discarded`)} />
+            </div>
           </li>`,
         )}
       </ul>
-      <h3 id="dead-movements">WMS movements (${dead.length}), oldest first</h3>
+      <h3 id="dead-movements">WMS movements (${dead.length}), most impact first</h3>
       ${dead.length === 0 && html`<p class="muted">None.</p>`}
       <ul class="plain-list" aria-labelledby="dead-movements" data-testid="dead-movements">
         ${dead.map(
           (m) => html`<li class="queue-item">
-            <p><strong>${m.type} ${m.quantity} × ${m.sku}</strong> at store ${m.storeId} · ${tries(m.attempts)} · ${dateTimeText(m.occurredAt)}</p>
+            <p><strong>${m.type} ${m.quantity} × ${m.sku}</strong> at store ${m.storeId} · impact ${m.impact.toFixed(1)} · ${tries(m.attempts)} · ${dateTimeText(m.occurredAt)}</p>
             <p>${m.lastError || "No error recorded."}</p>
-            <button type="button" onClick=${() => run(REPLAY_MOVEMENT, { id: m.id }, `WMS movement ${m.id} replayed`)}
-              aria-label=${`Replay movement ${m.id}`}>Replay</button>
+            <div class="row">
+              <button type="button" onClick=${() => run(REPLAY_MOVEMENT, { id: m.id }, `WMS movement ${m.id} replayed`)}
+                aria-label=${`Replay movement ${m.id}`}>Replay</button>
+              <${Discard} id=${`reason-movement-${m.id}`} reasons=${reasons} setReasons=${setReasons}
+                label=${`Discard movement ${m.id}`}
+                onDiscard=${(reason) => run(DISCARD_MOVEMENT, { id: m.id, reason }, `WMS movement ${m.id} discarded`)} />
+            </div>
           </li>`,
         )}
       </ul>

@@ -40,7 +40,7 @@ query($id: ID!) {
   reservation(id: $id) {
     ${FIELDS}
     pickupQrSvg
-    store { id name lat lon timezone }
+    store { id name address lat lon timezone }
   }
 }`;
 const UPDATES = `
@@ -262,8 +262,9 @@ function StoreCard({ store }) {
   return html`
     <section class="card" aria-labelledby="store-title">
       <h2 id="store-title">Where to collect</h2>
-      <address>
+      <address data-testid="store-address">
         <strong>${store.name}</strong><br />
+        ${store.address && html`${store.address}<br />`}
         Store ${store.id} · ${coordinates}<br />
         <span class="muted">Times in ${store.timezone}</span>
       </address>

@@ -29,7 +29,7 @@ const POLICY = "query { reservationPolicy { defaultHoldSeconds allowedHoldSecond
 const AVAILABILITY = `
 query($skus: [String!]!, $quantities: [Int!], $near: GeoPointInput!) {
   availability(skus: $skus, quantities: $quantities, near: $near, radiusKm: 25, first: 10) {
-    store { id name lat lon timezone }
+    store { id name address lat lon timezone }
     distanceKm
     canServeAll
     lines { sku available requested }
@@ -314,6 +314,7 @@ function FindAndReserve({ token }) {
             (a) => html`
               <li class=${`store-result${a.canServeAll ? " can-serve" : ""}`}>
                 <h3>${a.store.name}</h3>
+                ${a.store.address && html`<p>${a.store.address}</p>`}
                 <p class="muted">${a.distanceKm.toFixed(1)} km away · store ${a.store.id}</p>
                 <p>
                   ${a.canServeAll
