@@ -56,7 +56,7 @@ class AccountChange:
     enabled: bool | None = None
 
 
-def _check_code(account: str) -> str:
+def check_code(account: str) -> str:
     code = account.strip()
     if not (0 < len(code) <= MAX_ACCOUNT_CODE and _ACCOUNT_CODE.fullmatch(code)):
         raise BadInput(
@@ -170,7 +170,7 @@ async def upsert_account(
 ) -> ChannelAccount:
     """Create the account or change the fields `change` names; the stores it names must
     exist. Bad input changes nothing."""
-    code = _check_code(change.account)
+    code = check_code(change.account)
     async with uow() as tx:
         current = await tx.channel_accounts.get(change.channel, code) or ChannelAccount(
             channel=change.channel, account=code, max_backlog=DEFAULT_MAX_BACKLOG

@@ -9,6 +9,7 @@ from domain.clock import Clock
 from domain.errors import BadInput
 from domain.intake import SalesChannel
 from domain.intake_health import SAMPLE_LIMIT, IntakeHealth, health
+from services.intake.accounts import check_code
 from services.unit_of_work import UnitOfWorkFactory
 
 DEFAULT_WINDOW = timedelta(hours=24)
@@ -18,6 +19,9 @@ MAX_WINDOW = timedelta(days=366)
 def _window(
     since: datetime | None, until: datetime | None, now: datetime
 ) -> tuple[datetime, datetime]:
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and moment.tzinfo is None:
+            raise BadInput(f"{name} needs a time zone (e.g. 2026-11-01T00:00:00Z).", field=name)
     end = until or now
     start = since or end - DEFAULT_WINDOW
     if start >= end:
@@ -37,6 +41,7 @@ async def account_health(
     clock: Clock,
 ) -> IntakeHealth:
     """One account's figures (zeros for an account nothing came from)."""
+    account = check_code(account)
     found = await _healths((channel, account), since, until, uow=uow, clock=clock)
     return found[0]
 

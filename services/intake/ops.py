@@ -20,6 +20,7 @@ from domain.intake import (
     SalesChannel,
 )
 from services.intake import outcomes
+from services.intake.accounts import check_code
 from services.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,12 @@ MAX_LIST = 500
 MAX_REPLAY = 10_000
 
 
+def _account_filter(account: str | None) -> str | None:
+    """An account filter names an account by its code: anything else (a NUL, which PostgreSQL
+    cannot even compare) is bad input, not a search that fails on our side."""
+    return None if account is None else check_code(account)
+
+
 async def message(message_id: str, *, uow: UnitOfWorkFactory) -> IntakeMessage | None:
     async with uow() as tx:
         return await tx.intake.get(message_id)
@@ -59,6 +66,7 @@ async def messages(
 ) -> list[IntakeMessage]:
     if not 1 <= first <= MAX_LIST:
         raise BadInput(f"first must be 1 to {MAX_LIST}.", field="first")
+    account = _account_filter(account)
     async with uow() as tx:
         return await tx.intake.search(
             statuses=statuses,
@@ -73,6 +81,9 @@ async def messages(
 async def channel_order(
     channel: SalesChannel, account: str, external_id: str, *, uow: UnitOfWorkFactory
 ) -> HeldOrder | None:
+    account = check_code(account)
+    if "\x00" in external_id:
+        raise BadInput("externalId must not contain a NUL character.", field="externalId")
     async with uow() as tx:
         return await tx.channel_orders.get(channel, account, external_id)
 
@@ -153,6 +164,7 @@ async def replay_many(
         raise BadInput(
             f"Only {', '.join(s.value for s in REPLAYABLE)} messages run again.", field="status"
         )
+    account = _account_filter(account)
     async with uow() as tx:
         found = await tx.intake.search(
             statuses=(status,),

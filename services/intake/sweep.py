@@ -135,6 +135,9 @@ async def sweep_range(
     """Ops: sweep one account over a range they choose, now (the periodic sweep's mark is left
     as it is). Raises BadInput or NotFound; when the channel's API fails, what was fed before
     stays and the result says why it stopped."""
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and moment.tzinfo is None:
+            raise BadInput(f"{name} needs a time zone (e.g. 2026-11-01T00:00:00Z).", field=name)
     end = until or clock.now()
     if since >= end or end - since > MAX_RANGE:
         raise BadInput("since must be before until, at most 31 days apart.", field="since")
