@@ -113,8 +113,7 @@ class AttemptCounts(Tally[tuple[datetime, str | None, str | None, ReserveSource,
             tuple[tuple[datetime, str | None, str | None, ReserveSource, ReserveOutcome], int]
         ],
     ) -> None:
-        for (minute, store_id, channel, source, outcome), n in items:
-            await tx.attempts.count(minute, store_id, channel, source, outcome, n)
+        await tx.attempts.count(items)
 
 
 async def kpis(

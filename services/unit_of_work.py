@@ -359,16 +359,12 @@ class AccuracyPort(Protocol):
     async def picked_skus(self, reservation_id: str) -> set[str]: ...
 
 
+# A minute's reserve attempts of one store, channel, source and outcome, and how many.
+AttemptCell = tuple[datetime, str | None, str | None, ReserveSource, ReserveOutcome]
+
+
 class AttemptsPort(Protocol):
-    async def count(
-        self,
-        minute: datetime,
-        store_id: str | None,
-        channel: str | None,
-        source: ReserveSource,
-        outcome: ReserveOutcome,
-        n: int,
-    ) -> None: ...
+    async def count(self, cells: Sequence[tuple[AttemptCell, int]]) -> None: ...
 
 
 class RetentionPort(Protocol):

@@ -5,6 +5,7 @@ reservations, and how reservations ended."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,9 +20,9 @@ from domain.kpis import (
     DurationCell,
     Endings,
     ReserveOutcome,
-    ReserveSource,
     Sample,
 )
+from services.unit_of_work import AttemptCell
 
 # Percentiles are read from at most this many of the window's newest durations of a kind (the
 # counts and means are exact whatever the window holds).
@@ -29,40 +30,52 @@ SAMPLE_LIMIT = 20_000
 NONE = ""  # the key of "no store" and "no channel" in reserve_attempts
 
 
+# Cells per statement: 6 parameters each, well under asyncpg's and SQLite's limits.
+CHUNK = 1000
+
+
 class AttemptRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 
-    async def count(
-        self,
-        minute: datetime,
-        store_id: str | None,
-        channel: str | None,
-        source: ReserveSource,
-        outcome: ReserveOutcome,
-        n: int,
-    ) -> None:
-        """Add `n` attempts to the minute's count."""
-        stmt = insert_on_conflict(self.conn, reserve_attempts).values(
-            minute=minute,
-            store_id=store_id or NONE,
-            channel=(channel or NONE)[:64],
-            source=source.value,
-            outcome=outcome.value,
-            count=n,
-        )
-        await self.conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[
-                    reserve_attempts.c.minute,
-                    reserve_attempts.c.store_id,
-                    reserve_attempts.c.channel,
-                    reserve_attempts.c.source,
-                    reserve_attempts.c.outcome,
-                ],
-                set_={"count": reserve_attempts.c.count + stmt.excluded.count},
+    async def count(self, cells: Sequence[tuple[AttemptCell, int]]) -> None:
+        """Add each cell's attempts to its minute's count: one statement per CHUNK cells (one
+        round trip whatever the number of stores and channels counted in the interval)."""
+        rows: dict[tuple[datetime, str, str, str, str], int] = {}
+        for (minute, store_id, channel, source, outcome), n in cells:
+            # Two cells may be one row once stored (a long channel cut to 64 characters): one
+            # statement must not update a row twice, so they are summed first.
+            key = (minute, store_id or NONE, (channel or NONE)[:64], source.value, outcome.value)
+            rows[key] = rows.get(key, 0) + n
+        items = list(rows.items())
+        for start in range(0, len(items), CHUNK):
+            stmt = insert_on_conflict(self.conn, reserve_attempts).values(
+                [
+                    {
+                        "minute": minute,
+                        "store_id": store_id,
+                        "channel": channel,
+                        "source": source,
+                        "outcome": outcome,
+                        "count": n,
+                    }
+                    for (minute, store_id, channel, source, outcome), n in items[
+                        start : start + CHUNK
+                    ]
+                ]
             )
-        )
+            await self.conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[
+                        reserve_attempts.c.minute,
+                        reserve_attempts.c.store_id,
+                        reserve_attempts.c.channel,
+                        reserve_attempts.c.source,
+                        reserve_attempts.c.outcome,
+                    ],
+                    set_={"count": reserve_attempts.c.count + stmt.excluded.count},
+                )
+            )
 
 
 async def attempt_counts(
