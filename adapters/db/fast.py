@@ -171,6 +171,9 @@ class Statements:
             await self._conn.execute(stmt, [dict(row) for row in rows])
             return
         sql, names, processors = _compile(stmt, tuple(rows[0]), True)
+        if len(rows) == 1:  # executemany's pipeline costs more than one plain execute
+            await self._driver.execute(sql, *_values(rows[0], names, processors))
+            return
         await self._driver.executemany(sql, [_values(row, names, processors) for row in rows])
 
     @property
@@ -208,7 +211,7 @@ def _rowcount(status: str) -> int:
 
 
 # From this many rows an insert goes as arrays (fewer rows: the prepared executemany is as quick).
-_BULK_FROM = 32
+_BULK_FROM = 2
 _INSERTS: dict[str, Any] = {}
 _UNNEST: dict[tuple[str, tuple[str, ...]], tuple[str, tuple[str, ...]]] = {}
 

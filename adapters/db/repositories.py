@@ -45,7 +45,6 @@ from services import event_codec
 
 # Statements are built once: building them per call costs more CPU than running them.
 _INSERT_RESERVATIONS = reservations.insert()
-_INSERT_RESERVATION_LINES = reservation_lines.insert()
 
 
 class InvariantViolated(RuntimeError):
@@ -461,8 +460,8 @@ class ReservationRepository:
                 for r in new
             ],
         )
-        await self.statements.run_many(
-            _INSERT_RESERVATION_LINES,
+        await self.statements.insert_rows(
+            reservation_lines,
             [
                 {"reservation_id": r.id, "sku": line.sku, "quantity": line.quantity}
                 for r in new
