@@ -6,6 +6,7 @@ checked to be JSON (a body that is not is stored as REJECTED, MALFORMED, so ops 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -112,8 +113,10 @@ class _Backlog:
 class BacklogGauge:
     """Each account's backlog as the edge last counted it (its waiting messages, and how fast
     it drained over the last RATE_WINDOW_SECONDS), counted again at most every
-    `refresh_seconds`. In between, what this process stored is added, so a burst runs past the
-    bound by at most what the other replicas stored meanwhile."""
+    `refresh_seconds`, by one delivery at a time: while it counts, the account's other
+    deliveries go on the last count (a flood must not run the same count hundreds of times at
+    once). In between, what this process stored is added, so a burst runs past the bound by at
+    most what the other replicas stored meanwhile."""
 
     RATE_WINDOW_SECONDS = 10.0
     # Messages finishing now were received within this long (an index bound, not a rule).
@@ -122,6 +125,7 @@ class BacklogGauge:
     def __init__(self, refresh_seconds: float = 1.0) -> None:
         self.refresh_seconds = refresh_seconds
         self._seen: dict[tuple[SalesChannel, str], _Backlog] = {}
+        self._counting: dict[tuple[SalesChannel, str], asyncio.Future[_Backlog]] = {}
 
     async def retry_after(
         self, account: ChannelAccount, *, uow: UnitOfWorkFactory, clock: Clock
@@ -131,11 +135,25 @@ class BacklogGauge:
         key = (account.channel, account.account)
         seen = self._seen.get(key)
         if seen is None or time.monotonic() - seen.read_at >= self.refresh_seconds:
+            counting = self._counting.get(key)
+            if counting is None:
+                seen = await self._count(key, uow=uow, clock=clock)
+            elif seen is None:  # nothing to go on yet: wait for the count under way
+                seen = await asyncio.shield(counting)
+        return backlog_retry_after(
+            seen.waiting + seen.stored_since, account.max_backlog, seen.drained_per_second
+        )
+
+    async def _count(
+        self, key: tuple[SalesChannel, str], *, uow: UnitOfWorkFactory, clock: Clock
+    ) -> _Backlog:
+        counting = self._counting[key] = asyncio.get_running_loop().create_future()
+        try:
             now = clock.now()
             async with uow() as tx:
                 waiting, finished = await tx.intake.backlog(
-                    account.channel,
-                    account.account,
+                    key[0],
+                    key[1],
                     since=now - timedelta(seconds=self.RATE_WINDOW_SECONDS),
                     horizon=now - timedelta(seconds=self.HORIZON_SECONDS),
                 )
@@ -144,9 +162,17 @@ class BacklogGauge:
             seen = self._seen[key] = _Backlog(
                 waiting, finished / self.RATE_WINDOW_SECONDS, time.monotonic()
             )
-        return backlog_retry_after(
-            seen.waiting + seen.stored_since, account.max_backlog, seen.drained_per_second
-        )
+            counting.set_result(seen)
+            return seen
+        except asyncio.CancelledError:
+            counting.cancel()
+            raise
+        except Exception as error:
+            counting.set_exception(error)
+            counting.exception()  # retrieved: those waiting get it, nobody else must
+            raise
+        finally:
+            del self._counting[key]
 
     def stored(self, account: ChannelAccount) -> None:
         seen = self._seen.get((account.channel, account.account))
