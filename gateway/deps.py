@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from adapters.broker import Broker
 from domain.clock import Clock
-from domain.intake import ChannelApi, SalesChannel
+from domain.intake import ChannelAccount, ChannelApi, SalesChannel
 from domain.wms import WmsPort
 from services.intake.edge import AccountCache, BacklogGauge, EdgeCounts
 from services.kpis import AttemptCounts
@@ -39,14 +39,16 @@ class Deps:
     # What the edge refused or repeated, counted in memory and written each second.
     intake_counts: EdgeCounts = field(default_factory=EdgeCounts)
     # Wakes this process's intake worker, if it runs one (else another process's sweep finds
-    # the work): after the edge stores a delivery, and after ops replay or resubmit.
-    wake: Callable[[], None] | None = None
+    # the work): after the edge stores a delivery (naming its account), and after ops replay or
+    # resubmit.
+    wake: Callable[[tuple[SalesChannel, str] | None], None] | None = None
     # The channels' APIs (fetch-back and the gap sweep), shared with this process's workers.
     channel_apis: dict[SalesChannel, ChannelApi] = field(default_factory=dict)
     # Every reserve attempt's outcome (GraphQL and this process's intake worker), counted in
     # memory and written each second, for the KPIs and /metrics.
     reserve_attempts: AttemptCounts = field(default_factory=AttemptCounts)
 
-    def wake_intake(self) -> None:
+    def wake_intake(self, account: ChannelAccount | None = None) -> None:
+        """A message was stored (for `account`; None: ops', of any account)."""
         if self.wake is not None:
-            self.wake()
+            self.wake((account.channel, account.account) if account is not None else None)

@@ -109,7 +109,7 @@ def intake_endpoint(settings: Settings) -> Any:
                 status="REJECTED",
             )
         deps.intake_backlog.stored(account)
-        deps.wake_intake()
+        deps.wake_intake(account)
         return JSONResponse({"messageId": receipt.message_id, "status": "RECEIVED"}, 202)
 
     return post_intake

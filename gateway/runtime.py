@@ -18,6 +18,7 @@ from adapters.db.uow import SqlUnitOfWork
 from adapters.db.views import Views
 from adapters.rate_limits import make_rate_limiter
 from domain.clock import Clock
+from domain.intake import SalesChannel
 from gateway import migrate
 from gateway.deps import Deps
 from gateway.rate_limits import EdgeLimits
@@ -98,9 +99,9 @@ async def running(settings: Settings, clock: Clock, *, workers: bool) -> AsyncIt
         def single() -> SqlUnitOfWork:
             return SqlUnitOfWork(db, single=True)
 
-        def wake_intake() -> None:
+        def wake_intake(account: tuple[SalesChannel, str] | None) -> None:
             if intake is not None:
-                intake.wake()
+                intake.wake(account)
 
         deps = Deps(
             uow=uow,

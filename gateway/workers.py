@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from adapters.channels.api import ChannelClients
 from domain.clock import Clock
+from domain.intake import SalesChannel
 from domain.retry import RetryPolicy
 from domain.wms import CircuitBreaker, WmsPort
 from services import leases, relay, reservations, retention, webhooks
@@ -192,10 +193,12 @@ class OutboxRelay(Worker):
 
 
 class IntakeWorker(Worker):
-    """Takes intake messages: woken when the edge stores one, and every `interval` seconds for
-    retries that came due and what another process left (a crash, a lease run out). It claims
-    again at once while it finds work, so batches grow with the backlog; woken after a quiet
-    spell, it lets the deliveries of that moment gather first (a claim costs a transaction)."""
+    """Takes intake messages and keeps up to `concurrency` orders in flight, each started as a
+    slot frees (services.intake.worker.Dispatch decides which, and when to claim more). Woken
+    when the edge stores a message (named by its account), when an order finishes, and every
+    `interval` seconds for retries that came due and what another process left (a crash, a
+    lease run out). Woken after a quiet spell, it lets the deliveries of that moment gather
+    first (a claim costs a transaction)."""
 
     name = "intake"
 
@@ -208,34 +211,77 @@ class IntakeWorker(Worker):
         self._config = config
         self._interval = interval
         self._wake = asyncio.Event()
+        self._dispatch = intake_worker.Dispatch(config.concurrency, config.batch_size)
+        self._orders: set[asyncio.Task[None]] = set()
 
-    def wake(self) -> None:
+    def wake(self, account: tuple[SalesChannel, str] | None = None) -> None:
+        """A message was stored (for `account`, or None: any)."""
+        self._dispatch.arrived(account, time.monotonic())
         self._wake.set()
+
+    async def stop(self) -> None:
+        await super().stop()
+        for task in list(self._orders):
+            task.cancel()
+        await asyncio.gather(*self._orders, return_exceptions=True)
 
     async def _loop(self) -> None:
         pause = self._interval
-        sizes = intake_worker.ClaimSize(self._config)
+        dispatch = self._dispatch
         while True:
             self._wake.clear()
-            try:
-                sweep = await intake_worker.process_due(
-                    uow=self._uow,
-                    clock=self._clock,
-                    config=self._config,
-                    batch_size=sizes.next(time.monotonic()),
-                )
+            self._start(dispatch.next(time.monotonic()))
+            size = dispatch.claim_size()
+            if size:
+                arrivals, exclude = dispatch.claiming(), dispatch.excluded(time.monotonic())
+                try:
+                    claimed = await intake_worker.claim(
+                        uow=self._uow,
+                        clock=self._clock,
+                        config=self._config,
+                        batch_size=size,
+                        exclude=exclude,
+                    )
+                except Exception:
+                    log.exception("intake worker failed; retrying", extra={"retry_in": pause})
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, MAX_BACKOFF_SECONDS)
+                    dispatch.due()
+                    continue
                 pause = self._interval
-                sizes.took(sweep, time.monotonic())
-                if sweep.taken or sweep.made:
-                    continue  # more may be waiting (a split body's parts are due at once)
-            except Exception:
-                log.exception("intake worker failed; retrying", extra={"retry_in": pause})
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, MAX_BACKOFF_SECONDS)
-                continue
-            with contextlib.suppress(TimeoutError):
+                dispatch.claimed(
+                    claimed,
+                    asked=size,
+                    excluded=bool(exclude),
+                    arrivals=arrivals,
+                    now=time.monotonic(),
+                )
+                self._start(dispatch.next(time.monotonic()))
+                if claimed.sweep.taken:
+                    continue  # more may be waiting
+            idle = not self._orders
+            try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+            except TimeoutError:
+                dispatch.due()
+                continue
+            if idle:  # after a quiet spell: let the deliveries of this moment gather
                 await asyncio.sleep(INTAKE_COALESCE_SECONDS)
+
+    def _start(self, orders: list[intake_worker.OrderReads]) -> None:
+        for reads in orders:
+            task = asyncio.create_task(self._act(reads), name="intake-order")
+            self._orders.add(task)
+
+    async def _act(self, reads: intake_worker.OrderReads) -> None:
+        try:
+            await intake_worker.act_on(reads, uow=self._uow, clock=self._clock, config=self._config)
+        except Exception:  # act_on records failures itself; this is a bug, not the database
+            log.exception("intake order failed", extra={"message_id": reads[0].message.id})
+        finally:
+            self._orders.discard(asyncio.current_task())
+            self._dispatch.done(reads, time.monotonic())
+            self._wake.set()
 
 
 class WmsFeed(Worker):

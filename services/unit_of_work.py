@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar
@@ -206,11 +206,16 @@ class IntakePort(Protocol):
     async def body(self, message_id: str) -> bytes | None: ...
     async def bodies(self, message_ids: Sequence[str]) -> dict[str, bytes | None]: ...
     async def claim_due(
-        self, now: datetime, lease_until: datetime, limit: int
+        self,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        *,
+        exclude: Collection[tuple[SalesChannel, str]] = (),
     ) -> list[IntakeMessage]:
-        """Messages waiting (RECEIVED, or RETRYING and due), oldest first, leased: counted as
-        tried and not due again until `lease_until`, so a worker that dies mid-message leaves
-        them to another."""
+        """Messages waiting (RECEIVED, or RETRYING and due), fairly across accounts (none of
+        the `exclude`d (channel, account)s'), leased: counted as tried and not due again until
+        `lease_until`, so a worker that dies mid-message leaves them to another."""
         ...
 
     async def finish(

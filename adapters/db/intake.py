@@ -3,7 +3,7 @@ edge answers), and what ROPOS holds for each channel order."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -76,11 +76,20 @@ def account_from_row(row: Any) -> ChannelAccount:
     )
 
 
-def _fair_turns(now: datetime, limit: int) -> sa.Select[Any]:
+def _fair_turns(
+    now: datetime, limit: int, exclude: Collection[tuple[SalesChannel, str]] = ()
+) -> sa.Select[Any]:
     """The ids of the first `limit` due messages in turn order: an account's k-th due message
     (0-based; cancels, then new, then again, each highest value first, then oldest first) has
-    turn k / weight; ties go to the one due first."""
+    turn k / weight; ties go to the one due first. None of the `exclude`d accounts'."""
     m = intake_messages
+    due = [m.c.status.in_(WAITING), m.c.next_attempt_at <= now]
+    if exclude:
+        due.append(
+            sa.tuple_(m.c.channel, m.c.account).not_in(
+                [(channel.value, account) for channel, account in sorted(exclude)]
+            )
+        )
     nth = sa.func.row_number().over(
         partition_by=(m.c.channel, m.c.account),
         order_by=(m.c.lane, m.c.order_value.desc().nulls_last(), m.c.next_attempt_at, m.c.id),
@@ -99,7 +108,7 @@ def _fair_turns(now: datetime, limit: int) -> sa.Select[Any]:
                 & (channel_accounts.c.account == m.c.account),
             )
         )
-        .where(m.c.status.in_(WAITING), m.c.next_attempt_at <= now)
+        .where(*due)
         .subquery("ranked")
     )
     return (
@@ -515,7 +524,12 @@ class IntakeRepository:
         return {row.id: bytes(row.body) if row.body is not None else None for row in rows}
 
     async def claim_due(
-        self, now: datetime, lease_until: datetime, limit: int
+        self,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        *,
+        exclude: Collection[tuple[SalesChannel, str]] = (),
     ) -> list[IntakeMessage]:
         """Up to `limit` due messages, fairly across accounts: each account's due messages
         take turns, oldest first, an account of weight w taking w turns to another's one, so a
@@ -524,7 +538,7 @@ class IntakeRepository:
         rows = await claim_due(
             self.conn,
             sa.select(*_MESSAGE_COLUMNS)
-            .where(intake_messages.c.id.in_(_fair_turns(now, limit)))
+            .where(intake_messages.c.id.in_(_fair_turns(now, limit, exclude)))
             .order_by(intake_messages.c.next_attempt_at, intake_messages.c.id),
             intake_messages,
             lease_until=lease_until,

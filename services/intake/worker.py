@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import json
 import logging
+import math
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
@@ -76,13 +79,6 @@ class IntakeConfig:
     # Where each pickup order's reserve attempt is counted with its outcome (the KPIs).
     attempts: AttemptCounts | None = None
 
-    @property
-    def shared_batch_size(self) -> int:
-        """The claim's size while several accounts send: one round of `concurrency` orders, so
-        an account's next message never waits behind a long round of the others' (a backlog of
-        one account alone is drained in full batches)."""
-        return min(self.batch_size, self.concurrency)
-
 
 @dataclass(slots=True)
 class _Batch:
@@ -93,115 +89,6 @@ class _Batch:
     bodies: dict[str, bytes | None] = field(default_factory=dict)
     parts: dict[str, list[Any]] = field(default_factory=dict)
     made: int = 0  # new messages, due at once: the parts of the split bodies
-
-
-@dataclass(frozen=True, slots=True)
-class Sweep:
-    """What one process_due did: messages taken, messages it made due (a split body's parts),
-    and how many accounts the taken ones were of."""
-
-    taken: int
-    made: int
-    accounts: int = 0
-
-
-class ClaimSize:
-    """How many messages the next claim takes: while several accounts send (a claim held more
-    than one account's messages within the last `hold_seconds`), one short round
-    (`shared_batch_size`), so each account's next message gets its turn soon; one account alone
-    drains in full batches. Time is the caller's monotonic clock."""
-
-    def __init__(self, config: IntakeConfig, hold_seconds: float = 2.0) -> None:
-        self._config = config
-        self._hold = hold_seconds
-        self._shared_until = float("-inf")
-
-    def next(self, now: float) -> int:
-        shared = now < self._shared_until
-        return self._config.shared_batch_size if shared else self._config.batch_size
-
-    def took(self, sweep: Sweep, now: float) -> None:
-        if sweep.accounts > 1:
-            self._shared_until = now + self._hold
-
-
-async def process_due(
-    *,
-    uow: UnitOfWorkFactory,
-    clock: Clock,
-    config: IntakeConfig,
-    batch_size: int | None = None,
-) -> Sweep:
-    """Take a batch (of `batch_size`, default the config's) of the messages that are due, each
-    once: read them one by one (CPU only,
-    their bodies came with the claim), then act on different orders concurrently (the orders
-    whose first message is a cancel before the others), and on the messages of one order in the
-    order they were claimed."""
-    batch = _Batch()
-    async with uow() as tx:
-        now = clock.now()
-        claimed = await tx.intake.claim_due(
-            now, now + timedelta(seconds=config.lease_seconds), batch_size or config.batch_size
-        )
-        for account_key in {(m.channel, m.account) for m in claimed}:
-            batch.accounts[account_key] = await tx.channel_accounts.get(*account_key)
-        wanted = {m.parent_id or m.id for m in claimed if m.order is None}
-        batch.bodies = await tx.intake.bodies(sorted(wanted)) if wanted else {}
-        await tx.commit()
-    by_order: dict[tuple[str, str, str], list[_Read | _Thin]] = {}
-    for message in claimed:
-        read = await _guarded(
-            message,
-            _prepare(message, batch, uow=uow, clock=clock, config=config),
-            uow=uow,
-            clock=clock,
-            config=config,
-        )
-        if isinstance(read, _Read | _Thin):
-            order_key = (message.channel.value, message.account, read.external_id)
-            by_order.setdefault(order_key, []).append(read)
-    limit = asyncio.Semaphore(config.concurrency)
-
-    async def one_order(reads: list[_Read | _Thin]) -> None:
-        async with limit:
-            for read in reads:
-                if isinstance(read, _Thin):
-                    fetched = await _guarded(
-                        read.message,
-                        _fetch(read, uow=uow, clock=clock, config=config),
-                        uow=uow,
-                        clock=clock,
-                        config=config,
-                    )
-                    if not isinstance(fetched, _Read):
-                        continue
-                    read = fetched
-                await _guarded(
-                    read.message,
-                    _act(read, uow=uow, clock=clock, config=config),
-                    uow=uow,
-                    clock=clock,
-                    config=config,
-                    dead=functools.partial(
-                        _count_attempt,
-                        read,
-                        ReserveOutcome.TECHNICAL,
-                        read.order.pickup.store_id,
-                        config,
-                        clock,
-                    ),
-                )
-
-    # Cancels first, all of them, then the rest: the stock a cancel releases is there for the
-    # orders claimed with it (acting on them at once would race the release).
-    groups = list(by_order.values())
-    cancels = [reads for reads in groups if reads[0].message.lane is IntakeLane.CANCEL]
-    if cancels:
-        await asyncio.gather(*(one_order(reads) for reads in cancels))
-    await asyncio.gather(
-        *(one_order(reads) for reads in groups if reads[0].message.lane is not IntakeLane.CANCEL)
-    )
-    return Sweep(len(claimed), batch.made, len(batch.accounts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +116,288 @@ class _Thin:
     @property
     def external_id(self) -> str:
         return self.wanted.external_id
+
+
+OrderReads = list[_Read | _Thin]
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """What one claim did: messages taken, messages it made due (a split body's parts), and
+    how many accounts the taken ones were of."""
+
+    taken: int
+    made: int
+    accounts: int = 0
+
+
+AccountKey = tuple[SalesChannel, str]
+
+
+@dataclass(slots=True)
+class Claimed:
+    """What one claim took, read and ready to act on: each order's messages in the order they
+    were claimed (the orders whose first message is a cancel first). Messages that came to an
+    outcome on reading (refused, ignored, split) are finished already and not in it."""
+
+    sweep: Sweep
+    orders: list[OrderReads]
+
+
+async def claim(
+    *,
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    config: IntakeConfig,
+    batch_size: int | None = None,
+    exclude: Collection[AccountKey] = (),
+) -> Claimed:
+    """Take up to `batch_size` (default the config's) of the messages that are due, fairly
+    across accounts, none of the `exclude`d accounts', and read each into its order (CPU only:
+    their bodies came with the claim)."""
+    batch = _Batch()
+    async with uow() as tx:
+        now = clock.now()
+        claimed = await tx.intake.claim_due(
+            now,
+            now + timedelta(seconds=config.lease_seconds),
+            batch_size or config.batch_size,
+            exclude=exclude,
+        )
+        for account_key in {(m.channel, m.account) for m in claimed}:
+            batch.accounts[account_key] = await tx.channel_accounts.get(*account_key)
+        wanted = {m.parent_id or m.id for m in claimed if m.order is None}
+        batch.bodies = await tx.intake.bodies(sorted(wanted)) if wanted else {}
+        await tx.commit()
+    by_order: dict[tuple[str, str, str], OrderReads] = {}
+    for message in claimed:
+        read = await _guarded(
+            message,
+            _prepare(message, batch, uow=uow, clock=clock, config=config),
+            uow=uow,
+            clock=clock,
+            config=config,
+        )
+        if isinstance(read, _Read | _Thin):
+            order_key = (message.channel.value, message.account, read.external_id)
+            by_order.setdefault(order_key, []).append(read)
+    orders = sorted(by_order.values(), key=lambda reads: not is_cancel(reads))
+    return Claimed(Sweep(len(claimed), batch.made, len(batch.accounts)), orders)
+
+
+def is_cancel(reads: OrderReads) -> bool:
+    """Whether an order's first claimed message is a cancel (it releases stock)."""
+    return reads[0].message.lane is IntakeLane.CANCEL
+
+
+def account_of(reads: OrderReads) -> AccountKey:
+    message = reads[0].message
+    return (message.channel, message.account)
+
+
+async def act_on(
+    reads: OrderReads, *, uow: UnitOfWorkFactory, clock: Clock, config: IntakeConfig
+) -> None:
+    """One order's claimed messages, one by one in the order they were claimed: a thin
+    webhook's order fetched back first, then acted on (each message finished with what it
+    did)."""
+    for read in reads:
+        if isinstance(read, _Thin):
+            fetched = await _guarded(
+                read.message,
+                _fetch(read, uow=uow, clock=clock, config=config),
+                uow=uow,
+                clock=clock,
+                config=config,
+            )
+            if not isinstance(fetched, _Read):
+                continue
+            read = fetched
+        await _guarded(
+            read.message,
+            _act(read, uow=uow, clock=clock, config=config),
+            uow=uow,
+            clock=clock,
+            config=config,
+            dead=functools.partial(
+                _count_attempt,
+                read,
+                ReserveOutcome.TECHNICAL,
+                read.order.pickup.store_id,
+                config,
+                clock,
+            ),
+        )
+
+
+async def process_due(
+    *,
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    config: IntakeConfig,
+    batch_size: int | None = None,
+) -> Sweep:
+    """One claim (of `batch_size`, default the config's), acted on in full before returning:
+    different orders concurrently (`concurrency` at once), the orders whose first message is a
+    cancel before the others, one order's messages one by one. (The gateway's worker keeps
+    orders flowing through `Dispatch` instead: the same work, without rounds.)"""
+    claimed = await claim(uow=uow, clock=clock, config=config, batch_size=batch_size)
+    limit = asyncio.Semaphore(config.concurrency)
+
+    async def one_order(reads: OrderReads) -> None:
+        async with limit:
+            await act_on(reads, uow=uow, clock=clock, config=config)
+
+    # Cancels first, all of them, then the rest: the stock a cancel releases is there for the
+    # orders claimed with it (acting on them at once would race the release).
+    cancels = [reads for reads in claimed.orders if is_cancel(reads)]
+    if cancels:
+        await asyncio.gather(*(one_order(reads) for reads in cancels))
+    await asyncio.gather(*(one_order(reads) for reads in claimed.orders if not is_cancel(reads)))
+    return claimed.sweep
+
+
+class Dispatch:
+    """Which claimed orders the worker starts, and when it claims more, so that orders flow
+    without rounds: up to `concurrency` orders in flight, each account's in the order claimed.
+
+    - Shares: while several accounts have orders here (or had, within `hold_seconds`), each
+      holds at most its weighted share of the slots (`concurrency` x its weight / the active
+      accounts' weights, at least one). A flooding account drains at its share and the others'
+      orders start at once, on a worker that is not saturated by the flood; alone, an account
+      has every slot.
+    - A free slot goes to the account with the fewest orders in flight for its weight (ties:
+      the one whose next order was claimed first).
+    - An order that is not a cancel waits while a cancel claimed before it is queued or in
+      flight (the stock a cancel releases is there for the orders claimed with it).
+    - Claims: a batch when fewer than `concurrency` orders wait here and the last claim found
+      all it asked for (more may be due); and when a message arrives for an account that can
+      take more (its order must not wait for the next batch). An account with its share
+      waiting here already is left out of claims: what it sends waits in the database, where
+      every replica can take it.
+
+    Time is the caller's monotonic clock."""
+
+    def __init__(self, concurrency: int, batch_size: int, *, hold_seconds: float = 2.0) -> None:
+        self.concurrency = concurrency
+        self.batch_size = max(batch_size, concurrency)
+        self._hold = hold_seconds
+        self._queued: dict[AccountKey, deque[tuple[int, OrderReads]]] = {}
+        self._running: Counter[AccountKey] = Counter()
+        self._weights: dict[AccountKey, int] = {}
+        self._seen: dict[AccountKey, float] = {}  # account -> when it last had an order here
+        self._cancels = 0  # queued or in flight
+        self._seq = itertools.count()
+        self._more_due = True  # the last claim found all it asked for
+        # Arrivals for an account that can take more: counted, so one during a claim (perhaps
+        # after its snapshot) asks for another.
+        self._arrivals = 0
+        self._claimed_arrivals = 0
+
+    @property
+    def in_flight(self) -> int:
+        return self._running.total()
+
+    @property
+    def queued(self) -> int:
+        return sum(len(q) for q in self._queued.values())
+
+    def share(self, account: AccountKey, now: float) -> int:
+        """The slots `account` may hold now."""
+        active = [
+            key
+            for key, seen in self._seen.items()
+            if now < seen + self._hold or key in self._queued or key in self._running
+        ]
+        if len(active) <= 1:
+            return self.concurrency
+        weights = sum(self._weights.get(key, 1) for key in active)
+        if account not in active:
+            weights += self._weights.get(account, 1)
+        part = self.concurrency * self._weights.get(account, 1) / weights
+        return max(1, min(self.concurrency, math.floor(part)))
+
+    def arrived(self, account: AccountKey | None, now: float) -> None:
+        """A message was stored (None: for an account not named, or by ops)."""
+        if account is None or account not in self.excluded(now):
+            self._arrivals += 1
+
+    def due(self) -> None:
+        """Messages may be due that no claim asked for (the periodic look: retries come due,
+        another process left some)."""
+        self._more_due = True
+
+    def claim_size(self) -> int:
+        """How many messages to claim now (0: none)."""
+        queued = self.queued
+        arrived = self._arrivals != self._claimed_arrivals
+        if arrived or (self._more_due and queued < self.concurrency):
+            return max(self.concurrency, self.batch_size - queued)
+        return 0
+
+    def claiming(self) -> int:
+        """A claim begins: what it answers for (pass it to `claimed`)."""
+        return self._arrivals
+
+    def excluded(self, now: float) -> frozenset[AccountKey]:
+        """The accounts left out of the next claim: those with their share waiting here."""
+        return frozenset(k for k, q in self._queued.items() if len(q) >= self.share(k, now))
+
+    def claimed(
+        self, claimed: Claimed, *, asked: int, excluded: bool, arrivals: int, now: float
+    ) -> None:
+        """What a claim of `asked` took (`excluded`: some accounts were left out of it; they
+        may have more due), begun when `claiming()` said `arrivals`."""
+        self._claimed_arrivals = arrivals
+        sweep = claimed.sweep
+        self._more_due = sweep.taken >= asked or sweep.made > 0 or excluded
+        for reads in claimed.orders:
+            account = account_of(reads)
+            self._queued.setdefault(account, deque()).append((next(self._seq), reads))
+            self._weights[account] = max(1, reads[0].account.weight)
+            self._seen[account] = now
+            if is_cancel(reads):
+                self._cancels += 1
+
+    def next(self, now: float) -> list[OrderReads]:
+        """The orders to start now, taken off the queue and counted in flight."""
+        started: list[OrderReads] = []
+        while self.in_flight < self.concurrency:
+            account = self._pick(now)
+            if account is None:
+                break
+            _, reads = self._queued[account].popleft()
+            if not self._queued[account]:
+                del self._queued[account]
+            self._running[account] += 1
+            started.append(reads)
+        return started
+
+    def done(self, reads: OrderReads, now: float) -> None:
+        account = account_of(reads)
+        self._running[account] -= 1
+        if self._running[account] <= 0:
+            del self._running[account]
+        self._seen[account] = now
+        if is_cancel(reads):
+            self._cancels -= 1
+        if len(self._seen) > 10_000:  # accounts gone quiet long ago
+            for key in [k for k, t in self._seen.items() if now >= t + self._hold]:
+                del self._seen[key]
+
+    def _pick(self, now: float) -> AccountKey | None:
+        best: tuple[float, int] | None = None
+        chosen = None
+        for account, queue in self._queued.items():
+            seq, reads = queue[0]
+            if self._running[account] >= self.share(account, now):
+                continue
+            if self._cancels > 0 and not is_cancel(reads):
+                continue
+            rank = (self._running[account] / self._weights.get(account, 1), seq)
+            if best is None or rank < best:
+                best, chosen = rank, account
+        return chosen
 
 
 T = TypeVar("T")

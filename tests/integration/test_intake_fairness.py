@@ -74,10 +74,15 @@ async def given_waiting(
     return ids
 
 
-async def claim(uow: UnitOfWorkFactory, clock: FakeClock, limit: int) -> list[IntakeMessage]:
+async def claim(
+    uow: UnitOfWorkFactory,
+    clock: FakeClock,
+    limit: int,
+    exclude: frozenset[tuple[SalesChannel, str]] = frozenset(),
+) -> list[IntakeMessage]:
     async with uow() as tx:
         now = clock.now()
-        claimed = await tx.intake.claim_due(now, now + timedelta(minutes=1), limit)
+        claimed = await tx.intake.claim_due(now, now + timedelta(minutes=1), limit, exclude=exclude)
         await tx.commit()
     return claimed
 
@@ -191,3 +196,26 @@ async def test_within_a_lane_the_orders_worth_most_go_first(
     then = await claim(uow, clock, 3)
     assert {m.id for m in then} == {new[3], new[0], new[1]}  # 75, 20, then the unknown
     assert [m.id for m in await claim(uow, clock, 5)] == again  # a retry, however much it is worth
+
+
+async def test_a_claim_leaves_out_the_accounts_it_is_told_to(
+    uow: UnitOfWorkFactory, clock: FakeClock
+) -> None:
+    """The worker leaves out an account that has its share waiting in the process already: a
+    quiet account's arrival is claimed at once without taking more of the flood."""
+    for code in ("flood", "other", "quiet"):
+        await given_account(uow, clock, code, 1)
+    flood = await given_waiting(uow, "flood", 10, first_second=0)
+    other = await given_waiting(uow, "other", 1, first_second=20)
+    quiet = await given_waiting(uow, "quiet", 2, first_second=30)
+    clock.set(START + timedelta(seconds=100))
+
+    claimed = await claim(
+        uow,
+        clock,
+        8,
+        exclude=frozenset({(SalesChannel.GENERIC, "flood"), (SalesChannel.GENERIC, "x")}),
+    )
+
+    assert [m.id for m in claimed] == [*other, *quiet]
+    assert [m.id for m in await claim(uow, clock, 3)] == flood[:3]  # still there, and due
