@@ -338,7 +338,7 @@ async def spike_run(url: str, accounts: list[Account], args: argparse.Namespace)
         if checked is None:
             return None
         phases = plan(args)
-        async with BacklogSampler(url) as sampler:
+        async with common.Analyzer(url) as analyzer, BacklogSampler(url) as sampler:
             await run_phases(gateway, accounts, phases, args.concurrency)
             posted_until, posted_mono = datetime.now(UTC), time.monotonic()
             print("  tail: posting stopped; draining ...", flush=True)
@@ -346,6 +346,10 @@ async def spike_run(url: str, accounts: list[Account], args: argparse.Namespace)
             drained = await intake.drain(conn, args.drain_timeout)
             cpu_drain = common.cpu_between(before, common.cpu_snapshot(gateway.pid, database))
             await asyncio.sleep(1.0)  # one more sample: the backlog at zero
+        print(
+            f"  statistics of the growing tables kept current: ANALYZE x {analyzer.runs}, "
+            f"{analyzer.seconds:.1f} s in all"
+        )
         return Run(phases, checked, posted_until, posted_mono, drained, sampler.samples, cpu_drain)
     finally:
         await conn.close()
