@@ -573,6 +573,17 @@ class IntakeMessage:
         return ((self.order_value or Decimal(0)) + Decimal(1)) * (Decimal(1) + hours)
 
 
+@dataclass(slots=True)
+class IntakeClaim:
+    """What one claim of intake messages took: the messages (leased, in the order they became
+    due), their raw bodies by id (when asked for), and for each account claimed from, how many
+    of its messages were due then, these included (more than were taken: its backlog goes on)."""
+
+    messages: list[IntakeMessage]
+    bodies: dict[str, bytes | None] = field(default_factory=dict)
+    due: dict[tuple[SalesChannel, str], int] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class HeldOrder:
     """What ROPOS holds for one channel order (a row of `channel_orders`)."""

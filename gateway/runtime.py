@@ -124,7 +124,14 @@ async def running(settings: Settings, clock: Clock, *, workers: bool) -> AsyncIt
             yield Runtime(db, broadcast, deps, channels=channels, rate_limits=rate_limits)
             return
         background = build_workers(
-            settings, uow, broadcast, clock, client, channels, deps.reserve_attempts
+            settings,
+            uow,
+            broadcast,
+            clock,
+            client,
+            channels,
+            deps.reserve_attempts,
+            deps.intake_accounts,
         )
         relay, intake = background.relay, background.intake
         for close in background.closers:

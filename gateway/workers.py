@@ -22,6 +22,7 @@ from domain.wms import CircuitBreaker, WmsPort
 from services import leases, relay, reservations, retention, webhooks
 from services.intake import sweep as intake_sweep
 from services.intake import worker as intake_worker
+from services.intake.edge import AccountCache
 from services.intake.worker import Apis, IntakeConfig
 from services.kpis import AttemptCounts
 from services.relay import Publisher
@@ -213,13 +214,19 @@ class IntakeWorker(Worker):
         self._wake = asyncio.Event()
         self._dispatch = intake_worker.Dispatch(config.concurrency, config.batch_size)
         self._orders: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     def wake(self, account: tuple[SalesChannel, str] | None = None) -> None:
         """A message was stored (for `account`, or None: any)."""
         self._dispatch.arrived(account, time.monotonic())
         self._wake.set()
 
+    def start(self) -> None:
+        self._stopping = False
+        super().start()
+
     async def stop(self) -> None:
+        self._stopping = True  # an order cancelled below must not start another
         await super().stop()
         for task in list(self._orders):
             task.cancel()
@@ -231,16 +238,15 @@ class IntakeWorker(Worker):
         while True:
             self._wake.clear()
             self._start(dispatch.next(time.monotonic()))
-            size = dispatch.claim_size()
-            if size:
-                arrivals, exclude = dispatch.claiming(), dispatch.excluded(time.monotonic())
+            ticket = dispatch.claim(time.monotonic())
+            if ticket is not None:
                 try:
                     claimed = await intake_worker.claim(
                         uow=self._uow,
                         clock=self._clock,
                         config=self._config,
-                        batch_size=size,
-                        exclude=exclude,
+                        batch_size=ticket.size,
+                        exclude=ticket.exclude,
                     )
                 except Exception:
                     log.exception("intake worker failed; retrying", extra={"retry_in": pause})
@@ -249,13 +255,7 @@ class IntakeWorker(Worker):
                     dispatch.due()
                     continue
                 pause = self._interval
-                dispatch.claimed(
-                    claimed,
-                    asked=size,
-                    excluded=bool(exclude),
-                    arrivals=arrivals,
-                    now=time.monotonic(),
-                )
+                dispatch.claimed(claimed, ticket, time.monotonic())
                 self._start(dispatch.next(time.monotonic()))
                 if claimed.sweep.taken:
                     continue  # more may be waiting
@@ -269,6 +269,8 @@ class IntakeWorker(Worker):
                 await asyncio.sleep(INTAKE_COALESCE_SECONDS)
 
     def _start(self, orders: list[intake_worker.OrderReads]) -> None:
+        if self._stopping:
+            return  # the claimed messages' leases run out; another process takes them
         for reads in orders:
             task = asyncio.create_task(self._act(reads), name="intake-order")
             self._orders.add(task)
@@ -281,6 +283,8 @@ class IntakeWorker(Worker):
         finally:
             self._orders.discard(asyncio.current_task())
             self._dispatch.done(reads, time.monotonic())
+            # The freed slot is filled at once, not when the loop's claim under way returns.
+            self._start(self._dispatch.next(time.monotonic()))
             self._wake.set()
 
 
@@ -441,8 +445,13 @@ class Background:
 
 
 def intake_config(
-    settings: Settings, apis: Apis | None = None, attempts: AttemptCounts | None = None
+    settings: Settings,
+    apis: Apis | None = None,
+    attempts: AttemptCounts | None = None,
+    accounts: AccountCache | None = None,
 ) -> IntakeConfig:
+    """The intake worker's configuration; `accounts` is the process's account cache (the
+    edge's, which changes through this process clear), else one of its own."""
     from adapters.channels import ADAPTERS
 
     return IntakeConfig(
@@ -454,6 +463,9 @@ def intake_config(
         lease_seconds=settings.intake_lease_seconds,
         concurrency=settings.intake_concurrency,
         attempts=attempts,
+        accounts=AccountCache(settings.intake_account_cache_seconds)
+        if accounts is None
+        else accounts,
     )
 
 
@@ -465,6 +477,7 @@ def build_workers(
     client: WmsPort | None,
     channels: ChannelClients,
     attempts: AttemptCounts | None = None,
+    accounts: AccountCache | None = None,
 ) -> Background:
     """Every background worker a process runs, from the settings (the gateway's lifespan and
     `ropos worker` both use this); `channels` are the process's channel API clients."""
@@ -509,7 +522,7 @@ def build_workers(
     background.intake = IntakeWorker(
         uow,
         clock,
-        intake_config(settings, channels.apis, attempts),
+        intake_config(settings, channels.apis, attempts, accounts),
         interval=settings.intake_interval_seconds,
     )
     background.workers.append(background.intake)

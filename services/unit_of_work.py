@@ -15,6 +15,7 @@ from domain.intake import (
     ChannelOrder,
     Decision,
     HeldOrder,
+    IntakeClaim,
     IntakeCount,
     IntakeLane,
     IntakeMessage,
@@ -216,6 +217,17 @@ class IntakePort(Protocol):
         """Messages waiting (RECEIVED, or RETRYING and due), fairly across accounts (none of
         the `exclude`d (channel, account)s'), leased: counted as tried and not due again until
         `lease_until`, so a worker that dies mid-message leaves them to another."""
+        ...
+
+    async def claim_with_bodies(
+        self,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        *,
+        exclude: Collection[tuple[SalesChannel, str]] = (),
+    ) -> IntakeClaim:
+        """claim_due, with the claimed messages' raw bodies and their accounts' due counts."""
         ...
 
     async def finish(

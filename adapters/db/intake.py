@@ -27,6 +27,7 @@ from domain.intake import (
     ChannelOrder,
     Decision,
     HeldOrder,
+    IntakeClaim,
     IntakeCount,
     IntakeLane,
     IntakeMessage,
@@ -79,9 +80,10 @@ def account_from_row(row: Any) -> ChannelAccount:
 def _fair_turns(
     now: datetime, limit: int, exclude: Collection[tuple[SalesChannel, str]] = ()
 ) -> sa.Select[Any]:
-    """The ids of the first `limit` due messages in turn order: an account's k-th due message
-    (0-based; cancels, then new, then again, each highest value first, then oldest first) has
-    turn k / weight; ties go to the one due first. None of the `exclude`d accounts'."""
+    """The ids of the first `limit` due messages in turn order, each with `due`, how many of
+    its account's messages were due: an account's k-th due message (0-based; cancels, then
+    new, then again, each highest value first, then oldest first) has turn k / weight; ties go
+    to the one due first. None of the `exclude`d accounts'."""
     m = intake_messages
     due = [m.c.status.in_(WAITING), m.c.next_attempt_at <= now]
     if exclude:
@@ -100,6 +102,7 @@ def _fair_turns(
             m.c.id,
             m.c.next_attempt_at,
             (sa.cast(nth - 1, sa.Float) / weight).label("turn"),
+            sa.func.count().over(partition_by=(m.c.channel, m.c.account)).label("due"),
         )
         .select_from(
             m.outerjoin(
@@ -112,10 +115,15 @@ def _fair_turns(
         .subquery("ranked")
     )
     return (
-        sa.select(ranked.c.id)
+        sa.select(ranked.c.id, ranked.c.due)
         .order_by(ranked.c.turn, ranked.c.next_attempt_at, ranked.c.id)
         .limit(limit)
     )
+
+
+def _due_of(rows: Sequence[Any]) -> dict[tuple[SalesChannel, str], int]:
+    """Each claimed account's messages that were due when claimed (those claimed included)."""
+    return {(SalesChannel(row.channel), row.account): int(row.due) for row in rows}
 
 
 class ChannelAccountRepository:
@@ -535,15 +543,69 @@ class IntakeRepository:
         take turns, oldest first, an account of weight w taking w turns to another's one, so a
         quiet account's orders never wait behind a flooding one's backlog. They come back in
         the order they became due (one order's messages in the order they were received)."""
+        return (await self._claim_generic(now, lease_until, limit, exclude)).messages
+
+    async def _claim_generic(
+        self,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        exclude: Collection[tuple[SalesChannel, str]],
+    ) -> IntakeClaim:
+        turns = _fair_turns(now, limit, exclude).subquery("turns")
         rows = await claim_due(
             self.conn,
-            sa.select(*_MESSAGE_COLUMNS)
-            .where(intake_messages.c.id.in_(_fair_turns(now, limit, exclude)))
+            sa.select(*_MESSAGE_COLUMNS, turns.c.due)
+            .join_from(intake_messages, turns, intake_messages.c.id == turns.c.id)
             .order_by(intake_messages.c.next_attempt_at, intake_messages.c.id),
             intake_messages,
             lease_until=lease_until,
         )
-        return [replace(message_from_row(row._mapping), attempts=row.attempts + 1) for row in rows]
+        messages = [
+            replace(message_from_row(row._mapping), attempts=row.attempts + 1) for row in rows
+        ]
+        return IntakeClaim(messages, due=_due_of(rows))
+
+    async def claim_with_bodies(
+        self,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        *,
+        exclude: Collection[tuple[SalesChannel, str]] = (),
+    ) -> IntakeClaim:
+        """claim_due, with the claimed messages' raw bodies and their accounts' due counts. On
+        PostgreSQL in ONE statement (the fair pick locked with SKIP LOCKED, leased and returned
+        with its bodies): the worker claims each time a message arrives for an account that
+        can take more, so a claim's round trips are on every quiet order's way."""
+        if self.conn.dialect.name != "postgresql":
+            claim = await self._claim_generic(now, lease_until, limit, exclude)
+            if wanted := sorted({m.id for m in claim.messages}):
+                claim.bodies.update(await self.bodies(wanted))
+            return claim
+        m = intake_messages
+        turns = _fair_turns(now, limit, exclude).subquery("turns")
+        picked = (
+            sa.select(m.c.id, m.c.next_attempt_at.label("due_at"), turns.c.due)
+            .join_from(m, turns, m.c.id == turns.c.id)
+            .with_for_update(of=m, skip_locked=True)
+            .cte("picked")
+        )
+        leased = (
+            sa.update(m)
+            .where(m.c.id == picked.c.id)
+            .values(attempts=m.c.attempts + 1, next_attempt_at=lease_until)
+            .returning(*_MESSAGE_COLUMNS, m.c.body, picked.c.due_at, picked.c.due)
+            .cte("leased")
+        )
+        rows = (
+            await self.conn.execute(sa.select(leased).order_by(leased.c.due_at, leased.c.id))
+        ).all()
+        return IntakeClaim(
+            [message_from_row(row._mapping) for row in rows],
+            {row.id: bytes(row.body) if row.body is not None else None for row in rows},
+            _due_of(rows),
+        )
 
     async def finish(
         self,

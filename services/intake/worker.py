@@ -51,6 +51,7 @@ from domain.kpis import ReserveOutcome, ReserveSource
 from domain.retry import RetryPolicy
 from services.intake import outcomes
 from services.intake.acting import Outcome, act
+from services.intake.edge import AccountCache
 from services.kpis import AttemptCounts
 from services.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
@@ -78,6 +79,9 @@ class IntakeConfig:
     concurrency: int = 8
     # Where each pickup order's reserve attempt is counted with its outcome (the KPIs).
     attempts: AttemptCounts | None = None
+    # Channel accounts as last read (the edge's cache: a change made through this process is
+    # seen at once, one made through another replica within its ttl); None: read each claim.
+    accounts: AccountCache | None = None
 
 
 @dataclass(slots=True)
@@ -142,6 +146,8 @@ class Claimed:
 
     sweep: Sweep
     orders: list[OrderReads]
+    # Each claimed account's messages still due after the claim (its backlog beyond it).
+    left: dict[AccountKey, int] = field(default_factory=dict)
 
 
 async def claim(
@@ -158,16 +164,19 @@ async def claim(
     batch = _Batch()
     async with uow() as tx:
         now = clock.now()
-        claimed = await tx.intake.claim_due(
+        claim_ = await tx.intake.claim_with_bodies(
             now,
             now + timedelta(seconds=config.lease_seconds),
             batch_size or config.batch_size,
             exclude=exclude,
         )
+        claimed, batch.bodies = claim_.messages, claim_.bodies
         for account_key in {(m.channel, m.account) for m in claimed}:
-            batch.accounts[account_key] = await tx.channel_accounts.get(*account_key)
-        wanted = {m.parent_id or m.id for m in claimed if m.order is None}
-        batch.bodies = await tx.intake.bodies(sorted(wanted)) if wanted else {}
+            batch.accounts[account_key] = await _account(tx, account_key, config)
+        # A split body's parts read their parent's body (once for all of them).
+        parents = {m.parent_id for m in claimed if m.order is None and m.parent_id is not None}
+        if wanted := sorted(parents - batch.bodies.keys()):
+            batch.bodies.update(await tx.intake.bodies(wanted))
         await tx.commit()
     by_order: dict[tuple[str, str, str], OrderReads] = {}
     for message in claimed:
@@ -182,7 +191,22 @@ async def claim(
             order_key = (message.channel.value, message.account, read.external_id)
             by_order.setdefault(order_key, []).append(read)
     orders = sorted(by_order.values(), key=lambda reads: not is_cancel(reads))
-    return Claimed(Sweep(len(claimed), batch.made, len(batch.accounts)), orders)
+    taken = Counter((m.channel, m.account) for m in claimed)
+    left = {key: max(0, due - taken[key]) for key, due in claim_.due.items()}
+    return Claimed(Sweep(len(claimed), batch.made, len(batch.accounts)), orders, left)
+
+
+async def _account(tx: UnitOfWork, key: AccountKey, config: IntakeConfig) -> ChannelAccount | None:
+    """The channel account, from the config's cache when it has one (as the edge reads it)."""
+    cache = config.accounts
+    if cache is not None:
+        known, found = cache.get(key)
+        if known:
+            return found
+    found = await tx.channel_accounts.get(*key)
+    if cache is not None:
+        cache.put(key, found)
+    return found
 
 
 def is_cancel(reads: OrderReads) -> bool:
@@ -257,24 +281,37 @@ async def process_due(
     return claimed.sweep
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimTicket:
+    """A claim Dispatch asks for: how many messages, which accounts to leave out, and what it
+    knew when the claim began (arrivals during the claim ask for another)."""
+
+    size: int
+    exclude: frozenset[AccountKey]
+    arrivals: int
+    behind: frozenset[AccountKey]
+
+
 class Dispatch:
     """Which claimed orders the worker starts, and when it claims more, so that orders flow
     without rounds: up to `concurrency` orders in flight, each account's in the order claimed.
 
-    - Shares: while several accounts have orders here (or had, within `hold_seconds`), each
-      holds at most its weighted share of the slots (`concurrency` x its weight / the active
+    - Shares: while several accounts have orders here (or had, within `hold_seconds`), an
+      account with a backlog (at least `concurrency` more of its messages were due than its
+      last claim took) holds
+      at most its weighted share of the slots (`concurrency` x its weight / the active
       accounts' weights, at least one). A flooding account drains at its share and the others'
-      orders start at once, on a worker that is not saturated by the flood; alone, an account
-      has every slot.
+      orders start at once, on a worker the flood does not saturate; an account without a
+      backlog, or alone, may take any free slot.
     - A free slot goes to the account with the fewest orders in flight for its weight (ties:
       the one whose next order was claimed first).
     - An order that is not a cancel waits while a cancel claimed before it is queued or in
       flight (the stock a cancel releases is there for the orders claimed with it).
     - Claims: a batch when fewer than `concurrency` orders wait here and the last claim found
       all it asked for (more may be due); and when a message arrives for an account that can
-      take more (its order must not wait for the next batch). An account with its share
-      waiting here already is left out of claims: what it sends waits in the database, where
-      every replica can take it.
+      take more (its order must not wait for the next batch). An account with as many orders
+      waiting here as it may hold is left out of claims: what it sends waits in the database,
+      where every replica can take it, and is claimed as soon as its queue here is shorter.
 
     Time is the caller's monotonic clock."""
 
@@ -293,6 +330,11 @@ class Dispatch:
         # after its snapshot) asks for another.
         self._arrivals = 0
         self._claimed_arrivals = 0
+        # Accounts with messages waiting in the database that no claim took: left out of a
+        # claim, or arrived while left out.
+        self._behind: set[AccountKey] = set()
+        # Each account's messages still due after the last claim that took some of them.
+        self._left: dict[AccountKey, int] = {}
 
     @property
     def in_flight(self) -> int:
@@ -319,7 +361,9 @@ class Dispatch:
 
     def arrived(self, account: AccountKey | None, now: float) -> None:
         """A message was stored (None: for an account not named, or by ops)."""
-        if account is None or account not in self.excluded(now):
+        if account is not None and account in self.excluded(now):
+            self._behind.add(account)  # claimed once its queue here is below its share
+        else:
             self._arrivals += 1
 
     def due(self) -> None:
@@ -327,30 +371,46 @@ class Dispatch:
         another process left some)."""
         self._more_due = True
 
-    def claim_size(self) -> int:
-        """How many messages to claim now (0: none)."""
-        queued = self.queued
-        arrived = self._arrivals != self._claimed_arrivals
-        if arrived or (self._more_due and queued < self.concurrency):
-            return max(self.concurrency, self.batch_size - queued)
-        return 0
-
-    def claiming(self) -> int:
-        """A claim begins: what it answers for (pass it to `claimed`)."""
-        return self._arrivals
+    def limit(self, account: AccountKey, now: float) -> int:
+        """The slots `account` may hold now: its share while it has a backlog of a round of
+        the worker or more (a few messages a short claim left are not a flood)."""
+        backlog = self._left.get(account, 0) >= self.concurrency
+        return self.share(account, now) if backlog else self.concurrency
 
     def excluded(self, now: float) -> frozenset[AccountKey]:
-        """The accounts left out of the next claim: those with their share waiting here."""
-        return frozenset(k for k, q in self._queued.items() if len(q) >= self.share(k, now))
+        """The accounts left out of the next claim: those with as many orders waiting here as
+        they may hold."""
+        return frozenset(k for k, q in self._queued.items() if len(q) >= self.limit(k, now))
 
-    def claimed(
-        self, claimed: Claimed, *, asked: int, excluded: bool, arrivals: int, now: float
-    ) -> None:
-        """What a claim of `asked` took (`excluded`: some accounts were left out of it; they
-        may have more due), begun when `claiming()` said `arrivals`."""
-        self._claimed_arrivals = arrivals
+    def claim(self, now: float) -> ClaimTicket | None:
+        """The claim to make now, or None: when a message arrived for an account that can take
+        more, when an account left out of a claim (or whose arrival was) can take more again,
+        or when few orders wait here and more may be due."""
+        ticket = self.ticket(now)
+        arrived = self._arrivals != self._claimed_arrivals
+        caught_up = not self._behind <= ticket.exclude
+        low = self._more_due and self.queued < self.concurrency
+        return ticket if arrived or caught_up or low else None
+
+    def ticket(self, now: float) -> ClaimTicket:
+        """A claim of what this process can take now (`claim` says whether to make it)."""
+        return ClaimTicket(
+            size=max(self.concurrency, self.batch_size - self.queued),
+            exclude=self.excluded(now),
+            arrivals=self._arrivals,
+            behind=frozenset(self._behind),
+        )
+
+    def claimed(self, claimed: Claimed, ticket: ClaimTicket, now: float) -> None:
+        """What the claim of `ticket` took."""
+        self._claimed_arrivals = ticket.arrivals
         sweep = claimed.sweep
-        self._more_due = sweep.taken >= asked or sweep.made > 0 or excluded
+        self._more_due = sweep.taken >= ticket.size or sweep.made > 0
+        # Those it left out may have more waiting; those it was for are taken up.
+        self._behind = (self._behind - (ticket.behind - ticket.exclude)) | ticket.exclude
+        self._left.update(claimed.left)
+        if len(self._left) > 10_000:  # accounts that are gone: forget those with no backlog
+            self._left = {k: n for k, n in self._left.items() if n > 0}
         for reads in claimed.orders:
             account = account_of(reads)
             self._queued.setdefault(account, deque()).append((next(self._seq), reads))
@@ -390,7 +450,7 @@ class Dispatch:
         chosen = None
         for account, queue in self._queued.items():
             seq, reads = queue[0]
-            if self._running[account] >= self.share(account, now):
+            if self._running[account] >= self.limit(account, now):
                 continue
             if self._cancels > 0 and not is_cancel(reads):
                 continue

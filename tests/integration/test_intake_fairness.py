@@ -219,3 +219,54 @@ async def test_a_claim_leaves_out_the_accounts_it_is_told_to(
 
     assert [m.id for m in claimed] == [*other, *quiet]
     assert [m.id for m in await claim(uow, clock, 3)] == flood[:3]  # still there, and due
+
+
+async def test_a_claim_with_bodies_leases_the_fair_pick_and_returns_each_body(
+    uow: UnitOfWorkFactory, clock: FakeClock
+) -> None:
+    """The worker's claim: on PostgreSQL one statement picks, locks, leases and returns the
+    messages with their raw bodies, in the order they became due."""
+    for code in ("flood", "quiet"):
+        await given_account(uow, clock, code, 1)
+    flood = await given_waiting(uow, "flood", 5, first_second=0)
+    quiet = await given_waiting(uow, "quiet", 1, first_second=50)
+    async with uow() as tx:
+        await tx.intake.add(
+            IntakeMessage(
+                id="with-body",
+                channel=SalesChannel.GENERIC,
+                account="quiet",
+                status=IntakeStatus.RECEIVED,
+                received_at=START + timedelta(seconds=60),
+                attempts=0,
+                next_attempt_at=START + timedelta(seconds=60),
+                dedupe_key="event:with-body",
+            ),
+            b'{"order": 1}',
+        )
+        await tx.commit()
+    clock.set(START + timedelta(seconds=100))
+    lease = clock.now() + timedelta(minutes=1)
+
+    async with uow() as tx:
+        claim = await tx.intake.claim_with_bodies(clock.now(), lease, 4)
+        await tx.commit()
+    claimed, bodies = claim.messages, claim.bodies
+
+    # Turns: flood 0, quiet 0, flood 1, quiet 1; in the order they became due.
+    assert [m.id for m in claimed] == [*flood[:2], *quiet, "with-body"]
+    assert bodies == {m.id: b"{}" for m in claimed} | {"with-body": b'{"order": 1}'}
+    assert all(m.attempts == 1 for m in claimed)
+    # How many of each account's messages were due: the flood has 3 more waiting.
+    assert claim.due == {(SalesChannel.GENERIC, "flood"): 5, (SalesChannel.GENERIC, "quiet"): 2}
+    async with uow() as tx:
+        stored = [await tx.intake.get(m.id) for m in claimed]
+    assert all(s is not None and s.attempts == 1 and s.next_attempt_at == lease for s in stored)
+    # Leased: not due again; the rest of the flood is.
+    async with uow() as tx:
+        again = await tx.intake.claim_with_bodies(
+            clock.now(), lease, 10, exclude={(SalesChannel.GENERIC, "quiet")}
+        )
+        await tx.commit()
+    assert [m.id for m in again.messages] == flood[2:]
+    assert again.due == {(SalesChannel.GENERIC, "flood"): 3}
