@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,9 +19,6 @@ from sqlalchemy.engine import make_url
 
 from adapters.db.engine import Database
 from adapters.db.tables import outbox
-from domain.access import Role
-from gateway.auth import issue_token
-from gateway.settings import Settings
 from tests.api.given import given_stores_with_stock
 from tests.api.test_subscriptions import (
     DELIVERY_SECONDS,
@@ -40,7 +34,7 @@ from tests.api.test_subscriptions import (
     subscribed,
     until_live,
 )
-from tests.helpers import free_port
+from tests.integration.processes import GatewayProcess
 from tests.integration.test_broker import REDIS_SERVER, RedisServer, wait_until
 
 _DATABASE = os.environ.get("ROPOS_TEST_DATABASE_URL", "")
@@ -57,89 +51,8 @@ pytestmark = [
     ),
 ]
 
-ROPOS = Path(sys.executable).with_name("ropos")
-ROOT = Path(__file__).resolve().parents[2]
-START_SECONDS = 30.0  # a gateway process answers /healthz within this
 RECOVERY_SECONDS = 15.0  # after Redis is back: subscribers resume, the outbox drains
 RELAY_FAILED = "outbox relay could not publish"  # what the relay logs (WARNING) while Redis is down
-
-
-# --- a gateway process ----------------------------------------------------------------------------
-
-
-@dataclass
-class GatewayProcess:
-    """`ropos serve` on a free port, on the test's database and the given broker. Has what the
-    API helpers use of a gateway: `url` and `token()` (signed for the real clock)."""
-
-    database_url: str
-    broker_url: str
-    log_path: Path
-    port: int = field(default_factory=free_port)
-    process: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def token(self, role: Role | str, *, sub: str | None = None, store: str | None = None) -> str:
-        role = Role(role)
-        # Signed with the development secret, which the processes use too (ROPOS_ENV=dev).
-        return issue_token(
-            Settings(env="dev", jwt_secret=None),
-            role=role,
-            subject=sub or f"{role.value}-1",
-            now=datetime.now(UTC),
-            store_id=store,
-        )
-
-    async def start(self, http: httpx.AsyncClient) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ROPOS_")}
-        env |= {
-            "ROPOS_ENV": "dev",
-            "ROPOS_DATABASE_URL": self.database_url,
-            "ROPOS_BROKER_URL": self.broker_url,
-            "ROPOS_LOG_LEVEL": "WARNING",
-        }
-        with self.log_path.open("wb") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                str(ROPOS),
-                *("serve", "--host", "127.0.0.1", "--port", str(self.port)),
-                env=env,
-                cwd=ROOT,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-
-        async def healthy() -> bool:
-            assert self.process is not None
-            if self.process.returncode is not None:
-                raise AssertionError(f"the gateway exited:\n{self.log()}")
-            try:
-                return (await http.get(f"{self.url}/healthz", timeout=2)).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await wait_until(healthy, within=START_SECONDS, what=f"ropos serve on port {self.port}")
-
-    async def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None or process.returncode is not None:
-            return
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), 15)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-    def log(self) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return text[-4000:]
-
-    async def readiness(self, http: httpx.AsyncClient) -> dict[str, Any]:
-        body: dict[str, Any] = (await http.get(f"{self.url}/readyz", timeout=5)).json()
-        return body
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -295,7 +208,7 @@ async def test_a_redis_outage_delays_events_but_fails_no_mutation_and_loses_none
         within=RECOVERY_SECONDS,
         what="every outbox row to be published after Redis came back",
     )
-    assert (await gateway.readiness(http))["broker"] == "up"
+    assert (await gateway.readiness(http))[1]["broker"] == "up"
 
 
 async def _one_of(terminal: Live, ids: set[str], seen: list[dict[str, Any]]) -> bool:
@@ -311,7 +224,7 @@ async def _one_of(terminal: Live, ids: set[str], seen: list[dict[str, Any]]) -> 
 
 
 async def _broker_is(http: httpx.AsyncClient, gateway: GatewayProcess, state: str) -> bool:
-    return (await gateway.readiness(http)).get("broker") == state
+    return (await gateway.readiness(http))[1].get("broker") == state
 
 
 async def _all_published(db: Database) -> bool:
