@@ -335,6 +335,7 @@ class Dispatch:
         self._behind: set[AccountKey] = set()
         # Each account's messages still due after the last claim that took some of them.
         self._left: dict[AccountKey, int] = {}
+        self._active_memo: tuple[float, frozenset[AccountKey], int] | None = None
 
     @property
     def in_flight(self) -> int:
@@ -346,18 +347,26 @@ class Dispatch:
 
     def share(self, account: AccountKey, now: float) -> int:
         """The slots `account` may hold now."""
-        active = [
-            key
-            for key, seen in self._seen.items()
-            if now < seen + self._hold or key in self._queued or key in self._running
-        ]
+        active, weights = self._active(now)
         if len(active) <= 1:
             return self.concurrency
-        weights = sum(self._weights.get(key, 1) for key in active)
         if account not in active:
             weights += self._weights.get(account, 1)
         part = self.concurrency * self._weights.get(account, 1) / weights
         return max(1, min(self.concurrency, math.floor(part)))
+
+    def _active(self, now: float) -> tuple[frozenset[AccountKey], int]:
+        """The accounts sending now (orders here, or had within `hold_seconds`) and their
+        weights' sum: worked out once per moment (a pick asks it of every account waiting)."""
+        if self._active_memo is None or self._active_memo[0] != now:
+            active = frozenset(
+                key
+                for key, seen in self._seen.items()
+                if now < seen + self._hold or key in self._queued or key in self._running
+            )
+            weights = sum(self._weights.get(key, 1) for key in active)
+            self._active_memo = (now, active, weights)
+        return self._active_memo[1], self._active_memo[2]
 
     def arrived(self, account: AccountKey | None, now: float) -> None:
         """A message was stored (None: for an account not named, or by ops)."""
@@ -404,6 +413,7 @@ class Dispatch:
     def claimed(self, claimed: Claimed, ticket: ClaimTicket, now: float) -> None:
         """What the claim of `ticket` took."""
         self._claimed_arrivals = ticket.arrivals
+        self._active_memo = None
         sweep = claimed.sweep
         self._more_due = sweep.taken >= ticket.size or sweep.made > 0
         # Those it left out may have more waiting; those it was for are taken up.
@@ -434,6 +444,7 @@ class Dispatch:
         return started
 
     def done(self, reads: OrderReads, now: float) -> None:
+        self._active_memo = None
         account = account_of(reads)
         self._running[account] -= 1
         if self._running[account] <= 0:
