@@ -598,7 +598,8 @@ class Analyzer:
     """ANALYZEs each table a run grows whenever it has doubled (from `first` rows, up to about
     `last`) since its last ANALYZE, looking every `interval` seconds. A benchmark starts from an empty database, which
     production never is: tables grow from nothing to tens of thousands of rows in a minute
-    while autovacuum analyzes each once a minute at most, and the plans cached on the gateway's
+    while nothing analyzes them (autovacuum is off on this machine kind's PostgreSQL; where it
+    is on, once a minute at most), and the plans cached on the gateway's
     pooled connections meanwhile (the foreign-key checks' among them) go on scanning whole
     tables, ever slower. With the statistics following the sizes, the plans are the ones a
     database of that size gets, as in production. Doubling keeps the ANALYZEs few, and they
