@@ -213,21 +213,11 @@ class IntakePort(Protocol):
         limit: int,
         *,
         exclude: Collection[tuple[SalesChannel, str]] = (),
-    ) -> list[IntakeMessage]:
+    ) -> IntakeClaim:
         """Messages waiting (RECEIVED, or RETRYING and due), fairly across accounts (none of
         the `exclude`d (channel, account)s'), leased: counted as tried and not due again until
-        `lease_until`, so a worker that dies mid-message leaves them to another."""
-        ...
-
-    async def claim_with_bodies(
-        self,
-        now: datetime,
-        lease_until: datetime,
-        limit: int,
-        *,
-        exclude: Collection[tuple[SalesChannel, str]] = (),
-    ) -> IntakeClaim:
-        """claim_due, with the claimed messages' raw bodies and their accounts' due counts."""
+        `lease_until`, so a worker that dies mid-message leaves them to another. With the raw
+        bodies of those that have one to read, and each claimed account's due count."""
         ...
 
     async def finish(

@@ -538,53 +538,31 @@ class IntakeRepository:
         limit: int,
         *,
         exclude: Collection[tuple[SalesChannel, str]] = (),
-    ) -> list[IntakeMessage]:
+    ) -> IntakeClaim:
         """Up to `limit` due messages, fairly across accounts: each account's due messages
         take turns, oldest first, an account of weight w taking w turns to another's one, so a
         quiet account's orders never wait behind a flooding one's backlog. They come back in
-        the order they became due (one order's messages in the order they were received)."""
-        return (await self._claim_generic(now, lease_until, limit, exclude)).messages
-
-    async def _claim_generic(
-        self,
-        now: datetime,
-        lease_until: datetime,
-        limit: int,
-        exclude: Collection[tuple[SalesChannel, str]],
-    ) -> IntakeClaim:
+        the order they became due (one order's messages in the order they were received), with
+        the raw bodies of those that have one to read and each account's due count. On
+        PostgreSQL in ONE statement (the pick locked with SKIP LOCKED, leased and returned):
+        the worker claims each time a message arrives for an account that can take more, so a
+        claim's round trips are on every quiet order's way."""
         turns = _fair_turns(now, limit, exclude).subquery("turns")
-        rows = await claim_due(
-            self.conn,
-            sa.select(*_MESSAGE_COLUMNS, turns.c.due)
-            .join_from(intake_messages, turns, intake_messages.c.id == turns.c.id)
-            .order_by(intake_messages.c.next_attempt_at, intake_messages.c.id),
-            intake_messages,
-            lease_until=lease_until,
-        )
-        messages = [
-            replace(message_from_row(row._mapping), attempts=row.attempts + 1) for row in rows
-        ]
-        return IntakeClaim(messages, due=_due_of(rows))
-
-    async def claim_with_bodies(
-        self,
-        now: datetime,
-        lease_until: datetime,
-        limit: int,
-        *,
-        exclude: Collection[tuple[SalesChannel, str]] = (),
-    ) -> IntakeClaim:
-        """claim_due, with the claimed messages' raw bodies and their accounts' due counts. On
-        PostgreSQL in ONE statement (the fair pick locked with SKIP LOCKED, leased and returned
-        with its bodies): the worker claims each time a message arrives for an account that
-        can take more, so a claim's round trips are on every quiet order's way."""
-        if self.conn.dialect.name != "postgresql":
-            claim = await self._claim_generic(now, lease_until, limit, exclude)
-            if wanted := sorted({m.id for m in claim.messages}):
-                claim.bodies.update(await self.bodies(wanted))
-            return claim
         m = intake_messages
-        turns = _fair_turns(now, limit, exclude).subquery("turns")
+        if self.conn.dialect.name != "postgresql":
+            rows = await claim_due(
+                self.conn,
+                sa.select(*_MESSAGE_COLUMNS, turns.c.due)
+                .join_from(m, turns, m.c.id == turns.c.id)
+                .order_by(m.c.next_attempt_at, m.c.id),
+                m,
+                lease_until=lease_until,
+            )
+            messages = [
+                replace(message_from_row(row._mapping), attempts=row.attempts + 1) for row in rows
+            ]
+            wanted = sorted(x.id for x in messages if x.order is None and x.parent_id is None)
+            return IntakeClaim(messages, await self.bodies(wanted) if wanted else {}, _due_of(rows))
         picked = (
             sa.select(m.c.id, m.c.next_attempt_at.label("due_at"), turns.c.due)
             .join_from(m, turns, m.c.id == turns.c.id)

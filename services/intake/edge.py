@@ -13,7 +13,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -100,6 +100,18 @@ class AccountCache:
 
     def clear(self) -> None:
         self._found.clear()
+
+    async def read_through(
+        self,
+        key: tuple[SalesChannel, str],
+        read: Callable[[], Awaitable[ChannelAccount | None]],
+    ) -> ChannelAccount | None:
+        """The account as last read, else `read()` (and kept)."""
+        known, found = self.get(key)
+        if not known:
+            found = await read()
+            self.put(key, found)
+        return found
 
 
 @dataclass(slots=True)
@@ -195,13 +207,12 @@ async def load_account(
         channel = SalesChannel(channel_name)
     except ValueError:
         return None
-    key = (channel, account)
-    known, found = cache.get(key) if cache is not None else (False, None)
-    if not known:
+
+    async def read() -> ChannelAccount | None:
         async with uow() as tx:
-            found = await tx.channel_accounts.get(channel, account)
-        if cache is not None:
-            cache.put(key, found)
+            return await tx.channel_accounts.get(channel, account)
+
+    found = await (cache.read_through((channel, account), read) if cache is not None else read())
     return found if found is not None and found.enabled else None
 
 

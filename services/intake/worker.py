@@ -127,12 +127,10 @@ OrderReads = list[_Read | _Thin]
 
 @dataclass(frozen=True, slots=True)
 class Sweep:
-    """What one claim did: messages taken, messages it made due (a split body's parts), and
-    how many accounts the taken ones were of."""
+    """What one claim did: messages taken, and messages it made due (a split body's parts)."""
 
     taken: int
     made: int
-    accounts: int = 0
 
 
 AccountKey = tuple[SalesChannel, str]
@@ -164,7 +162,7 @@ async def claim(
     batch = _Batch()
     async with uow() as tx:
         now = clock.now()
-        claim_ = await tx.intake.claim_with_bodies(
+        claim_ = await tx.intake.claim_due(
             now,
             now + timedelta(seconds=config.lease_seconds),
             batch_size or config.batch_size,
@@ -193,20 +191,14 @@ async def claim(
     orders = sorted(by_order.values(), key=lambda reads: not is_cancel(reads))
     taken = Counter((m.channel, m.account) for m in claimed)
     left = {key: max(0, due - taken[key]) for key, due in claim_.due.items()}
-    return Claimed(Sweep(len(claimed), batch.made, len(batch.accounts)), orders, left)
+    return Claimed(Sweep(len(claimed), batch.made), orders, left)
 
 
 async def _account(tx: UnitOfWork, key: AccountKey, config: IntakeConfig) -> ChannelAccount | None:
     """The channel account, from the config's cache when it has one (as the edge reads it)."""
-    cache = config.accounts
-    if cache is not None:
-        known, found = cache.get(key)
-        if known:
-            return found
-    found = await tx.channel_accounts.get(*key)
-    if cache is not None:
-        cache.put(key, found)
-    return found
+    if config.accounts is None:
+        return await tx.channel_accounts.get(*key)
+    return await config.accounts.read_through(key, lambda: tx.channel_accounts.get(*key))
 
 
 def is_cancel(reads: OrderReads) -> bool:
@@ -298,9 +290,8 @@ class Dispatch:
 
     - Shares: while several accounts have orders here (or had, within `hold_seconds`), an
       account with a backlog (at least `concurrency` more of its messages were due than its
-      last claim took) holds
-      at most its weighted share of the slots (`concurrency` x its weight / the active
-      accounts' weights, at least one). A flooding account drains at its share and the others'
+      last claim took) holds at most its weighted share of the slots (`concurrency` x its
+      weight / the active accounts' weights, at least one). A flooding account drains at its share and the others'
       orders start at once, on a worker the flood does not saturate; an account without a
       backlog, or alone, may take any free slot.
     - A free slot goes to the account with the fewest orders in flight for its weight (ties:

@@ -84,7 +84,7 @@ async def claim(
         now = clock.now()
         claimed = await tx.intake.claim_due(now, now + timedelta(minutes=1), limit, exclude=exclude)
         await tx.commit()
-    return claimed
+    return claimed.messages
 
 
 async def test_a_quiet_account_is_not_kept_waiting_behind_a_flooding_one(
@@ -221,7 +221,7 @@ async def test_a_claim_leaves_out_the_accounts_it_is_told_to(
     assert [m.id for m in await claim(uow, clock, 3)] == flood[:3]  # still there, and due
 
 
-async def test_a_claim_with_bodies_leases_the_fair_pick_and_returns_each_body(
+async def test_a_claim_leases_the_fair_pick_and_returns_each_body_and_due_count(
     uow: UnitOfWorkFactory, clock: FakeClock
 ) -> None:
     """The worker's claim: on PostgreSQL one statement picks, locks, leases and returns the
@@ -249,7 +249,7 @@ async def test_a_claim_with_bodies_leases_the_fair_pick_and_returns_each_body(
     lease = clock.now() + timedelta(minutes=1)
 
     async with uow() as tx:
-        claim = await tx.intake.claim_with_bodies(clock.now(), lease, 4)
+        claim = await tx.intake.claim_due(clock.now(), lease, 4)
         await tx.commit()
     claimed, bodies = claim.messages, claim.bodies
 
@@ -264,7 +264,7 @@ async def test_a_claim_with_bodies_leases_the_fair_pick_and_returns_each_body(
     assert all(s is not None and s.attempts == 1 and s.next_attempt_at == lease for s in stored)
     # Leased: not due again; the rest of the flood is.
     async with uow() as tx:
-        again = await tx.intake.claim_with_bodies(
+        again = await tx.intake.claim_due(
             clock.now(), lease, 10, exclude={(SalesChannel.GENERIC, "quiet")}
         )
         await tx.commit()

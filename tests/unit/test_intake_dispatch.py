@@ -44,7 +44,7 @@ def claimed(*orders: OrderReads, backlog: dict[str, int] | None = None) -> Claim
     """A claim of `orders`; `backlog`: the accounts' messages still due after it."""
     accounts = {o[0].message.account for o in orders}
     left = {(CHANNEL, a): (backlog or {}).get(a, 0) for a in accounts}
-    return Claimed(Sweep(len(orders), 0, len(accounts)), list(orders), left)
+    return Claimed(Sweep(len(orders), 0), list(orders), left)
 
 
 def feed(dispatch: Dispatch, taken: Claimed, now: float) -> None:
