@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -594,7 +594,40 @@ GROWING_TABLES = (
 )
 
 
-class Analyzer:
+class Poller:
+    """A task beside a run, on a connection of its own to the run's database, from entering to
+    leaving its `async with`; `_run` loops until `_stopped()`, pausing with `_pause`."""
+
+    def __init__(self, url: str, interval: float) -> None:
+        self.url = url
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    async def __aenter__(self) -> Self:
+        self._conn: asyncpg.Connection = await asyncpg.connect(**connect_kwargs(self.url))
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+        await self._conn.close()
+
+    def _stopped(self) -> bool:
+        return self._stop.is_set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep up to `seconds`, less when the run ends."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), max(0.0, seconds))
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Analyzer(Poller):
     """ANALYZEs each table a run grows whenever it has doubled (from `first` rows, up to about
     `last`) since its last ANALYZE, looking every `interval` seconds. A benchmark starts from an empty database, which
     production never is: tables grow from nothing to tens of thousands of rows in a minute
@@ -610,29 +643,15 @@ class Analyzer:
     def __init__(
         self, url: str, *, interval: float = 1.0, first: int = 1_000, last: int = 10_000
     ) -> None:
-        self.url = url
-        self.interval = interval
+        super().__init__(url, interval)
         self.first = first
         self.last = last
         self.runs = 0
         self.seconds = 0.0  # spent analyzing
         self._analyzed: dict[str, float] = {}  # table -> rows at its last ANALYZE
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
-
-    async def __aenter__(self) -> Analyzer:
-        self._conn = await asyncpg.connect(**connect_kwargs(self.url))
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-        await self._conn.close()
 
     async def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopped():
             rows = await self._conn.fetch(
                 "SELECT relname, n_live_tup FROM pg_stat_user_tables WHERE relname = ANY($1)",
                 [spec.split(" ", 1)[0] for spec in GROWING_TABLES],
@@ -647,40 +666,24 @@ class Analyzer:
                     self.seconds += time.monotonic() - started
                     self.runs += 1
                     self._analyzed[table] = n
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.interval)
+            await self._pause(self.interval)
 
 
-class ActivitySampler:
+class ActivitySampler(Poller):
     """Samples pg_stat_activity for the run's database every `interval` seconds: how many client
     backends are running, waiting on a lock, or idle in a transaction (waiting for the client, e.g.
     a gateway whose event loop is busy) - the evidence for where a transaction's time goes."""
 
     def __init__(self, url: str, *, delay: float = 0.0, interval: float = 0.1) -> None:
-        self.url = url
+        super().__init__(url, interval)
         self.delay = delay
         self.database = database_name(url)
-        self.interval = interval
         self.samples = 0
         self.counts: Counter[str] = Counter()
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
-
-    async def __aenter__(self) -> ActivitySampler:
-        self._conn = await asyncpg.connect(**connect_kwargs(self.url))
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-        await self._conn.close()
 
     async def _run(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), self.delay)
-        while not self._stop.is_set():
+        await self._pause(self.delay)
+        while not self._stopped():
             rows = await self._conn.fetch(
                 "SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
                 "WHERE datname = $1 AND pid <> pg_backend_pid() "
@@ -697,8 +700,7 @@ class ActivitySampler:
                 else:
                     key = state
                 self.counts[key] += 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.interval)
+            await self._pause(self.interval)
 
     def summary(self) -> str:
         if not self.samples:

@@ -204,36 +204,21 @@ async def post_phase(accounts: list[Account], port: int, phase: Phase) -> None:
 # --- the backlog over time ------------------------------------------------------------------------
 
 
-class BacklogSampler:
+class BacklogSampler(common.Poller):
     """Each account's waiting messages (RECEIVED or RETRYING), counted every `interval` s."""
 
     def __init__(self, url: str, interval: float = 1.0) -> None:
-        self.url = url
-        self.interval = interval
+        super().__init__(url, interval)
         self.samples: list[tuple[float, dict[str, int]]] = []  # (monotonic, account -> waiting)
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> BacklogSampler:
-        self._conn = await asyncpg.connect(**common.connect_kwargs(self.url))
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-        await self._conn.close()
 
     async def _run(self) -> None:
         next_at = time.monotonic()
-        while not self._stop.is_set():
+        while not self._stopped():
             at = time.monotonic()
             rows = await self._conn.fetch(WAITING_SQL, intake.WAITING)
             self.samples.append((at, {r["account"]: int(r["n"]) for r in rows}))
             next_at += self.interval
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), max(0.0, next_at - time.monotonic()))
+            await self._pause(next_at - time.monotonic())
 
 
 # --- the run --------------------------------------------------------------------------------------
